@@ -1,0 +1,225 @@
+//! Errors: one small enum per operation, each naming the path, offset or field involved,
+//! and an umbrella [`Error`] they all convert into.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A [`StoreConfig`](crate::StoreConfig) value that makes no sense.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A number outside its allowed range.
+    #[error("config field `{field}` = {value} is out of range; allowed {min}..={max}")]
+    OutOfRange {
+        /// The field name, as spelled in `StoreConfig`.
+        field: &'static str,
+        /// The rejected value.
+        value: u64,
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
+    /// A value that is wrong for another reason.
+    #[error("config field `{field}` is invalid: {reason}")]
+    Invalid {
+        /// The field name.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why [`Store::open`](crate::Store::open) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The configuration was rejected.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another read-write open (this process or another) holds the directory.
+    #[error("data directory {dir} is locked by another open store (lock file {lock})")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A file belongs to another store.
+    #[error("{path} belongs to another store (store id {found:016x}, this store is {expected:016x})")]
+    ForeignFile {
+        /// The refused file.
+        path: PathBuf,
+        /// This store's id.
+        expected: u64,
+        /// The id in the file.
+        found: u64,
+    },
+    /// A file was written by a newer format version.
+    #[error("{path} has format version {found}; this build reads up to version {supported}")]
+    UnsupportedVersion {
+        /// The refused file.
+        path: PathBuf,
+        /// Its version.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// A file header is not a batpak header.
+    #[error("{path}: bad file header: {reason}")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A damaged frame inside data that was synced (not a torn tail).
+    #[error("{path} is corrupt at byte offset {offset}: {reason} (open with salvage to keep everything before it)")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset of the bad frame.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the writer thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// Why an append was not written.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// An earlier write or sync failed; the store accepts nothing until reopened.
+    #[error("store is poisoned: {0}")]
+    Poisoned(String),
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// The store was opened read-only.
+    #[error("store was opened read-only")]
+    ReadOnly,
+    /// The optimistic-concurrency check failed.
+    #[error("entity `{entity}` is at sequence {actual:?}, expected {expected:?}")]
+    Conflict {
+        /// The entity.
+        entity: String,
+        /// The sequence the caller expected (`None` = no events yet).
+        expected: Option<u64>,
+        /// The entity's actual last sequence.
+        actual: Option<u64>,
+    },
+    /// The named causation event does not exist.
+    #[error("causation event {0} does not exist")]
+    UnknownCause(String),
+    /// The named correlation event does not exist.
+    #[error("correlation event {0} does not exist")]
+    UnknownCorrelation(String),
+    /// The encoded event does not fit in a segment.
+    #[error("event of {size} bytes does not fit a segment of segment_max_bytes = {max}")]
+    TooLarge {
+        /// The frame size.
+        size: u64,
+        /// The configured segment size.
+        max: u64,
+    },
+    /// A batch with no events.
+    #[error("append_batch needs at least one event")]
+    EmptyBatch,
+    /// The payload could not be encoded.
+    #[error("cannot encode payload: {0}")]
+    Encode(String),
+    /// An entity or scope name is unusable.
+    #[error("invalid coordinate: {0}")]
+    InvalidCoordinate(String),
+    /// The writer stopped before answering (it panicked and was restarted, or was shut down).
+    #[error("the writer stopped before this append was written: {0}")]
+    NotWritten(String),
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// A file-system call failed.
+    #[error("read {path} at offset {offset}: {source}")]
+    Io {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset.
+        offset: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A frame failed its checksum or could not be decoded.
+    #[error("{path} is corrupt at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte offset.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The payload did not decode into the requested type.
+    #[error("payload of event {id} does not decode: {reason}")]
+    Decode {
+        /// The event id.
+        id: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Why [`Store::sync`](crate::Store::sync) or [`Store::close`](crate::Store::close) failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The store is poisoned.
+    #[error("store is poisoned: {0}")]
+    Poisoned(String),
+    /// The store was already closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Any batpak error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`ConfigError`].
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// See [`OpenError`].
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// See [`AppendError`].
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// See [`ReadError`].
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// See [`SyncError`].
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// `Result` with the umbrella [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,70 @@
+//! The store identity file (`store.id`): a header holding the store id made at creation.
+//! Every segment and checkpoint carries the same id, so files from another store are refused.
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+
+use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use crate::config::SyncMode;
+use crate::error::OpenError;
+use crate::fs::{FileSystem, OpenMode};
+
+use super::segment;
+
+/// File name of the identity file.
+pub const FILE_NAME: &str = "store.id";
+
+/// The store id of `dir`: read from `store.id`, else taken from the first segment (and the
+/// file rewritten), else made new (read-write opens only).
+pub(crate) fn load_or_create(fs: &dyn FileSystem, dir: &Path, read_only: bool) -> Result<u64, OpenError> {
+    let path = dir.join(FILE_NAME);
+    if fs.exists(&path) {
+        let view = fs.map(&path).map_err(|source| OpenError::Io { op: "read", path: path.clone(), source })?;
+        let h = FileHeader::decode(view.bytes(), FileKind::Identity).map_err(|e| segment::header_error(&path, e))?;
+        return Ok(h.store_id);
+    }
+    let existing = first_segment_id(fs, dir)?;
+    if read_only {
+        return existing.ok_or_else(|| OpenError::BadHeader {
+            path: path.clone(),
+            reason: "no store here: the identity file and every segment are missing".into(),
+        });
+    }
+    let id = existing.unwrap_or_else(new_id);
+    write(fs, dir, id).map_err(|source| OpenError::Io { op: "write", path, source })?;
+    Ok(id)
+}
+
+fn first_segment_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, OpenError> {
+    if !fs.exists(dir) {
+        return Ok(None);
+    }
+    let Some(&first) = segment::list(fs, dir)?.first() else { return Ok(None) };
+    let p = segment::path(dir, first);
+    let view = fs.map(&p).map_err(|source| OpenError::Io { op: "read", path: p.clone(), source })?;
+    if view.bytes().len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let h = FileHeader::decode(view.bytes(), FileKind::Segment).map_err(|e| segment::header_error(&p, e))?;
+    Ok(Some(h.store_id))
+}
+
+fn write(fs: &dyn FileSystem, dir: &Path, id: u64) -> std::io::Result<()> {
+    let tmp = dir.join("store.id.tmp");
+    if fs.exists(&tmp) {
+        fs.remove_file(&tmp)?;
+    }
+    let f = fs.open(&tmp, OpenMode::CreateNew)?;
+    f.write_all_at(&FileHeader::new(FileKind::Identity, id, 0, 0, 0).encode(), 0)?;
+    f.sync(SyncMode::SyncAll)?;
+    fs.rename(&tmp, &dir.join(FILE_NAME))?;
+    fs.sync_dir(dir)
+}
+
+/// A fresh random id (std's per-process random hasher keys, mixed with time and pid).
+fn new_id() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::config::system_micros());
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}

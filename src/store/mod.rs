@@ -1,0 +1,404 @@
+//! The [`Store`]: a durable, segmented event log with a single writer thread.
+
+mod checkpoint;
+mod command;
+mod identity;
+mod index;
+mod query;
+mod reader;
+mod recovery;
+mod segment;
+mod shared;
+mod stats;
+mod subscription;
+mod ticket;
+mod writer;
+mod supervisor;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, TrySendError};
+use serde::Serialize;
+
+use crate::config::StoreConfig;
+use crate::error::{AppendError, OpenError, ReadError, SyncError};
+use crate::event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Region};
+use crate::fs::{FileSystem, LockGuard, StdFs};
+
+pub use checkpoint::CheckpointStatus;
+pub use command::{BatchItem, CloseReport};
+pub use query::Query;
+pub use recovery::{RecoveryReport, Truncation};
+pub use stats::{SegmentStats, Stats};
+pub use subscription::{RecvError, Subscription};
+pub use writer::IDLE_SYNC_AFTER;
+
+use command::Command;
+use shared::Shared;
+use ticket::Waiter;
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "batpak.lock";
+
+/// How to open a store, beyond its [`StoreConfig`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Open without the lock, never writing anything: for inspecting a directory another
+    /// process holds. Appends return [`AppendError::ReadOnly`].
+    pub read_only: bool,
+    /// On a damaged frame, keep everything before it and move the rest to `DIR/salvaged/`
+    /// instead of refusing to open.
+    pub salvage: bool,
+    /// The file system to use (the real one by default).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { read_only: false, salvage: false, fs: Arc::new(StdFs) }
+    }
+}
+
+impl OpenOptions {
+    /// Read-only inspection.
+    pub fn read_only() -> Self {
+        Self { read_only: true, ..Self::default() }
+    }
+
+    /// Salvage on corruption.
+    pub fn salvage() -> Self {
+        Self { salvage: true, ..Self::default() }
+    }
+
+    /// Uses another file system.
+    pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+}
+
+/// A pending append from [`Store::submit`]; wait on it later.
+#[must_use = "a ticket says whether the append was written; wait on it"]
+pub struct Ticket(Waiter<Result<AppendReceipt, AppendError>>);
+
+impl Ticket {
+    /// Waits for the receipt.
+    pub fn wait(self) -> Result<AppendReceipt, AppendError> {
+        self.0.wait().unwrap_or_else(|| Err(writer_gone()))
+    }
+
+    /// `true` once the receipt (or an error) is available.
+    pub fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+}
+
+fn writer_gone() -> AppendError {
+    AppendError::NotWritten("the writer stopped before answering (it panicked or the store closed)".into())
+}
+
+/// A durable, segmented event log. `Send + Sync`: share it with an `Arc`.
+///
+/// Dropping a `Store` without [`Store::close`] does what `close` does (drains up to
+/// `shutdown_drain_limit` queued commands, syncs, writes the index checkpoint) and ignores
+/// its errors; nothing acknowledged is lost and nothing is left half written either way.
+pub struct Store {
+    shared: Arc<Shared>,
+    tx: Option<Sender<Command>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    _lock: Option<Box<dyn LockGuard>>,
+    read_only: bool,
+    report: RecoveryReport,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .field("store_id", &format_args!("{:016x}", self.shared.store_id))
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `config.data_dir`.
+    pub fn open(config: StoreConfig) -> Result<Self, OpenError> {
+        Self::open_with(config, OpenOptions::default())
+    }
+
+    /// Opens the store in `dir` read-only with default settings.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(StoreConfig::new(dir), OpenOptions::read_only())
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(config: StoreConfig, options: OpenOptions) -> Result<Self, OpenError> {
+        config.validate()?;
+        let fs = options.fs.clone();
+        let dir = config.data_dir.clone();
+        let io = |op, source| OpenError::Io { op, path: dir.clone(), source };
+        if !options.read_only {
+            fs.create_dir_all(&dir).map_err(|e| io("create directory", e))?;
+        }
+        let lock = if options.read_only { None } else { Some(take_lock(&*fs, &dir)?) };
+        let store_id = identity::load_or_create(&*fs, &dir, options.read_only)?;
+        let mode = match (options.read_only, options.salvage) {
+            (true, _) => recovery::Mode::ReadOnly,
+            (false, salvage) => recovery::Mode::ReadWrite { salvage },
+        };
+        let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
+        let report = rec.report.clone();
+        let shared = Arc::new(Shared::new(config.clone(), fs, store_id, Index::default()));
+        let (tx, writer) = if options.read_only {
+            supervisor::install_read_only(&shared, rec);
+            (None, None)
+        } else {
+            let (tx, handle) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;
+            (Some(tx), Some(handle))
+        };
+        Ok(Self { shared, tx, writer: Mutex::new(writer), _lock: lock, read_only: options.read_only, report })
+    }
+
+    /// The store id (the high half of every [`EventId`]).
+    pub fn store_id(&self) -> u64 {
+        self.shared.store_id
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> StoreConfig {
+        self.shared.config()
+    }
+
+    /// What the open found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Appends one event; returns after its bytes were handed to the OS (and after the
+    /// sync covering it when the policy makes it durable).
+    pub fn append<T: Serialize + ?Sized>(
+        &self,
+        coord: &Coordinate,
+        kind: EventKind,
+        payload: &T,
+    ) -> Result<AppendReceipt, AppendError> {
+        self.append_with(coord, kind, payload, AppendOptions::default())
+    }
+
+    /// [`Store::append`] with causation, correlation, expectation, idempotency key or a
+    /// durability wait.
+    pub fn append_with<T: Serialize + ?Sized>(
+        &self,
+        coord: &Coordinate,
+        kind: EventKind,
+        payload: &T,
+        opts: AppendOptions,
+    ) -> Result<AppendReceipt, AppendError> {
+        self.submit(coord, kind, payload, opts)?.wait()
+    }
+
+    /// Appends an already encoded payload.
+    pub fn append_raw(&self, item: BatchItem) -> Result<AppendReceipt, AppendError> {
+        self.submit_item(item)?.wait()
+    }
+
+    /// Queues an append and returns at once with a ticket to wait on later, so one thread
+    /// can keep the writer busy.
+    pub fn submit<T: Serialize + ?Sized>(
+        &self,
+        coord: &Coordinate,
+        kind: EventKind,
+        payload: &T,
+        opts: AppendOptions,
+    ) -> Result<Ticket, AppendError> {
+        let item = BatchItem::new(coord, kind, payload)?.with_options(opts);
+        self.submit_item(item)
+    }
+
+    /// Queues an already built item.
+    pub fn submit_item(&self, item: BatchItem) -> Result<Ticket, AppendError> {
+        let (reply, waiter) = ticket::pair();
+        self.send(Command::Append { item, reply })?;
+        Ok(Ticket(waiter))
+    }
+
+    /// Appends several events in one message and one write: all of them or none, also
+    /// across a crash. `durable` waits for the covering sync.
+    pub fn append_batch(&self, items: Vec<BatchItem>, durable: bool) -> Result<Vec<AppendReceipt>, AppendError> {
+        if items.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        let (reply, waiter) = ticket::pair();
+        self.send(Command::Batch { items, durable, reply })?;
+        waiter.wait().unwrap_or_else(|| Err(writer_gone()))
+    }
+
+    /// Makes every acknowledged event durable.
+    pub fn sync(&self) -> Result<(), SyncError> {
+        if self.read_only {
+            return Ok(());
+        }
+        let (reply, waiter) = ticket::pair();
+        self.send(Command::Sync { reply }).map_err(|e| match e {
+            AppendError::Poisoned(m) => SyncError::Poisoned(m),
+            _ => SyncError::Closed,
+        })?;
+        waiter.wait().unwrap_or(Err(SyncError::Closed))
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), AppendError> {
+        let tx = self.tx.as_ref().ok_or(AppendError::ReadOnly)?;
+        if let Some(msg) = self.shared.poison_message() {
+            return Err(AppendError::Poisoned(msg));
+        }
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(AppendError::Closed);
+        }
+        match tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
+            Err(TrySendError::Full(cmd)) => {
+                let start = Instant::now();
+                let res = tx.send(cmd).map_err(|_| AppendError::Closed);
+                let stats = &self.shared.stats;
+                stats.blocked_sends.fetch_add(1, Ordering::Relaxed);
+                stats.blocked_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                res
+            }
+        }
+    }
+
+    /// The event with this id, if it exists.
+    pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
+        if id.store() != self.shared.store_id {
+            return Ok(None);
+        }
+        let loc = {
+            let idx = self.shared.index();
+            match idx.pos_of(id.sequence()).filter(|_| id.sequence() <= idx.visible) {
+                Some(pos) => query::locate(&idx, pos),
+                None => return Ok(None),
+            }
+        };
+        self.shared.read_located(&loc).map(Some)
+    }
+
+    /// Every event in the region, in sequence order.
+    pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
+        self.query_iter(region).collect()
+    }
+
+    /// The events of a region as a lazy iterator (read in chunks).
+    pub fn query_iter(&self, region: &Region) -> Query<'_> {
+        Query { shared: &self.shared, cursor: query::QueryCursor::new(region.clone()), buffer: Vec::new().into_iter() }
+    }
+
+    /// Every event of one entity, in sequence order.
+    pub fn stream(&self, entity: &str) -> Result<Vec<Event>, ReadError> {
+        self.query(&Region::entity(entity))
+    }
+
+    /// A live feed of new events matching `region`.
+    pub fn subscribe(&self, region: Region) -> Subscription {
+        self.subscribe_inner(region, None)
+    }
+
+    /// A feed that first reads the matching history from sequence `from` on, then continues
+    /// live without a gap or a duplicate.
+    pub fn subscribe_from(&self, region: Region, from: u64) -> Subscription {
+        self.subscribe_inner(region, Some(from))
+    }
+
+    fn subscribe_inner(&self, region: Region, from: Option<u64>) -> Subscription {
+        let cap = self.shared.config().broadcast_capacity as usize;
+        let ring = Arc::new(subscription::Ring::new(region.clone(), cap));
+        self.shared.add_subscriber(ring.clone());
+        let live_after = self.shared.index().visible;
+        let history = from.map(|f| {
+            let (lo, hi) = (f.max(region.from_sequence), live_after.min(region.to_sequence));
+            let r = region.with_sequences(lo..=hi);
+            query::QueryCursor::new(r)
+        });
+        Subscription::new(ring, Arc::downgrade(&self.shared), history, if from.is_some() { live_after } else { 0 })
+    }
+
+    /// A snapshot of the engine's counters and state.
+    pub fn stats(&self) -> Stats {
+        stats::collect(&self.shared, self.tx.as_ref())
+    }
+
+    /// Closes the store: drains at most `shutdown_drain_limit` queued commands (the rest get
+    /// [`AppendError::Closed`] and are counted), syncs, and writes the index checkpoint.
+    pub fn close(mut self) -> Result<CloseReport, SyncError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<CloseReport, SyncError> {
+        let Some(tx) = self.tx.take() else {
+            return Ok(CloseReport::default());
+        };
+        self.shared.closing.store(true, Ordering::Release);
+        let (reply, waiter) = ticket::pair();
+        let sent = tx.send(Command::Shutdown { reply }).is_ok();
+        drop(tx);
+        let report = if sent { waiter.wait() } else { None };
+        if let Some(h) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = h.join();
+        }
+        self.shared.close_subscribers();
+        self.shared.set_active(None);
+        match report {
+            Some(r) => match (&r.error, self.shared.poison_message()) {
+                (_, Some(m)) => Err(SyncError::Poisoned(m)),
+                _ => Ok(r),
+            },
+            None => Err(SyncError::Closed),
+        }
+    }
+
+    /// Makes the writer panic after writing half of its next batch (restart tests).
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn inject_writer_panic(&self) -> Result<(), AppendError> {
+        self.send(Command::InjectPanic)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+use index::Index;
+
+fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, OpenError> {
+    let lock = dir.join(LOCK_FILE);
+    match fs.try_lock(&lock) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(OpenError::Locked { dir: dir.to_path_buf(), lock }),
+        Err(source) => Err(OpenError::Io { op: "lock", path: lock, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_and_sync() {
+        assert_send_sync::<Store>();
+    }
+}

@@ -1,0 +1,400 @@
+//! Opening a data directory: identity, segment scan, torn-tail repair, salvage.
+//!
+//! Rules (see `docs/design.md`):
+//! - A sealed segment must scan clean to its seal; any bad frame in it is corruption.
+//! - In the newest segment, a bad frame at or after the largest synced length recorded by
+//!   a sync marker is a torn tail: the file is cut back to the last complete unit (a whole
+//!   batch) and the cut is synced and reported. A bad frame before it is corruption.
+//! - Corruption refuses the open with the file and byte offset, unless salvage was asked
+//!   for: then the bytes from the bad unit on and every later segment move to
+//!   `DIR/salvaged/`, and nothing is deleted.
+//! - A read-only open never writes: it stops at the first bad frame of the newest segment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::frame::{Base, Frame};
+use crate::codec::header::HEADER_LEN;
+use crate::config::SyncMode;
+use crate::error::OpenError;
+use crate::fs::{FileSystem, FsFile, OpenMode};
+
+use super::checkpoint::{self, CheckpointStatus};
+use super::index::{Index, NewEvent, SegMeta};
+use super::segment::{self, Scan};
+use super::writer::BitSet;
+
+/// How the directory is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    ReadWrite { salvage: bool },
+    ReadOnly,
+}
+
+impl Mode {
+    fn writes(self) -> bool {
+        matches!(self, Self::ReadWrite { .. })
+    }
+}
+
+/// A torn tail that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment file.
+    pub path: PathBuf,
+    /// The new length (the end of the last complete unit).
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes: u64,
+    /// What was found there.
+    pub reason: String,
+}
+
+/// What the last open found and did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Segment files read.
+    pub segments: usize,
+    /// Events indexed.
+    pub events: u64,
+    /// Torn tails cut back (read-write) or ignored (read-only).
+    pub truncated: Vec<Truncation>,
+    /// A newest segment file too short to hold its header (a roll cut by a crash), removed.
+    pub removed_empty_segment: Option<PathBuf>,
+    /// Files moved to `salvaged/`.
+    pub salvaged: Vec<PathBuf>,
+    /// Whether the index checkpoint was used.
+    pub checkpoint: CheckpointStatus,
+    /// Time spent opening.
+    pub elapsed: Duration,
+}
+
+/// The newest segment, to be appended to.
+pub(crate) struct ActiveInfo {
+    pub no: u32,
+    pub file: Arc<dyn FsFile>,
+    pub base: Base,
+    pub len: u64,
+    pub marked: u64,
+    pub entities: BitSet,
+    pub scopes: BitSet,
+}
+
+pub(crate) struct Recovered {
+    pub index: Index,
+    pub active: Option<ActiveInfo>,
+    pub next_seg: u32,
+    pub next_seq: u64,
+    pub report: RecoveryReport,
+}
+
+struct Ctx<'a> {
+    fs: &'a dyn FileSystem,
+    dir: &'a Path,
+    store_id: u64,
+    mode: Mode,
+    sync: SyncMode,
+}
+
+/// Opens every segment of `dir`, building the index.
+pub(crate) fn recover(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    mode: Mode,
+    sync: SyncMode,
+) -> Result<Recovered, OpenError> {
+    let start = Instant::now();
+    let ctx = Ctx { fs, dir, store_id, mode, sync };
+    let nos = segment::list(fs, dir)?;
+    let (mut index, mut report) = match checkpoint::load(fs, dir, store_id, &nos) {
+        Ok(idx) => (idx, RecoveryReport { checkpoint: CheckpointStatus::Loaded, ..Default::default() }),
+        Err(status) => (Index::default(), RecoveryReport { checkpoint: status, ..Default::default() }),
+    };
+    let mut active = None;
+    let mut last_no = 0;
+    let mut max_base = 0;
+    for (i, &no) in nos.iter().enumerate() {
+        last_no = no;
+        let is_last = i + 1 == nos.len();
+        match open_segment(&ctx, &mut index, &mut report, no, is_last)? {
+            SegmentOutcome::Ok { base, active_info } => {
+                max_base = max_base.max(base.seq);
+                active = active_info;
+            }
+            SegmentOutcome::Removed => {}
+            SegmentOutcome::Salvaged { base, active_info } => {
+                max_base = max_base.max(base.seq);
+                active = active_info;
+                salvage_later(&ctx, &nos[i + 1..], &mut report)?;
+                break;
+            }
+        }
+    }
+    report.segments = index.segments.len();
+    report.events = u64::from(index.len());
+    index.visible = index.last_seq().unwrap_or(0);
+    let next_seq = index.last_seq().unwrap_or(0).max(max_base) + 1;
+    report.elapsed = start.elapsed();
+    Ok(Recovered { index, active, next_seg: last_no + 1, next_seq, report })
+}
+
+enum SegmentOutcome {
+    Ok { base: Base, active_info: Option<ActiveInfo> },
+    Removed,
+    Salvaged { base: Base, active_info: Option<ActiveInfo> },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io { op, path: path.to_path_buf(), source }
+}
+
+fn open_segment(
+    ctx: &Ctx<'_>,
+    index: &mut Index,
+    report: &mut RecoveryReport,
+    no: u32,
+    is_last: bool,
+) -> Result<SegmentOutcome, OpenError> {
+    let path = segment::path(ctx.dir, no);
+    let view = ctx.fs.map(&path).map_err(io_err("map", &path))?;
+    let bytes = view.bytes();
+    if bytes.len() < HEADER_LEN && is_last {
+        return remove_empty(ctx, &path, report);
+    }
+    let header = segment::check_header(bytes, &path, ctx.store_id)?;
+    let base = Base { seq: header.base_seq, ts: header.base_ts };
+    let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
+    let meta = index.segments.entry(no).or_insert(SegMeta {
+        base,
+        len: HEADER_LEN as u64,
+        sealed: false,
+        events: 0,
+        first_seq: None,
+        last_seq: None,
+    });
+    meta.base = base;
+    let mut defined = (BitSet::default(), BitSet::default());
+    let mut bad: Option<(u64, String)> = None;
+    let scan = segment::scan(bytes, base, HEADER_LEN as u64, |off, f| {
+        if bad.is_none() {
+            if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
+                bad = Some((off, why));
+            }
+        }
+    });
+    let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
+    let scan = scan;
+    if let Some(m) = index.segments.get_mut(&no) {
+        m.len = scan.commit;
+        m.sealed = scan.sealed;
+    }
+    let file_len = bytes.len() as u64;
+    drop(view);
+    if let Some((offset, reason)) = damage {
+        return salvage_or_refuse(ctx, index, report, no, &scan, offset, reason, defined);
+    }
+    if is_last && scan.commit < file_len {
+        cut_torn_tail(ctx, report, &path, &scan, file_len)?;
+    }
+    let active_info = if is_last && !scan.sealed {
+        Some(active_info(ctx, no, base, &scan, defined)?)
+    } else {
+        None
+    };
+    Ok(SegmentOutcome::Ok { base, active_info })
+}
+
+/// Applies one frame of a complete unit to the index; `index_it` is false for frames the
+/// checkpoint already covers (they are still checksummed by the scan).
+fn apply(
+    index: &mut Index,
+    no: u32,
+    off: u64,
+    f: Frame<'_>,
+    index_it: bool,
+    defined: &mut (BitSet, BitSet),
+) -> Result<(), String> {
+    match f {
+        Frame::EntityDef(id, name) => {
+            defined.0.insert(id);
+            let name = std::str::from_utf8(name).map_err(|_| "entity name is not UTF-8".to_string())?;
+            if !index.entities.define(id, name) {
+                return Err(format!("entity id {id} defined twice with different names"));
+            }
+        }
+        Frame::ScopeDef(id, name) => {
+            defined.1.insert(id);
+            let name = std::str::from_utf8(name).map_err(|_| "scope name is not UTF-8".to_string())?;
+            if !index.scopes.define(id, name) {
+                return Err(format!("scope id {id} defined twice with different names"));
+            }
+        }
+        Frame::Event(h, _) if index_it => {
+            if index.last_seq().is_some_and(|last| h.seq <= last) {
+                return Err(format!("sequence {} does not follow {:?}", h.seq, index.last_seq()));
+            }
+            if index.entities.names.get(h.entity as usize).is_none_or(|n| n.is_empty())
+                || index.scopes.names.get(h.scope as usize).is_none_or(|n| n.is_empty())
+            {
+                return Err(format!("event {} uses an undefined entity or scope id", h.seq));
+            }
+            index.push(NewEvent {
+                seq: h.seq,
+                seg: no,
+                off: off as u32,
+                entity: h.entity,
+                scope: h.scope,
+                kind: h.kind,
+                cause: h.cause,
+                correlation: h.correlation,
+                key: h.key,
+            });
+            if let Some(m) = index.segments.get_mut(&no) {
+                m.events += 1;
+                m.first_seq.get_or_insert(h.seq);
+                m.last_seq = Some(h.seq);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Where the segment is damaged (not merely torn), if anywhere.
+fn find_damage(scan: &Scan, len: u64, is_last: bool, bad: Option<(u64, String)>) -> Option<(u64, String)> {
+    if let Some(b) = bad {
+        return Some(b);
+    }
+    if !is_last {
+        if let Some((off, e)) = &scan.error {
+            return Some((*off, e.to_string()));
+        }
+        if !scan.sealed || scan.commit != len {
+            return Some((scan.commit, "a segment before the newest ends without its seal".into()));
+        }
+        return None;
+    }
+    scan.damage_in_synced_part().map(|(off, e)| (off, format!("{e} inside data that was synced")))
+}
+
+fn remove_empty(ctx: &Ctx<'_>, path: &Path, report: &mut RecoveryReport) -> Result<SegmentOutcome, OpenError> {
+    if ctx.mode.writes() {
+        ctx.fs.remove_file(path).map_err(io_err("remove", path))?;
+        ctx.fs.sync_dir(ctx.dir).map_err(io_err("sync directory", ctx.dir))?;
+    }
+    report.removed_empty_segment = Some(path.to_path_buf());
+    Ok(SegmentOutcome::Removed)
+}
+
+fn cut_torn_tail(
+    ctx: &Ctx<'_>,
+    report: &mut RecoveryReport,
+    path: &Path,
+    scan: &Scan,
+    len: u64,
+) -> Result<(), OpenError> {
+    let reason = match &scan.error {
+        Some((off, e)) => format!("{e} at offset {off}"),
+        None => "an unfinished batch".to_string(),
+    };
+    if ctx.mode.writes() {
+        let file = ctx.fs.open(path, OpenMode::ReadWrite).map_err(io_err("open", path))?;
+        file.set_len(scan.commit).map_err(io_err("truncate", path))?;
+        file.sync(SyncMode::SyncAll).map_err(io_err("sync", path))?;
+    }
+    report.truncated.push(Truncation { path: path.to_path_buf(), offset: scan.commit, bytes: len - scan.commit, reason });
+    Ok(())
+}
+
+fn active_info(ctx: &Ctx<'_>, no: u32, base: Base, scan: &Scan, defined: (BitSet, BitSet)) -> Result<ActiveInfo, OpenError> {
+    let path = segment::path(ctx.dir, no);
+    let mode = if ctx.mode.writes() { OpenMode::ReadWrite } else { OpenMode::Read };
+    let file = ctx.fs.open(&path, mode).map_err(io_err("open", &path))?;
+    if ctx.mode.writes() {
+        // What this open read must survive the next crash even if it was never synced.
+        file.sync(ctx.sync).map_err(io_err("sync", &path))?;
+    }
+    Ok(ActiveInfo {
+        no,
+        file,
+        base,
+        len: scan.commit,
+        marked: scan.synced,
+        entities: defined.0,
+        scopes: defined.1,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn salvage_or_refuse(
+    ctx: &Ctx<'_>,
+    index: &mut Index,
+    report: &mut RecoveryReport,
+    no: u32,
+    scan: &Scan,
+    offset: u64,
+    reason: String,
+    defined: (BitSet, BitSet),
+) -> Result<SegmentOutcome, OpenError> {
+    let path = segment::path(ctx.dir, no);
+    if ctx.mode != (Mode::ReadWrite { salvage: true }) {
+        return Err(OpenError::Corrupt { path, offset, reason });
+    }
+    let keep = scan.commit.min(offset);
+    let dest = salvage_dir(ctx)?.join(format!("{}.from-{keep}", segment::file_name(no)));
+    let file = ctx.fs.open(&path, OpenMode::ReadWrite).map_err(io_err("open", &path))?;
+    let len = file.len().map_err(io_err("stat", &path))?;
+    copy_range(ctx.fs, &*file, keep, len, &dest)?;
+    file.set_len(keep).map_err(io_err("truncate", &path))?;
+    file.sync(SyncMode::SyncAll).map_err(io_err("sync", &path))?;
+    report.salvaged.push(dest);
+    if let Some(m) = index.segments.get_mut(&no) {
+        m.len = keep;
+        m.sealed = false;
+    }
+    let base = index.segments.get(&no).map_or_else(Base::default, |m| m.base);
+    let trimmed = Scan { commit: keep, synced: scan.synced.min(keep), sealed: false, error: None };
+    let info = active_info(ctx, no, base, &trimmed, defined)?;
+    Ok(SegmentOutcome::Salvaged { base, active_info: Some(info) })
+}
+
+fn salvage_dir(ctx: &Ctx<'_>) -> Result<PathBuf, OpenError> {
+    let dir = ctx.dir.join("salvaged");
+    ctx.fs.create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    Ok(dir)
+}
+
+fn copy_range(fs: &dyn FileSystem, src: &dyn FsFile, from: u64, to: u64, dest: &Path) -> Result<(), OpenError> {
+    let out = fs.open(dest, OpenMode::CreateNew).map_err(io_err("create", dest))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = from;
+    while pos < to {
+        let n = ((to - pos) as usize).min(buf.len());
+        let got = src.read_at(&mut buf[..n], pos).map_err(io_err("read", dest))?;
+        if got == 0 {
+            break;
+        }
+        out.write_all_at(&buf[..got], pos - from).map_err(io_err("write", dest))?;
+        pos += got as u64;
+    }
+    out.sync(SyncMode::SyncAll).map_err(io_err("sync", dest))?;
+    let parent = dest.parent().unwrap_or(dest);
+    fs.sync_dir(parent).map_err(io_err("sync directory", parent))
+}
+
+fn salvage_later(ctx: &Ctx<'_>, later: &[u32], report: &mut RecoveryReport) -> Result<(), OpenError> {
+    if later.is_empty() {
+        return Ok(());
+    }
+    let dir = salvage_dir(ctx)?;
+    for &no in later {
+        let from = segment::path(ctx.dir, no);
+        let to = dir.join(segment::file_name(no));
+        ctx.fs.rename(&from, &to).map_err(io_err("move", &from))?;
+        report.salvaged.push(to);
+    }
+    ctx.fs.sync_dir(&dir).map_err(io_err("sync directory", &dir))?;
+    ctx.fs.sync_dir(ctx.dir).map_err(io_err("sync directory", ctx.dir))
+}

@@ -1,0 +1,255 @@
+//! Segment files: naming, creation, and the frame scan used by recovery.
+//!
+//! A segment is `seg-NNNNNNNNNN.bpk`: a 64-byte [`FileHeader`] followed by frames
+//! (see [`crate::codec::frame`]). Only the newest segment is ever written; a segment that
+//! is complete ends with a seal frame and is never modified again.
+
+use std::path::{Path, PathBuf};
+
+use crate::codec::frame::{self, Base, Frame, FrameError};
+use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use crate::error::OpenError;
+use crate::fs::{FileSystem, FsFile, OpenMode};
+use std::sync::Arc;
+
+/// File name of segment `no`.
+pub(crate) fn file_name(no: u32) -> String {
+    format!("seg-{no:010}.bpk")
+}
+
+/// The segment number in a segment file name.
+pub(crate) fn parse_name(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".bpk")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Full path of segment `no` in `dir`.
+pub(crate) fn path(dir: &Path, no: u32) -> PathBuf {
+    dir.join(file_name(no))
+}
+
+/// Segment numbers present in `dir`, ascending.
+pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>, OpenError> {
+    let names = fs.list_dir(dir).map_err(|source| OpenError::Io {
+        op: "list directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut nos: Vec<u32> = names.iter().filter_map(|n| parse_name(n)).collect();
+    nos.sort_unstable();
+    Ok(nos)
+}
+
+/// Creates segment `no`: header written and synced, then the directory synced.
+pub(crate) fn create(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    header: &FileHeader,
+    sync: crate::config::SyncMode,
+) -> std::io::Result<Arc<dyn FsFile>> {
+    let p = path(dir, header.number as u32);
+    let file = fs.open(&p, OpenMode::CreateNew)?;
+    file.write_all_at(&header.encode(), 0)?;
+    file.sync(sync)?;
+    fs.sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Checks a segment header against the store id; errors name the file.
+pub(crate) fn check_header(bytes: &[u8], p: &Path, store_id: u64) -> Result<FileHeader, OpenError> {
+    let h = FileHeader::decode(bytes, FileKind::Segment).map_err(|e| header_error(p, e))?;
+    if h.store_id != store_id {
+        return Err(OpenError::ForeignFile {
+            path: p.to_path_buf(),
+            expected: store_id,
+            found: h.store_id,
+        });
+    }
+    Ok(h)
+}
+
+/// Turns a header decoding error into an [`OpenError`] naming the file.
+pub(crate) fn header_error(p: &Path, e: crate::codec::header::HeaderError) -> OpenError {
+    match e {
+        crate::codec::header::HeaderError::Version(found) => OpenError::UnsupportedVersion {
+            path: p.to_path_buf(),
+            found,
+            supported: crate::codec::header::FORMAT_VERSION,
+        },
+        other => OpenError::BadHeader {
+            path: p.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// What a scan of one segment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// End of the last complete unit (a batch's last event, a marker or the seal).
+    pub commit: u64,
+    /// The largest synced length any valid marker recorded.
+    pub synced: u64,
+    /// A seal frame was found.
+    pub sealed: bool,
+    /// The first bad frame, if the scan stopped before the end of the bytes.
+    pub error: Option<(u64, FrameError)>,
+}
+
+impl Scan {
+    /// The bad frame lies inside bytes known to have been synced: corruption, not a tear.
+    pub fn damage_in_synced_part(&self) -> Option<(u64, &FrameError)> {
+        self.error.as_ref().filter(|(off, _)| *off < self.synced).map(|(o, e)| (*o, e))
+    }
+}
+
+/// Walks the frames of `bytes` (a whole segment file) from `start`, handing each frame of
+/// a complete unit to `on_frame` in order. Frames of a batch that never finished, and
+/// dictionary frames after the last complete unit, are not handed over.
+pub(crate) fn scan<'a>(
+    bytes: &'a [u8],
+    base: Base,
+    start: u64,
+    mut on_frame: impl FnMut(u64, Frame<'a>),
+) -> Scan {
+    let mut out = Scan {
+        commit: start,
+        synced: HEADER_LEN as u64,
+        sealed: false,
+        error: None,
+    };
+    let mut pending: Vec<(u64, Frame<'a>)> = Vec::new();
+    let mut batch_open = false;
+    let mut pos = start as usize;
+    while pos < bytes.len() {
+        let (f, n) = match frame::decode(&bytes[pos..], &base) {
+            Ok(ok) => ok,
+            Err(e) => {
+                out.error = Some((pos as u64, e));
+                out.synced = out.synced.max(synced_mark_after(bytes, &base, pos + 1));
+                break;
+            }
+        };
+        if out.sealed {
+            out.error = Some((pos as u64, FrameError::BadBody("frame after the seal")));
+            break;
+        }
+        let end = (pos + n) as u64;
+        let completes = match f {
+            Frame::Event(h, _) => {
+                batch_open = h.batch_continues;
+                !batch_open
+            }
+            Frame::EntityDef(..) | Frame::ScopeDef(..) => false,
+            Frame::SyncMark(len) => {
+                out.synced = out.synced.max(len.min(pos as u64));
+                !batch_open
+            }
+            Frame::Seal { .. } => {
+                out.sealed = true;
+                true
+            }
+        };
+        pending.push((pos as u64, f));
+        if completes {
+            out.commit = end;
+            pending.drain(..).for_each(|(o, f)| on_frame(o, f));
+        }
+        pos += n;
+    }
+    out
+}
+
+/// The largest synced length recorded by a valid marker at or after `from`: a bad frame
+/// before such a marker lies in bytes that were synced. Only positions that can start a
+/// marker frame are checksummed, so this is linear in the bytes searched.
+fn synced_mark_after(bytes: &[u8], base: &Base, from: usize) -> u64 {
+    let mut best = 0;
+    for pos in from..bytes.len().saturating_sub(6) {
+        let body_len = bytes[pos];
+        if !(2..=11).contains(&body_len) || bytes[pos + 5] != frame::SYNC_MARK {
+            continue;
+        }
+        if let Ok((Frame::SyncMark(len), _)) = frame::decode(&bytes[pos..], base) {
+            best = best.max(len.min(pos as u64));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::frame::EventHeader;
+
+    fn event(seq: u64, batch_continues: bool) -> Vec<u8> {
+        let mut b = Vec::new();
+        let h = EventHeader {
+            seq,
+            ts: 5,
+            kind: 1,
+            entity: 0,
+            scope: 0,
+            cause: None,
+            correlation: seq,
+            key: None,
+            batch_continues,
+        };
+        frame::put_event(&mut b, &Base::default(), &h, b"x");
+        b
+    }
+
+    #[test]
+    fn names_round_trip_and_foreign_names_are_ignored() {
+        assert_eq!(parse_name(&file_name(42)), Some(42));
+        assert_eq!(parse_name("seg-42.bpk"), None);
+        assert_eq!(parse_name("notes.txt"), None);
+    }
+
+    #[test]
+    fn an_unfinished_batch_at_the_tail_is_not_handed_over() {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes.extend(event(1, false));
+        let after_first = bytes.len() as u64;
+        bytes.extend(event(2, true));
+        bytes.extend(event(3, true));
+        let mut seen = Vec::new();
+        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, f| seen.push(f));
+        assert_eq!(s.commit, after_first);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(s.error, None);
+    }
+
+    #[test]
+    fn damage_before_a_sync_marker_is_corruption() {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes.extend(event(1, false));
+        let synced = bytes.len() as u64;
+        let mut mark = Vec::new();
+        frame::put_sync_mark(&mut mark, synced);
+        bytes.extend(mark);
+        bytes[HEADER_LEN + 7] ^= 0xff;
+        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, _| {});
+        assert_eq!(s.damage_in_synced_part().map(|d| d.0), Some(HEADER_LEN as u64));
+    }
+
+    #[test]
+    fn damage_after_the_last_sync_marker_is_a_torn_tail() {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes.extend(event(1, false));
+        let synced = bytes.len() as u64;
+        let mut mark = Vec::new();
+        frame::put_sync_mark(&mut mark, synced);
+        bytes.extend(mark);
+        let commit = bytes.len() as u64;
+        bytes.extend(event(2, false));
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0xff;
+        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, _| {});
+        assert_eq!(s.damage_in_synced_part(), None);
+        assert_eq!(s.commit, commit);
+    }
+}

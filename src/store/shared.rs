@@ -1,0 +1,200 @@
+//! State shared by the store handle, the writer thread, readers and subscriptions.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::codec::frame::EventHeader;
+use crate::config::StoreConfig;
+use crate::error::ReadError;
+use crate::event::{Event, EventId, EventKind};
+use crate::fs::{FileSystem, FsFile};
+
+use super::command::Item;
+use super::index::Index;
+use super::reader::{self, Located, MapCache, MapCounters};
+use super::segment;
+use super::subscription::Ring;
+
+/// Cumulative counters, updated with relaxed atomics on the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub batches: AtomicU64,
+    pub writes: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub syncs: AtomicU64,
+    pub sync_nanos: AtomicU64,
+    pub blocked_sends: AtomicU64,
+    pub blocked_nanos: AtomicU64,
+    pub segments_created: AtomicU64,
+    pub writer_restarts: AtomicU64,
+    pub maps: MapCounters,
+}
+
+pub(crate) struct Shared {
+    config: RwLock<StoreConfig>,
+    pub dir: PathBuf,
+    pub fs: Arc<dyn FileSystem>,
+    pub store_id: u64,
+    index: RwLock<Index>,
+    maps: Mutex<MapCache>,
+    active: RwLock<Option<(u32, Arc<dyn FsFile>)>>,
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    pub closing: AtomicBool,
+    pub stats: Counters,
+    pub written_seq: AtomicU64,
+    pub durable_seq: AtomicU64,
+    subs: Mutex<Vec<Arc<Ring>>>,
+    sub_count: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(config: StoreConfig, fs: Arc<dyn FileSystem>, store_id: u64, index: Index) -> Self {
+        let last = index.visible;
+        let maps = MapCache::new(config.fd_budget.saturating_sub(1) as usize);
+        Self {
+            dir: config.data_dir.clone(),
+            config: RwLock::new(config),
+            fs,
+            store_id,
+            index: RwLock::new(index),
+            maps: Mutex::new(maps),
+            active: RwLock::new(None),
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            stats: Counters::default(),
+            written_seq: AtomicU64::new(last),
+            durable_seq: AtomicU64::new(last),
+            subs: Mutex::new(Vec::new()),
+            sub_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// A copy of the configuration in force.
+    pub fn config(&self) -> StoreConfig {
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Reads the index. A panic elsewhere never makes the index unreadable: a panicking
+    /// writer is restarted from disk, which replaces the index.
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_active(&self, active: Option<(u32, Arc<dyn FsFile>)>) {
+        *self.active.write().unwrap_or_else(PoisonError::into_inner) = active;
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub fn poison_message(&self) -> Option<String> {
+        if !self.is_poisoned() {
+            return None;
+        }
+        self.poison.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn set_poisoned(&self, msg: String) {
+        let mut p = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
+        p.get_or_insert(msg);
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Number of segment maps held (for the fd budget).
+    pub fn mapped_segments(&self) -> usize {
+        self.maps.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Reads and decodes the event at a location.
+    pub fn read_located(&self, loc: &Located) -> Result<Event, ReadError> {
+        let path = segment::path(&self.dir, loc.seg);
+        {
+            let active = self.active.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((no, file)) = active.as_ref().filter(|(no, _)| *no == loc.seg) {
+                debug_assert_eq!(*no, loc.seg);
+                let bytes = reader::read_frame_from_file(&**file, u64::from(loc.off), loc.limit, &path)?;
+                return reader::decode_event(&bytes, loc, self.store_id, &path);
+            }
+        }
+        let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = maps
+            .get(&*self.fs, &self.dir, loc.seg, &self.stats.maps)
+            .map_err(|source| ReadError::Io { path: path.clone(), offset: 0, source })?;
+        let bytes = view.bytes().get(loc.off as usize..).ok_or_else(|| ReadError::Corrupt {
+            path: path.clone(),
+            offset: u64::from(loc.off),
+            reason: "segment is shorter than the index expects".into(),
+        })?;
+        reader::decode_event(bytes, loc, self.store_id, &path)
+    }
+
+    /// Builds the event a subscriber receives from what the writer staged.
+    pub fn event_from(&self, h: &EventHeader, item: &Item) -> Event {
+        Event {
+            id: EventId::new(self.store_id, h.seq),
+            sequence: h.seq,
+            timestamp_us: h.ts,
+            kind: EventKind(h.kind),
+            coordinate: item.coord.clone(),
+            causation: h.cause.map(|c| EventId::new(self.store_id, c)),
+            correlation: EventId::new(self.store_id, h.correlation),
+            idempotency_key: h.key,
+            payload: item.payload.clone(),
+        }
+    }
+
+    pub fn has_subscribers(&self) -> bool {
+        self.sub_count.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn add_subscriber(&self, ring: Arc<Ring>) {
+        let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        subs.push(ring);
+        self.sub_count.store(subs.len(), Ordering::Relaxed);
+    }
+
+    pub fn remove_subscriber(&self, ring: &Arc<Ring>) {
+        let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        subs.retain(|r| !Arc::ptr_eq(r, ring));
+        self.sub_count.store(subs.len(), Ordering::Relaxed);
+    }
+
+    /// Subscriber rings (for statistics).
+    pub fn subscribers(&self) -> Vec<Arc<Ring>> {
+        self.subs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Hands written events to every matching subscriber.
+    pub fn broadcast(&self, events: impl Iterator<Item = Arc<Event>>) {
+        let subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in events {
+            for ring in subs.iter().filter(|r| r.region.matches(&e)) {
+                ring.push(e.clone());
+            }
+        }
+    }
+
+    /// Wakes every subscriber for the last time.
+    pub fn close_subscribers(&self) {
+        for ring in self.subs.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            ring.close();
+        }
+    }
+}
+
+impl Shared {
+    /// Writes the index checkpoint (at a clean close).
+    pub fn write_checkpoint(&self) -> Result<(), String> {
+        let idx = self.index();
+        super::checkpoint::write(&*self.fs, &self.dir, self.store_id, &idx)
+            .map_err(|e| format!("write checkpoint in {}: {e}", self.dir.display()))
+    }
+}

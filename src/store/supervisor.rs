@@ -1,0 +1,133 @@
+//! Starting the writer thread and restarting it after a panic, as `restart_policy` says.
+//!
+//! A restart rebuilds the writer from disk: recovery cuts the active segment back to the
+//! last complete unit (so a half-written batch disappears) and rebuilds the index, which
+//! replaces the one the panicking writer may have left half updated. Every acknowledged
+//! event was written before its receipt was sent, so it is still there.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::config::SyncMode;
+use crate::error::OpenError;
+use crate::fs::FileSystem;
+
+use super::checkpoint::{self, CheckpointStatus};
+use super::command::Command;
+use super::recovery::{self, Mode, Recovered};
+use super::writer::{Active, Writer};
+use super::Shared;
+
+/// Recovers `dir`, removing a stale or damaged checkpoint in read-write mode so it can never
+/// be mistaken for a current one later.
+pub(crate) fn recover_dir(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    mode: Mode,
+    sync: SyncMode,
+) -> Result<Recovered, OpenError> {
+    let rec = recovery::recover(fs, dir, store_id, mode, sync)?;
+    let stale = matches!(rec.report.checkpoint, CheckpointStatus::Stale(_) | CheckpointStatus::Damaged(_));
+    if stale && mode != Mode::ReadOnly {
+        checkpoint::remove(fs, dir).map_err(|source| OpenError::Io {
+            op: "remove stale checkpoint",
+            path: dir.join(checkpoint::FILE_NAME),
+            source,
+        })?;
+    }
+    Ok(rec)
+}
+
+/// Installs the recovered index and returns the writer state.
+fn install(shared: &Arc<Shared>, rec: Recovered) -> Writer {
+    let last = rec.index.visible;
+    *shared.index_mut() = rec.index;
+    shared.written_seq.store(last, Ordering::Release);
+    shared.durable_seq.store(last, Ordering::Release);
+    let active = rec.active.map(|a| {
+        shared.set_active(Some((a.no, a.file.clone())));
+        Active {
+            no: a.no,
+            file: a.file,
+            base: a.base,
+            len: a.len,
+            synced: a.len,
+            marked: a.marked,
+            entities: a.entities,
+            scopes: a.scopes,
+        }
+    });
+    Writer::new(shared.clone(), active, rec.next_seg, rec.next_seq)
+}
+
+/// Installs a read-only view (no writer).
+pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
+    drop(install(shared, rec));
+}
+
+/// Starts the named writer thread.
+pub(crate) fn start(shared: &Arc<Shared>, rec: Recovered) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
+    let cfg = shared.config();
+    let (tx, rx) = bounded(cfg.writer_channel_capacity as usize);
+    let writer = install(shared, rec);
+    let mut builder = std::thread::Builder::new().name("batpak-writer".into());
+    if let Some(stack) = cfg.writer_stack_size {
+        builder = builder.stack_size(stack);
+    }
+    let sh = shared.clone();
+    let handle = builder.spawn(move || supervise(sh, writer, rx))?;
+    Ok((tx, handle))
+}
+
+fn supervise(shared: Arc<Shared>, mut writer: Writer, rx: Receiver<Command>) {
+    let mut restarts: Vec<Instant> = Vec::new();
+    loop {
+        let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&rx)));
+        let Err(panic) = outcome else { return };
+        let msg = panic_message(&*panic);
+        drop(writer);
+        writer = match restart(&shared, &mut restarts, &msg) {
+            Ok(w) => w,
+            Err(why) => {
+                shared.set_poisoned(why);
+                Writer::new(shared.clone(), None, 0, 0)
+            }
+        };
+    }
+}
+
+fn restart(shared: &Arc<Shared>, restarts: &mut Vec<Instant>, msg: &str) -> Result<Writer, String> {
+    let policy = shared.config().restart_policy;
+    let now = Instant::now();
+    restarts.retain(|t| now.duration_since(*t) < policy.window);
+    if restarts.len() >= policy.max_restarts as usize {
+        return Err(format!(
+            "writer panicked ({msg}); restart policy allows {} restarts within {:?}, giving up",
+            policy.max_restarts, policy.window
+        ));
+    }
+    let backoff = policy.backoff.saturating_mul(1 << restarts.len().min(16)).min(policy.max_backoff);
+    restarts.push(now);
+    std::thread::sleep(backoff.max(Duration::ZERO));
+    shared.set_active(None);
+    let cfg = shared.config();
+    let mode = Mode::ReadWrite { salvage: false };
+    let rec = recover_dir(&*shared.fs, &shared.dir, shared.store_id, mode, cfg.sync_mode)
+        .map_err(|e| format!("writer panicked ({msg}) and recovery failed: {e}"))?;
+    shared.stats.writer_restarts.fetch_add(1, Ordering::Relaxed);
+    Ok(install(shared, rec))
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

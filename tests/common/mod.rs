@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests: the reference workload and small utilities.
+#![allow(dead_code)]
+
+use batpak::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The reference payload: 64 bytes of pseudo-random data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// A small deterministic generator (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+pub fn reference_event(rng: &mut Rng) -> (Coordinate, EventKind, Reference) {
+    let coord = Coordinate::new(format!("order:{}", rng.below(10_000)), format!("tenant-{}", rng.below(8)));
+    let kind = EventKind::new(1, (rng.below(4) + 1) as u8);
+    (coord, kind, Reference { data: rng.bytes(64) })
+}
+
+pub fn small_config(dir: &std::path::Path) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.segment_max_bytes = 16 * 1024;
+    c
+}
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
