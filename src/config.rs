@@ -213,6 +213,11 @@ pub(crate) fn system_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// The default clock: system time in microseconds since the epoch.
+pub fn system_time_micros() -> u64 {
+    system_micros()
+}
+
 fn range_u64(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())

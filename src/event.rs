@@ -12,7 +12,7 @@ use crate::error::ReadError;
 /// Ids are derived from the store id (high 64 bits) and the event's global sequence (low
 /// 64 bits), so they are unique across stores, ordered like the sequence within one store,
 /// and independent of the clock: a clock that jumps backwards changes no id and no order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(pub u128);
 
 impl EventId {
@@ -29,6 +29,12 @@ impl EventId {
     /// The id of the store that wrote the event.
     pub const fn store(self) -> u64 {
         (self.0 >> 64) as u64
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
     }
 }
 

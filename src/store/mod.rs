@@ -108,9 +108,10 @@ fn writer_gone() -> AppendError {
 /// its errors; nothing acknowledged is lost and nothing is left half written either way.
 pub struct Store {
     shared: Arc<Shared>,
+    /// Kept until the store is dropped; after close the writer has gone and sends fail.
     tx: Option<Sender<Command>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    _lock: Option<Box<dyn LockGuard>>,
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
     read_only: bool,
     report: RecoveryReport,
 }
@@ -161,7 +162,7 @@ impl Store {
             let (tx, handle) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;
             (Some(tx), Some(handle))
         };
-        Ok(Self { shared, tx, writer: Mutex::new(writer), _lock: lock, read_only: options.read_only, report })
+        Ok(Self { shared, tx, writer: Mutex::new(writer), lock: Mutex::new(lock), read_only: options.read_only, report })
     }
 
     /// The store id (the high half of every [`EventId`]).
@@ -339,24 +340,26 @@ impl Store {
 
     /// Closes the store: drains at most `shutdown_drain_limit` queued commands (the rest get
     /// [`AppendError::Closed`] and are counted), syncs, and writes the index checkpoint.
-    pub fn close(mut self) -> Result<CloseReport, SyncError> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Result<CloseReport, SyncError> {
-        let Some(tx) = self.tx.take() else {
+    /// Every later call returns a "closed" error; a second `close` returns
+    /// [`SyncError::Closed`].
+    pub fn close(&self) -> Result<CloseReport, SyncError> {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
+            return Err(SyncError::Closed);
+        }
+        let Some(tx) = self.tx.as_ref() else {
+            self.shared.set_active(None);
             return Ok(CloseReport::default());
         };
-        self.shared.closing.store(true, Ordering::Release);
         let (reply, waiter) = ticket::pair();
         let sent = tx.send(Command::Shutdown { reply }).is_ok();
-        drop(tx);
         let report = if sent { waiter.wait() } else { None };
         if let Some(h) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = h.join();
         }
         self.shared.close_subscribers();
         self.shared.set_active(None);
+        // The directory may be opened again as soon as close returns.
+        drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
         match report {
             Some(r) => match (&r.error, self.shared.poison_message()) {
                 (_, Some(m)) => Err(SyncError::Poisoned(m)),
@@ -376,7 +379,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.shutdown();
+        let _ = self.close();
     }
 }
 
