@@ -108,7 +108,12 @@ pub(crate) fn recover(
     let start = Instant::now();
     let ctx = Ctx { fs, dir, store_id, mode, sync };
     let nos = segment::list(fs, dir)?;
-    let (mut index, mut report) = match checkpoint::load(fs, dir, store_id, &nos) {
+    // Salvage rebuilds from the segments alone: the checkpoint may cover what moves aside.
+    let loaded = match mode {
+        Mode::ReadWrite { salvage: true } => Err(CheckpointStatus::Skipped),
+        _ => checkpoint::load(fs, dir, store_id, &nos),
+    };
+    let (mut index, mut report) = match loaded {
         Ok(idx) => (idx, RecoveryReport { checkpoint: CheckpointStatus::Loaded, ..Default::default() }),
         Err(status) => (Index::default(), RecoveryReport { checkpoint: status, ..Default::default() }),
     };

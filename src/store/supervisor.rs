@@ -35,7 +35,8 @@ pub(crate) fn recover_dir(
 ) -> Result<Recovered, OpenError> {
     let rec = recovery::recover(fs, dir, store_id, mode, sync)?;
     let stale = matches!(rec.report.checkpoint, CheckpointStatus::Stale(_) | CheckpointStatus::Damaged(_));
-    if stale && mode != Mode::ReadOnly {
+    let salvaged = !rec.report.salvaged.is_empty();
+    if (stale || salvaged) && mode != Mode::ReadOnly {
         checkpoint::remove(fs, dir).map_err(|source| OpenError::Io {
             op: "remove stale checkpoint",
             path: dir.join(checkpoint::FILE_NAME),

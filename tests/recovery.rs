@@ -1,0 +1,241 @@
+//! Recovery: torn tails, corruption, salvage, foreign and newer files, stale checkpoints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use batpak::codec::frame::{self, Base, Frame};
+use batpak::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use batpak::prelude::*;
+use batpak::store::CheckpointStatus;
+use common::*;
+
+/// Writes `n` single-event appends and closes cleanly; returns (sequence, payload) pairs.
+fn populate(dir: &Path, n: u32) -> Result<Vec<(u64, String)>, Box<dyn std::error::Error>> {
+    let store = Store::open(StoreConfig::new(dir))?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let payload = format!("event number {i} with some text");
+        let r = store.append(&Coordinate::new(format!("e{}", i % 5), "s"), EventKind::new(1, 1), &payload)?;
+        out.push((r.sequence, payload));
+    }
+    store.close()?;
+    Ok(out)
+}
+
+fn seg(dir: &Path, no: u32) -> PathBuf {
+    dir.join(format!("seg-{no:010}.bpk"))
+}
+
+/// (start, end, sequence) of every event frame in a segment file.
+fn event_frames(bytes: &[u8]) -> Result<Vec<(usize, usize, u64)>, Box<dyn std::error::Error>> {
+    let h = FileHeader::decode(bytes, FileKind::Segment).map_err(|e| format!("{e}"))?;
+    let base = Base { seq: h.base_seq, ts: h.base_ts };
+    let mut pos = HEADER_LEN;
+    let mut out = Vec::new();
+    while pos < bytes.len() {
+        let (f, n) = frame::decode(&bytes[pos..], &base).map_err(|e| format!("{e}"))?;
+        if let Frame::Event(h, _) = f {
+            out.push((pos, pos + n, h.seq));
+        }
+        pos += n;
+    }
+    Ok(out)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_all(store: &Store) -> Result<Vec<(u64, String)>, Box<dyn std::error::Error>> {
+    store.query(&Region::all())?.into_iter().map(|e| Ok((e.sequence, e.payload::<String>()?))).collect()
+}
+
+#[test]
+fn a_tail_truncated_at_every_byte_of_the_last_frames_reopens_with_every_earlier_event_intact() -> TestResult {
+    let src = tempfile::tempdir()?;
+    let written = populate(src.path(), 40)?;
+    let bytes = std::fs::read(seg(src.path(), 1))?;
+    let frames = event_frames(&bytes)?;
+    let from = frames[frames.len() - 5].0;
+    let work = tempfile::tempdir()?;
+    for cut in from..=bytes.len() {
+        let dir = work.path().join(format!("cut-{cut}"));
+        copy_dir(src.path(), &dir)?;
+        std::fs::OpenOptions::new().write(true).open(seg(&dir, 1))?.set_len(cut as u64)?;
+        let store = Store::open(StoreConfig::new(&dir))?;
+        let complete = frames.iter().filter(|f| f.1 <= cut).count();
+        assert_eq!(read_all(&store)?, written[..complete].to_vec(), "cut at byte {cut}");
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_zero_filled_tail_is_cut_back_and_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 20)?;
+    let path = seg(dir.path(), 1);
+    let mut bytes = std::fs::read(&path)?;
+    let good = bytes.len() as u64;
+    bytes.extend(vec![0u8; 4096]);
+    std::fs::write(&path, &bytes)?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    assert_eq!(read_all(&store)?, written);
+    let cut = &store.recovery_report().truncated;
+    assert_eq!(cut.len(), 1);
+    assert_eq!((cut[0].offset, cut[0].bytes), (good, 4096));
+    assert_eq!(std::fs::metadata(&path)?.len(), good);
+    Ok(())
+}
+
+#[test]
+fn a_flipped_byte_mid_log_refuses_to_open_naming_the_segment_and_offset() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populate(dir.path(), 40)?;
+    let path = seg(dir.path(), 1);
+    let mut bytes = std::fs::read(&path)?;
+    let frames = event_frames(&bytes)?;
+    let (start, end, _) = frames[20];
+    bytes[(start + end) / 2] ^= 0x40;
+    std::fs::write(&path, &bytes)?;
+    let err = Store::open(StoreConfig::new(dir.path())).err().ok_or("opened a corrupt store")?;
+    assert!(matches!(&err, OpenError::Corrupt { offset, .. } if *offset == start as u64), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("seg-0000000001.bpk") && msg.contains(&format!("offset {start}")), "{msg}");
+    Ok(())
+}
+
+#[test]
+fn salvage_keeps_everything_before_a_bad_frame_and_moves_the_rest_aside() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 40)?;
+    let path = seg(dir.path(), 1);
+    let mut bytes = std::fs::read(&path)?;
+    let frames = event_frames(&bytes)?;
+    let (start, _, _) = frames[20];
+    bytes[start + 6] ^= 0x01;
+    std::fs::write(&path, &bytes)?;
+    let store = Store::open_with(StoreConfig::new(dir.path()), OpenOptions::salvage())?;
+    assert_eq!(read_all(&store)?, written[..20].to_vec());
+    let moved = &store.recovery_report().salvaged;
+    assert_eq!(moved.len(), 1);
+    let tail = std::fs::read(&moved[0])?;
+    assert_eq!(tail, bytes[start..].to_vec(), "the salvaged bytes are exactly the rest of the segment");
+    let r = store.append(&Coordinate::new("e", "s"), EventKind::new(1, 1), &"after salvage".to_string())?;
+    store.close()?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    assert_eq!(store.get(r.id)?.map(|e| e.sequence), Some(21));
+    Ok(())
+}
+
+#[test]
+fn a_segment_from_another_store_is_refused_naming_the_file() -> TestResult {
+    let a = tempfile::tempdir()?;
+    let b = tempfile::tempdir()?;
+    let mut cfg = small_config(a.path());
+    cfg.segment_max_bytes = 4096;
+    let store = Store::open(cfg.clone())?;
+    for i in 0..1000u32 {
+        store.append(&Coordinate::new("e", "s"), EventKind::new(1, 1), &i)?;
+    }
+    assert!(store.stats().segments.len() >= 3);
+    store.close()?;
+    populate(b.path(), 5)?;
+    std::fs::copy(seg(b.path(), 1), seg(a.path(), 2))?;
+    let err = Store::open(cfg).err().ok_or("opened")?;
+    assert!(matches!(err, OpenError::ForeignFile { .. }), "{err}");
+    assert!(err.to_string().contains("seg-0000000002.bpk"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_segment_of_a_newer_format_version_is_refused_with_a_clear_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populate(dir.path(), 3)?;
+    let path = seg(dir.path(), 1);
+    let mut bytes = std::fs::read(&path)?;
+    let mut h = FileHeader::decode(&bytes, FileKind::Segment).map_err(|e| format!("{e}"))?;
+    h.version += 1;
+    bytes[..HEADER_LEN].copy_from_slice(&h.encode());
+    std::fs::write(&path, &bytes)?;
+    let err = Store::open(StoreConfig::new(dir.path())).err().ok_or("opened")?;
+    assert!(matches!(err, OpenError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
+    assert!(err.to_string().contains("seg-0000000001.bpk"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_clean_close_leaves_a_checkpoint_the_next_open_uses() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 100)?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    assert_eq!(store.recovery_report().checkpoint, CheckpointStatus::Loaded);
+    assert_eq!(read_all(&store)?, written);
+    Ok(())
+}
+
+#[test]
+fn a_stale_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 30)?;
+    let path = seg(dir.path(), 1);
+    let frames = event_frames(&std::fs::read(&path)?)?;
+    std::fs::OpenOptions::new().write(true).open(&path)?.set_len(frames[9].1 as u64)?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Stale(_)));
+    assert_eq!(read_all(&store)?, written[..10].to_vec());
+    Ok(())
+}
+
+#[test]
+fn a_damaged_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 30)?;
+    let ck = dir.path().join("index.ckpt");
+    let mut bytes = std::fs::read(&ck)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&ck, &bytes)?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Damaged(_)));
+    assert_eq!(read_all(&store)?, written);
+    Ok(())
+}
+
+#[test]
+fn a_checkpoint_from_another_store_is_not_used() -> TestResult {
+    let a = tempfile::tempdir()?;
+    let b = tempfile::tempdir()?;
+    let written = populate(a.path(), 10)?;
+    populate(b.path(), 10)?;
+    std::fs::copy(b.path().join("index.ckpt"), a.path().join("index.ckpt"))?;
+    let store = Store::open(StoreConfig::new(a.path()))?;
+    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Damaged(_)));
+    assert_eq!(read_all(&store)?, written);
+    Ok(())
+}
+
+#[test]
+fn a_read_only_open_never_truncates_a_torn_tail() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 10)?;
+    let path = seg(dir.path(), 1);
+    let mut bytes = std::fs::read(&path)?;
+    bytes.extend([0x55u8; 100]);
+    std::fs::write(&path, &bytes)?;
+    let store = Store::open_read_only(dir.path())?;
+    assert_eq!(read_all(&store)?, written);
+    assert_eq!(store.recovery_report().truncated.len(), 1);
+    drop(store);
+    assert_eq!(std::fs::read(&path)?, bytes, "the file is untouched");
+    Ok(())
+}
