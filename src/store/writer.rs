@@ -193,7 +193,12 @@ impl Writer {
 
     fn handle(&mut self, cmds: &mut Vec<Command>) {
         if let Some(msg) = self.shared.poison_message() {
-            cmds.drain(..).for_each(|c| reject(c, &AppendError::Poisoned(msg.clone())));
+            for cmd in cmds.drain(..) {
+                match cmd {
+                    Command::Shutdown { reply } => self.shutdown = Some(reply),
+                    other => reject(other, &AppendError::Poisoned(msg.clone())),
+                }
+            }
             return;
         }
         self.put_marker();
