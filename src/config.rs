@@ -164,15 +164,30 @@ impl StoreConfig {
             MIN_SEGMENT_MAX_BYTES,
             MAX_SEGMENT_MAX_BYTES,
         )?;
-        range_u64("sync_every_n_events", self.sync_every_n_events.into(), 1, u32::MAX.into())?;
-        range_u64("fd_budget", self.fd_budget.into(), MIN_FD_BUDGET.into(), 65_536)?;
+        range_u64(
+            "sync_every_n_events",
+            self.sync_every_n_events.into(),
+            1,
+            u32::MAX.into(),
+        )?;
+        range_u64(
+            "fd_budget",
+            self.fd_budget.into(),
+            MIN_FD_BUDGET.into(),
+            65_536,
+        )?;
         range_u64(
             "writer_channel_capacity",
             self.writer_channel_capacity.into(),
             1,
             1 << 24,
         )?;
-        range_u64("broadcast_capacity", self.broadcast_capacity.into(), 1, 1 << 24)?;
+        range_u64(
+            "broadcast_capacity",
+            self.broadcast_capacity.into(),
+            1,
+            1 << 24,
+        )?;
         range_u64(
             "cache_map_size_bytes",
             self.cache_map_size_bytes,
@@ -275,7 +290,11 @@ mod tests {
     fn zero_channel_capacity_is_rejected_naming_field_and_range() {
         let mut c = StoreConfig::new("x");
         c.writer_channel_capacity = 0;
-        let msg = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(msg.contains("writer_channel_capacity"), "{msg}");
         assert!(msg.contains("1..=16777216"), "{msg}");
     }

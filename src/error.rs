@@ -57,7 +57,9 @@ pub enum OpenError {
         lock: PathBuf,
     },
     /// A file belongs to another store.
-    #[error("{path} belongs to another store (store id {found:016x}, this store is {expected:016x})")]
+    #[error(
+        "{path} belongs to another store (store id {found:016x}, this store is {expected:016x})"
+    )]
     ForeignFile {
         /// The refused file.
         path: PathBuf,

@@ -45,7 +45,9 @@ impl fmt::Display for EventId {
 }
 
 /// The type of an event: a category (high byte) and a type within it (low byte).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct EventKind(pub u16);
 
 impl EventKind {
@@ -303,7 +305,13 @@ impl Region {
     pub fn matches(&self, event: &Event) -> bool {
         (self.from_sequence..=self.to_sequence).contains(&event.sequence)
             && self.allows_kind(event.kind)
-            && self.entity.as_ref().is_none_or(|e| *e == event.coordinate.entity)
-            && self.scope.as_ref().is_none_or(|s| *s == event.coordinate.scope)
+            && self
+                .entity
+                .as_ref()
+                .is_none_or(|e| *e == event.coordinate.entity)
+            && self
+                .scope
+                .as_ref()
+                .is_none_or(|s| *s == event.coordinate.scope)
     }
 }

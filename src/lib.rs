@@ -34,16 +34,22 @@ pub mod store;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
 pub use error::{AppendError, ConfigError, Error, OpenError, ReadError, Result, SyncError};
-pub use event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region};
+pub use event::{
+    AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
+};
 pub use store::{
-    BatchItem, CheckpointStatus, CloseReport, OpenOptions, RecoveryReport, RecvError, Stats, Store, Subscription,
-    Ticket,
+    BatchItem, CheckpointStatus, CloseReport, OpenOptions, RecoveryReport, RecvError, Stats, Store,
+    Subscription, Ticket,
 };
 
 /// Everything a typical user needs: `use batpak::prelude::*;`.
 pub mod prelude {
     pub use crate::config::{Clock, RestartPolicy, StoreConfig, SyncMode};
     pub use crate::error::{AppendError, Error, OpenError, ReadError, SyncError};
-    pub use crate::event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region};
-    pub use crate::store::{BatchItem, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket};
+    pub use crate::event::{
+        AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
+    };
+    pub use crate::store::{
+        BatchItem, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
+    };
 }

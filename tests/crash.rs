@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use batpak::prelude::*;
 use common::*;
 
+/// (sequence, cycle, index) of a receipt the child printed.
+type Printed = (u64, u64, u64);
+
 const CHILD_ENV: &str = "BATPAK_CRASH_CHILD_DIR";
 
 fn payload(cycle: u64, i: u64) -> String {
@@ -28,7 +31,9 @@ fn child_config(dir: &str) -> StoreConfig {
 /// Runs only inside the child process: append forever, printing each receipt.
 #[test]
 fn crash_child_entry_point() -> TestResult {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return Ok(()) };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return Ok(());
+    };
     let cycle: u64 = std::env::var("BATPAK_CRASH_CYCLE")?.parse()?;
     let store = Store::open(child_config(&dir))?;
     let mut out = std::io::stdout().lock();
@@ -37,16 +42,24 @@ fn crash_child_entry_point() -> TestResult {
     for i in 0.. {
         let coord = Coordinate::new(format!("e{}", i % 13), "crash");
         let r = store.append(&coord, EventKind::new(1, 1), &payload(cycle, i))?;
-        assert!(r.durable, "sync_every_n_events = 1 makes every receipt durable");
+        assert!(
+            r.durable,
+            "sync_every_n_events = 1 makes every receipt durable"
+        );
         writeln!(out, "{} {} {}", r.sequence, cycle, i)?;
         out.flush()?;
     }
     Ok(())
 }
 
-fn run_child(dir: &std::path::Path, cycle: u64, run_for: Duration) -> Result<Vec<(u64, u64, u64)>, Box<dyn std::error::Error>> {
+fn run_child(dir: &std::path::Path, cycle: u64, run_for: Duration) -> Res<Vec<Printed>> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["crash_child_entry_point", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_child_entry_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .env("BATPAK_CRASH_CYCLE", cycle.to_string())
         .stdout(Stdio::piped())
@@ -102,11 +115,17 @@ fn every_event_a_sigkilled_child_printed_is_present_and_intact_after_reopen() ->
         all_acked.extend(acked);
         let store = Store::open(child_config(&dir.path().display().to_string()))?;
         for &(seq, c, i) in &all_acked {
-            let e = store.get(EventId::new(store.store_id(), seq))?.ok_or(format!("acked event {seq} lost in cycle {cycle}"))?;
+            let e = store
+                .get(EventId::new(store.store_id(), seq))?
+                .ok_or(format!("acked event {seq} lost in cycle {cycle}"))?;
             assert_eq!(e.payload::<String>()?, payload(c, i), "event {seq} intact");
         }
         store.close()?;
     }
-    assert!(all_acked.len() > 100, "the children appended {} events", all_acked.len());
+    assert!(
+        all_acked.len() > 100,
+        "the children appended {} events",
+        all_acked.len()
+    );
     Ok(())
 }

@@ -10,7 +10,7 @@ use common::*;
 
 /// Segment files of `dir` this process has open (in /proc/self/fd) or mapped (in
 /// /proc/self/maps).
-fn segment_files_in_use(dir: &Path) -> Result<BTreeSet<String>, Box<dyn std::error::Error>> {
+fn segment_files_in_use(dir: &Path) -> Res<BTreeSet<String>> {
     let dir = std::fs::canonicalize(dir)?.display().to_string();
     let mut files = BTreeSet::new();
     for e in std::fs::read_dir("/proc/self/fd")? {
@@ -32,7 +32,8 @@ fn segment_files_in_use(dir: &Path) -> Result<BTreeSet<String>, Box<dyn std::err
 }
 
 #[test]
-fn open_and_mapped_segment_files_never_exceed_the_fd_budget_while_reading_three_times_as_many() -> TestResult {
+fn open_and_mapped_segment_files_never_exceed_the_fd_budget_while_reading_three_times_as_many(
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut cfg = StoreConfig::new(dir.path());
     cfg.segment_max_bytes = 4096;
@@ -53,13 +54,23 @@ fn open_and_mapped_segment_files_never_exceed_the_fd_budget_while_reading_three_
             assert!(store.get(id)?.is_some());
             let in_use = segment_files_in_use(dir.path())?;
             peak = peak.max(in_use.len());
-            assert!(in_use.len() <= cfg.fd_budget as usize, "round {round}: {} in use: {in_use:?}", in_use.len());
+            assert!(
+                in_use.len() <= cfg.fd_budget as usize,
+                "round {round}: {} in use: {in_use:?}",
+                in_use.len()
+            );
         }
         assert_eq!(store.query(&Region::all())?.len(), ids.len());
         assert!(segment_files_in_use(dir.path())?.len() <= cfg.fd_budget as usize);
     }
     let stats = store.stats();
-    assert!(stats.map_evictions > 0 && stats.map_misses > 0 && stats.map_hits > 0, "{stats:?}");
-    assert_eq!(peak, cfg.fd_budget as usize, "the budget is used, not just respected");
+    assert!(
+        stats.map_evictions > 0 && stats.map_misses > 0 && stats.map_hits > 0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        peak, cfg.fd_budget as usize,
+        "the budget is used, not just respected"
+    );
     Ok(())
 }

@@ -35,7 +35,10 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as `GlobalAlloc::realloc`, forwarded.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         p
     }
@@ -56,7 +59,9 @@ fn write_reference(store: &Store) -> TestResult {
         let n = rng.below(10_000) as usize;
         let coord = Coordinate::new(format!("order:{n}"), format!("tenant-{}", rng.below(8)));
         let kind = EventKind::new(1, (i % 4 + 1) as u8);
-        let payload = Reference { data: rng.bytes(64) };
+        let payload = Reference {
+            data: rng.bytes(64),
+        };
         let mut opts = AppendOptions::default();
         if rng.below(2) == 0 {
             if let Some(cause) = last[n] {
@@ -88,7 +93,8 @@ fn segment_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
 }
 
 #[test]
-fn the_reference_workload_costs_at_most_120_bytes_on_disk_and_64_bytes_of_index_per_event() -> TestResult {
+fn the_reference_workload_costs_at_most_120_bytes_on_disk_and_64_bytes_of_index_per_event(
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
     write_reference(&store)?;
@@ -122,6 +128,9 @@ fn the_reference_workload_costs_at_most_120_bytes_on_disk_and_64_bytes_of_index_
     );
     assert!(disk <= 120.0, "{disk:.1} bytes per event on disk");
     assert!(index <= 64.0, "{index:.1} bytes per event in the index");
-    assert!(rebuilt_index <= 64.0, "{rebuilt_index:.1} bytes per event in a rebuilt index");
+    assert!(
+        rebuilt_index <= 64.0,
+        "{rebuilt_index:.1} bytes per event in a rebuilt index"
+    );
     Ok(())
 }

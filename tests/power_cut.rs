@@ -35,14 +35,31 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
         let len = rng.below(300) as usize;
         let payload = rng.bytes(len);
         let result = if rng.below(10) == 0 {
-            let items = (0..3).map(|_| BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone())).collect();
-            store.append_batch(items, rng.below(2) == 0).map(|rs| rs.into_iter().collect::<Vec<_>>())
+            let items = (0..3)
+                .map(|_| BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone()))
+                .collect();
+            store
+                .append_batch(items, rng.below(2) == 0)
+                .map(|rs| rs.into_iter().collect::<Vec<_>>())
         } else {
-            let opts = if rng.below(4) == 0 { AppendOptions::default().durable() } else { AppendOptions::default() };
-            store.append_raw(BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone()).with_options(opts)).map(|r| vec![r])
+            let opts = if rng.below(4) == 0 {
+                AppendOptions::default().durable()
+            } else {
+                AppendOptions::default()
+            };
+            store
+                .append_raw(
+                    BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone())
+                        .with_options(opts),
+                )
+                .map(|r| vec![r])
         };
         match result {
-            Ok(rs) => acked.extend(rs.into_iter().map(|r| Acked { seq: r.sequence, durable: r.durable, payload: payload.clone() })),
+            Ok(rs) => acked.extend(rs.into_iter().map(|r| Acked {
+                seq: r.sequence,
+                durable: r.durable,
+                payload: payload.clone(),
+            })),
             Err(_) => break,
         }
     }
@@ -50,7 +67,7 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
 }
 
 /// (durable events checked, acknowledged events the cut took)
-fn one_power_cut(seed: u64) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let fs = SimFs::new();
     let sync_every = [1, 2, 7, 1000][rng.below(4) as usize];
@@ -69,13 +86,18 @@ fn one_power_cut(seed: u64) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     stop.store(true, Ordering::Relaxed);
     let acked = producer.join().map_err(|_| "producer panicked")?;
     drop(store);
-    let store = open(&after, sync_every).map_err(|e| format!("seed {seed}: the store does not open after the cut: {e}"))?;
+    let store = open(&after, sync_every)
+        .map_err(|e| format!("seed {seed}: the store does not open after the cut: {e}"))?;
     let (mut durable, mut lost) = (0, 0);
     for a in &acked {
         let got = store.get(EventId::new(store.store_id(), a.seq))?;
         durable += u64::from(a.durable);
         match got {
-            Some(e) => assert_eq!(e.payload, a.payload, "seed {seed}: event {} is not intact", a.seq),
+            Some(e) => assert_eq!(
+                e.payload, a.payload,
+                "seed {seed}: event {} is not intact",
+                a.seq
+            ),
             None => {
                 assert!(!a.durable, "seed {seed}: durable event {} lost", a.seq);
                 lost += 1;
@@ -87,7 +109,10 @@ fn one_power_cut(seed: u64) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     let again = after.power_cut(rng.next());
     drop(store);
     let store = open(&again, sync_every)?;
-    assert!(store.stats().events >= seen, "seed {seed}: recovered events vanished after a second cut");
+    assert!(
+        store.stats().events >= seen,
+        "seed {seed}: recovered events vanished after a second cut"
+    );
     Ok((durable, lost))
 }
 
@@ -100,7 +125,13 @@ fn every_event_acknowledged_as_durable_survives_a_simulated_power_cut() -> TestR
         lost += l;
     }
     eprintln!("300 power cuts: {durable} durable receipts checked, {lost} acknowledged-but-unsynced events lost");
-    assert!(durable > 1000, "the workload acknowledged too few durable events to prove anything");
-    assert!(lost > 0, "no cut ever dropped an unsynced event: the simulation is not biting");
+    assert!(
+        durable > 1000,
+        "the workload acknowledged too few durable events to prove anything"
+    );
+    assert!(
+        lost > 0,
+        "no cut ever dropped an unsynced event: the simulation is not biting"
+    );
     Ok(())
 }

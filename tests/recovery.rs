@@ -11,12 +11,16 @@ use batpak::store::CheckpointStatus;
 use common::*;
 
 /// Writes `n` single-event appends and closes cleanly; returns (sequence, payload) pairs.
-fn populate(dir: &Path, n: u32) -> Result<Vec<(u64, String)>, Box<dyn std::error::Error>> {
+fn populate(dir: &Path, n: u32) -> Res<Vec<(u64, String)>> {
     let store = Store::open(StoreConfig::new(dir))?;
     let mut out = Vec::new();
     for i in 0..n {
         let payload = format!("event number {i} with some text");
-        let r = store.append(&Coordinate::new(format!("e{}", i % 5), "s"), EventKind::new(1, 1), &payload)?;
+        let r = store.append(
+            &Coordinate::new(format!("e{}", i % 5), "s"),
+            EventKind::new(1, 1),
+            &payload,
+        )?;
         out.push((r.sequence, payload));
     }
     store.close()?;
@@ -28,9 +32,12 @@ fn seg(dir: &Path, no: u32) -> PathBuf {
 }
 
 /// (start, end, sequence) of every event frame in a segment file.
-fn event_frames(bytes: &[u8]) -> Result<Vec<(usize, usize, u64)>, Box<dyn std::error::Error>> {
+fn event_frames(bytes: &[u8]) -> Res<Vec<(usize, usize, u64)>> {
     let h = FileHeader::decode(bytes, FileKind::Segment).map_err(|e| format!("{e}"))?;
-    let base = Base { seq: h.base_seq, ts: h.base_ts };
+    let base = Base {
+        seq: h.base_seq,
+        ts: h.base_ts,
+    };
     let mut pos = HEADER_LEN;
     let mut out = Vec::new();
     while pos < bytes.len() {
@@ -54,12 +61,17 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn read_all(store: &Store) -> Result<Vec<(u64, String)>, Box<dyn std::error::Error>> {
-    store.query(&Region::all())?.into_iter().map(|e| Ok((e.sequence, e.payload::<String>()?))).collect()
+fn read_all(store: &Store) -> Res<Vec<(u64, String)>> {
+    store
+        .query(&Region::all())?
+        .into_iter()
+        .map(|e| Ok((e.sequence, e.payload::<String>()?)))
+        .collect()
 }
 
 #[test]
-fn a_tail_truncated_at_every_byte_of_the_last_frames_reopens_with_every_earlier_event_intact() -> TestResult {
+fn a_tail_truncated_at_every_byte_of_the_last_frames_reopens_with_every_earlier_event_intact(
+) -> TestResult {
     let src = tempfile::tempdir()?;
     let written = populate(src.path(), 40)?;
     let bytes = std::fs::read(seg(src.path(), 1))?;
@@ -69,10 +81,17 @@ fn a_tail_truncated_at_every_byte_of_the_last_frames_reopens_with_every_earlier_
     for cut in from..=bytes.len() {
         let dir = work.path().join(format!("cut-{cut}"));
         copy_dir(src.path(), &dir)?;
-        std::fs::OpenOptions::new().write(true).open(seg(&dir, 1))?.set_len(cut as u64)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(seg(&dir, 1))?
+            .set_len(cut as u64)?;
         let store = Store::open(StoreConfig::new(&dir))?;
         let complete = frames.iter().filter(|f| f.1 <= cut).count();
-        assert_eq!(read_all(&store)?, written[..complete].to_vec(), "cut at byte {cut}");
+        assert_eq!(
+            read_all(&store)?,
+            written[..complete].to_vec(),
+            "cut at byte {cut}"
+        );
         drop(store);
         std::fs::remove_dir_all(&dir)?;
     }
@@ -107,10 +126,18 @@ fn a_flipped_byte_mid_log_refuses_to_open_naming_the_segment_and_offset() -> Tes
     let (start, end, _) = frames[20];
     bytes[(start + end) / 2] ^= 0x40;
     std::fs::write(&path, &bytes)?;
-    let err = Store::open(StoreConfig::new(dir.path())).err().ok_or("opened a corrupt store")?;
-    assert!(matches!(&err, OpenError::Corrupt { offset, .. } if *offset == start as u64), "{err}");
+    let err = Store::open(StoreConfig::new(dir.path()))
+        .err()
+        .ok_or("opened a corrupt store")?;
+    assert!(
+        matches!(&err, OpenError::Corrupt { offset, .. } if *offset == start as u64),
+        "{err}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("seg-0000000001.bpk") && msg.contains(&format!("offset {start}")), "{msg}");
+    assert!(
+        msg.contains("seg-0000000001.bpk") && msg.contains(&format!("offset {start}")),
+        "{msg}"
+    );
     Ok(())
 }
 
@@ -129,8 +156,16 @@ fn salvage_keeps_everything_before_a_bad_frame_and_moves_the_rest_aside() -> Tes
     let moved = &store.recovery_report().salvaged;
     assert_eq!(moved.len(), 1);
     let tail = std::fs::read(&moved[0])?;
-    assert_eq!(tail, bytes[start..].to_vec(), "the salvaged bytes are exactly the rest of the segment");
-    let r = store.append(&Coordinate::new("e", "s"), EventKind::new(1, 1), &"after salvage".to_string())?;
+    assert_eq!(
+        tail,
+        bytes[start..].to_vec(),
+        "the salvaged bytes are exactly the rest of the segment"
+    );
+    let r = store.append(
+        &Coordinate::new("e", "s"),
+        EventKind::new(1, 1),
+        &"after salvage".to_string(),
+    )?;
     store.close()?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
     assert_eq!(store.get(r.id)?.map(|e| e.sequence), Some(21));
@@ -167,8 +202,20 @@ fn a_segment_of_a_newer_format_version_is_refused_with_a_clear_error() -> TestRe
     h.version += 1;
     bytes[..HEADER_LEN].copy_from_slice(&h.encode());
     std::fs::write(&path, &bytes)?;
-    let err = Store::open(StoreConfig::new(dir.path())).err().ok_or("opened")?;
-    assert!(matches!(err, OpenError::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
+    let err = Store::open(StoreConfig::new(dir.path()))
+        .err()
+        .ok_or("opened")?;
+    assert!(
+        matches!(
+            err,
+            OpenError::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("seg-0000000001.bpk"), "{err}");
     Ok(())
 }
@@ -189,9 +236,15 @@ fn a_stale_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
     let written = populate(dir.path(), 30)?;
     let path = seg(dir.path(), 1);
     let frames = event_frames(&std::fs::read(&path)?)?;
-    std::fs::OpenOptions::new().write(true).open(&path)?.set_len(frames[9].1 as u64)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)?
+        .set_len(frames[9].1 as u64)?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
-    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Stale(_)));
+    assert!(matches!(
+        store.recovery_report().checkpoint,
+        CheckpointStatus::Stale(_)
+    ));
     assert_eq!(read_all(&store)?, written[..10].to_vec());
     Ok(())
 }
@@ -206,7 +259,10 @@ fn a_damaged_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
     bytes[mid] ^= 0xff;
     std::fs::write(&ck, &bytes)?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
-    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Damaged(_)));
+    assert!(matches!(
+        store.recovery_report().checkpoint,
+        CheckpointStatus::Damaged(_)
+    ));
     assert_eq!(read_all(&store)?, written);
     Ok(())
 }
@@ -219,7 +275,10 @@ fn a_checkpoint_from_another_store_is_not_used() -> TestResult {
     populate(b.path(), 10)?;
     std::fs::copy(b.path().join("index.ckpt"), a.path().join("index.ckpt"))?;
     let store = Store::open(StoreConfig::new(a.path()))?;
-    assert!(matches!(store.recovery_report().checkpoint, CheckpointStatus::Damaged(_)));
+    assert!(matches!(
+        store.recovery_report().checkpoint,
+        CheckpointStatus::Damaged(_)
+    ));
     assert_eq!(read_all(&store)?, written);
     Ok(())
 }

@@ -21,7 +21,11 @@ fn append_get_and_query_survive_reopen_across_several_segment_rolls() -> TestRes
             let r = store.append(&coord, kind, &payload)?;
             written.push((r.id, coord, kind, payload));
         }
-        assert!(store.stats().segments.len() >= 5, "segments: {}", store.stats().segments.len());
+        assert!(
+            store.stats().segments.len() >= 5,
+            "segments: {}",
+            store.stats().segments.len()
+        );
         store.close()?;
     }
     let store = Store::open(small_config(dir.path()))?;
@@ -35,11 +39,18 @@ fn append_get_and_query_survive_reopen_across_several_segment_rolls() -> TestRes
     assert_eq!(all.len(), written.len());
     assert!(all.windows(2).all(|w| w[0].sequence < w[1].sequence));
     let entity = &written[10].1.entity;
-    let expected: Vec<EventId> = written.iter().filter(|w| &w.1.entity == entity).map(|w| w.0).collect();
+    let expected: Vec<EventId> = written
+        .iter()
+        .filter(|w| &w.1.entity == entity)
+        .map(|w| w.0)
+        .collect();
     let got: Vec<EventId> = store.stream(entity)?.iter().map(|e| e.id).collect();
     assert_eq!(got, expected);
     let scope_kind = Region::scope("tenant-3").with_kind(EventKind::new(1, 2));
-    let expected = written.iter().filter(|w| w.1.scope == "tenant-3" && w.2 == EventKind::new(1, 2)).count();
+    let expected = written
+        .iter()
+        .filter(|w| w.1.scope == "tenant-3" && w.2 == EventKind::new(1, 2))
+        .count();
     assert_eq!(store.query(&scope_kind)?.len(), expected);
     Ok(())
 }
@@ -54,7 +65,11 @@ fn n_producer_threads_get_unique_receipts_and_every_event_reads_back() -> TestRe
             std::thread::spawn(move || {
                 let coord = Coordinate::new(format!("producer:{t}"), "s");
                 (0..500u32)
-                    .map(|i| store.append(&coord, EventKind::new(1, 1), &(t, i)).map(|r| (r, t, i)))
+                    .map(|i| {
+                        store
+                            .append(&coord, EventKind::new(1, 1), &(t, i))
+                            .map(|r| (r, t, i))
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
         })
@@ -82,7 +97,10 @@ fn pipelined_submit_returns_every_receipt_in_order() -> TestResult {
     let tickets: Vec<Ticket> = (0..1000u32)
         .map(|i| store.submit(&coord, EventKind::new(1, 1), &i, AppendOptions::default()))
         .collect::<Result<_, _>>()?;
-    let seqs: Vec<u64> = tickets.into_iter().map(|t| t.wait().map(|r| r.sequence)).collect::<Result<_, _>>()?;
+    let seqs: Vec<u64> = tickets
+        .into_iter()
+        .map(|t| t.wait().map(|r| r.sequence))
+        .collect::<Result<_, _>>()?;
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
     Ok(())
 }
@@ -100,13 +118,21 @@ fn the_subscriber_ring_drops_the_oldest_entries_and_counts_them() -> TestResult 
     }
     assert_eq!(sub.dropped(), 12);
     let first = sub.recv_timeout(Duration::from_secs(1))?;
-    assert_eq!(first.payload::<u32>()?, 12, "the oldest twelve were dropped");
-    assert_eq!(first.sequence, 13, "the delivery carries its sequence, so the gap shows");
+    assert_eq!(
+        first.payload::<u32>()?,
+        12,
+        "the oldest twelve were dropped"
+    );
+    assert_eq!(
+        first.sequence, 13,
+        "the delivery carries its sequence, so the gap shows"
+    );
     Ok(())
 }
 
 #[test]
-fn a_subscription_from_a_sequence_catches_up_then_goes_live_without_gap_or_duplicate() -> TestResult {
+fn a_subscription_from_a_sequence_catches_up_then_goes_live_without_gap_or_duplicate() -> TestResult
+{
     let dir = tempfile::tempdir()?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
     let coord = Coordinate::new("e", "s");
@@ -117,8 +143,9 @@ fn a_subscription_from_a_sequence_catches_up_then_goes_live_without_gap_or_dupli
     for i in 50..60u32 {
         store.append(&coord, EventKind::new(1, 1), &i)?;
     }
-    let got: Vec<u64> =
-        (0..50).map(|_| sub.recv_timeout(Duration::from_secs(1)).map(|e| e.sequence)).collect::<Result<_, _>>()?;
+    let got: Vec<u64> = (0..50)
+        .map(|_| sub.recv_timeout(Duration::from_secs(1)).map(|e| e.sequence))
+        .collect::<Result<_, _>>()?;
     assert_eq!(got, (11..=60).collect::<Vec<u64>>());
     assert!(matches!(sub.try_recv(), Err(RecvError::Timeout)));
     Ok(())
@@ -142,16 +169,26 @@ fn close_drains_at_most_the_shutdown_drain_limit_and_reports_the_rest() -> TestR
         .collect::<Result<_, _>>()?;
     let report = store.close()?;
     let results: Vec<_> = tickets.into_iter().map(Ticket::wait).collect();
-    let rejected = results.iter().filter(|r| matches!(r, Err(AppendError::Closed))).count() as u64;
+    let rejected = results
+        .iter()
+        .filter(|r| matches!(r, Err(AppendError::Closed)))
+        .count() as u64;
     let written = results.iter().filter(|r| r.is_ok()).count() as u64;
     assert_eq!(report.drained, 10, "{report:?}");
     assert!(rejected > 0, "{report:?}");
     assert_eq!(report.rejected, rejected, "{report:?}");
     assert_eq!(written + rejected, 300);
-    assert!(matches!(store.append(&coord, EventKind::new(1, 1), &0), Err(AppendError::Closed)));
+    assert!(matches!(
+        store.append(&coord, EventKind::new(1, 1), &0),
+        Err(AppendError::Closed)
+    ));
     drop(store);
     let reopened = Store::open(StoreConfig::new(dir.path()))?;
-    assert_eq!(reopened.stats().events, written, "every acknowledged event is there");
+    assert_eq!(
+        reopened.stats().events,
+        written,
+        "every acknowledged event is there"
+    );
     Ok(())
 }
 
@@ -166,9 +203,16 @@ fn the_injected_clock_stamps_every_event() -> TestResult {
     let coord = Coordinate::new("e", "s");
     let a = store.append(&coord, EventKind::new(1, 1), &1)?;
     let b = store.append(&coord, EventKind::new(1, 1), &2)?;
-    assert!((1_000_000..1_000_100).contains(&a.timestamp_us), "{}", a.timestamp_us);
+    assert!(
+        (1_000_000..1_000_100).contains(&a.timestamp_us),
+        "{}",
+        a.timestamp_us
+    );
     assert!(b.timestamp_us > a.timestamp_us);
-    assert_eq!(store.get(b.id)?.map(|e| e.timestamp_us), Some(b.timestamp_us));
+    assert_eq!(
+        store.get(b.id)?.map(|e| e.timestamp_us),
+        Some(b.timestamp_us)
+    );
     Ok(())
 }
 
@@ -185,7 +229,10 @@ fn a_clock_that_jumps_backwards_changes_no_id_or_order() -> TestResult {
     let b = store.append(&coord, EventKind::new(1, 1), &2)?;
     assert!(a.id < b.id && a.sequence < b.sequence);
     assert!(b.timestamp_us < a.timestamp_us);
-    assert_eq!(store.get(a.id)?.map(|e| e.timestamp_us), Some(a.timestamp_us));
+    assert_eq!(
+        store.get(a.id)?.map(|e| e.timestamp_us),
+        Some(a.timestamp_us)
+    );
     Ok(())
 }
 
@@ -193,9 +240,14 @@ fn a_clock_that_jumps_backwards_changes_no_id_or_order() -> TestResult {
 fn a_second_read_write_open_of_the_same_directory_is_refused_naming_it() -> TestResult {
     let dir = tempfile::tempdir()?;
     let _first = Store::open(StoreConfig::new(dir.path()))?;
-    let err = Store::open(StoreConfig::new(dir.path())).err().ok_or("second open succeeded")?;
+    let err = Store::open(StoreConfig::new(dir.path()))
+        .err()
+        .ok_or("second open succeeded")?;
     assert!(matches!(err, OpenError::Locked { .. }));
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -206,8 +258,14 @@ fn a_read_only_open_sees_what_the_holder_has_written_and_cannot_append() -> Test
     let coord = Coordinate::new("e", "s");
     let r = writer.append(&coord, EventKind::new(1, 1), &"hello")?;
     let reader = Store::open_read_only(dir.path())?;
-    assert_eq!(reader.get(r.id)?.map(|e| e.payload::<String>().ok()), Some(Some("hello".into())));
-    assert!(matches!(reader.append(&coord, EventKind::new(1, 1), &1), Err(AppendError::ReadOnly)));
+    assert_eq!(
+        reader.get(r.id)?.map(|e| e.payload::<String>().ok()),
+        Some(Some("hello".into()))
+    );
+    assert!(matches!(
+        reader.append(&coord, EventKind::new(1, 1), &1),
+        Err(AppendError::ReadOnly)
+    ));
     Ok(())
 }
 
@@ -217,7 +275,10 @@ fn a_nonsensical_config_is_refused_naming_the_field_and_range() -> TestResult {
     let mut cfg = StoreConfig::new(dir.path());
     cfg.segment_max_bytes = 100;
     let err = Store::open(cfg).err().ok_or("opened")?.to_string();
-    assert!(err.contains("segment_max_bytes") && err.contains("4096..="), "{err}");
+    assert!(
+        err.contains("segment_max_bytes") && err.contains("4096..="),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -246,11 +307,24 @@ fn an_expected_sequence_that_does_not_match_is_a_conflict_and_writes_nothing() -
     let dir = tempfile::tempdir()?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
     let coord = Coordinate::new("acct:1", "s");
-    let a = store.append_with(&coord, EventKind::new(1, 1), &1, AppendOptions::default().expect(Expected::NoEvents))?;
+    let a = store.append_with(
+        &coord,
+        EventKind::new(1, 1),
+        &1,
+        AppendOptions::default().expect(Expected::NoEvents),
+    )?;
     let stale = AppendOptions::default().expect(Expected::NoEvents);
-    let err = store.append_with(&coord, EventKind::new(1, 1), &2, stale).err().ok_or("appended")?;
+    let err = store
+        .append_with(&coord, EventKind::new(1, 1), &2, stale)
+        .err()
+        .ok_or("appended")?;
     assert!(matches!(err, AppendError::Conflict { actual: Some(s), .. } if s == a.sequence));
-    store.append_with(&coord, EventKind::new(1, 1), &3, AppendOptions::default().expect(Expected::Sequence(a.sequence)))?;
+    store.append_with(
+        &coord,
+        EventKind::new(1, 1),
+        &3,
+        AppendOptions::default().expect(Expected::Sequence(a.sequence)),
+    )?;
     assert_eq!(store.stream("acct:1")?.len(), 2);
     Ok(())
 }
@@ -263,7 +337,10 @@ fn a_batch_with_an_unknown_cause_writes_none_of_its_events() -> TestResult {
     let ok = BatchItem::new(&coord, EventKind::new(1, 1), &1)?;
     let bad = BatchItem::new(&coord, EventKind::new(1, 1), &2)?
         .with_options(AppendOptions::default().caused_by(EventId::new(store.store_id(), 999)));
-    let err = store.append_batch(vec![ok.clone(), bad], false).err().ok_or("appended")?;
+    let err = store
+        .append_batch(vec![ok.clone(), bad], false)
+        .err()
+        .ok_or("appended")?;
     assert!(matches!(err, AppendError::UnknownCause(_)));
     assert_eq!(store.stats().events, 0);
     let receipts = store.append_batch(vec![ok.clone(), ok], true)?;
@@ -278,12 +355,26 @@ fn an_event_inherits_the_correlation_of_its_cause() -> TestResult {
     let store = Store::open(StoreConfig::new(dir.path()))?;
     let coord = Coordinate::new("e", "s");
     let root = store.append(&coord, EventKind::new(1, 1), &1)?;
-    let child = store.append_with(&coord, EventKind::new(1, 2), &2, AppendOptions::default().caused_by(root.id))?;
-    let grandchild = store.append_with(&coord, EventKind::new(1, 3), &3, AppendOptions::default().caused_by(child.id))?;
+    let child = store.append_with(
+        &coord,
+        EventKind::new(1, 2),
+        &2,
+        AppendOptions::default().caused_by(root.id),
+    )?;
+    let grandchild = store.append_with(
+        &coord,
+        EventKind::new(1, 3),
+        &3,
+        AppendOptions::default().caused_by(child.id),
+    )?;
     let e = store.get(grandchild.id)?.ok_or("missing")?;
     assert_eq!(e.causation, Some(child.id));
     assert_eq!(e.correlation, root.id);
-    assert_eq!(store.get(root.id)?.map(|e| e.correlation), Some(root.id), "a root is its own correlation");
+    assert_eq!(
+        store.get(root.id)?.map(|e| e.correlation),
+        Some(root.id),
+        "a root is its own correlation"
+    );
     Ok(())
 }
 
@@ -294,7 +385,12 @@ fn a_durable_append_is_synced_before_its_receipt_returns() -> TestResult {
     let coord = Coordinate::new("e", "s");
     let plain = store.append(&coord, EventKind::new(1, 1), &1)?;
     assert!(!plain.durable);
-    let durable = store.append_with(&coord, EventKind::new(1, 1), &2, AppendOptions::default().durable())?;
+    let durable = store.append_with(
+        &coord,
+        EventKind::new(1, 1),
+        &2,
+        AppendOptions::default().durable(),
+    )?;
     assert!(durable.durable);
     assert!(store.stats().durable_sequence >= durable.sequence);
     Ok(())

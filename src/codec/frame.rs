@@ -1,7 +1,7 @@
 //! The frame format of segment files.
 //!
 //! ```text
-//! frame  := len:varint  crc:u32le  body[len]
+//! frame  := crc:u32le  len:varint  body[len]
 //! crc    := mask(crc32c(len bytes ++ body))         -- covers the length too
 //! body   := type:u8 fields...
 //!
@@ -134,21 +134,20 @@ pub fn mask(crc: u32) -> u32 {
     (crc.rotate_right(15)).wrapping_add(0xa282_ead8)
 }
 
-fn frame_crc(len_bytes: &[u8], body: &[u8]) -> u32 {
-    mask(crc32c::crc32c_append(crc32c::crc32c(len_bytes), body))
+fn frame_crc(len_and_body: &[u8]) -> u32 {
+    mask(crc32c::crc32c(len_and_body))
 }
 
 /// Appends a frame whose body is produced by `body` and is exactly `body_len` bytes long.
 fn put_frame(buf: &mut Vec<u8>, body_len: usize, body: impl FnOnce(&mut Vec<u8>)) {
     let start = buf.len();
-    varint::put(buf, body_len as u64);
-    let len_end = buf.len();
     buf.extend_from_slice(&[0; 4]);
+    varint::put(buf, body_len as u64);
     let body_start = buf.len();
     body(buf);
     debug_assert_eq!(buf.len() - body_start, body_len);
-    let crc = frame_crc(&buf[start..len_end], &buf[body_start..]);
-    buf[len_end..len_end + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = frame_crc(&buf[start + 4..]);
+    buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encoded size of an event frame.
@@ -251,24 +250,37 @@ pub fn put_seal(buf: &mut Vec<u8>, last_seq: u64, events: u64) {
 
 /// Decodes the frame starting at `buf[0]`; returns it and its total encoded length.
 pub fn decode<'a>(buf: &'a [u8], base: &Base) -> Result<(Frame<'a>, usize), FrameError> {
-    let mut pos = 0;
+    let (body, end) = verify(buf)?;
+    Ok((decode_body(body, base)?, end))
+}
+
+/// Checks the length and checksum of the frame at the start of `buf` without decoding its
+/// body; returns the body and the frame's total length.
+pub fn verify(buf: &[u8]) -> Result<(&[u8], usize), FrameError> {
+    let stored = buf.get(..4).ok_or(FrameError::Truncated)?;
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    let mut pos = 4;
     let body_len = varint::get(buf, &mut pos).ok_or(FrameError::Truncated)?;
     if body_len == 0 || body_len > MAX_BODY {
         return Err(FrameError::BadLength(body_len));
     }
-    let len_end = pos;
-    let body_start = len_end + 4;
-    let end = body_start as u64 + body_len;
+    let end = pos as u64 + body_len;
     if end > buf.len() as u64 {
         return Err(FrameError::Truncated);
     }
     let end = end as usize;
-    let stored = u32::from_le_bytes([buf[len_end], buf[len_end + 1], buf[len_end + 2], buf[len_end + 3]]);
-    let body = &buf[body_start..end];
-    if frame_crc(&buf[..len_end], body) != stored {
+    if frame_crc(&buf[4..end]) != stored {
         return Err(FrameError::BadChecksum);
     }
-    Ok((decode_body(body, base)?, end))
+    Ok((&buf[pos..end], end))
+}
+
+/// The total length a frame at the start of `buf` claims (checksum not verified), if its
+/// length field is readable.
+pub fn claimed_len(buf: &[u8]) -> Option<u64> {
+    let mut pos = 4;
+    let body = varint::get(buf, &mut pos)?;
+    Some(pos as u64 + body)
 }
 
 fn decode_body<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError> {
@@ -277,14 +289,22 @@ fn decode_body<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError>
     match body[0] {
         EVENT => decode_event(body, base),
         ty @ (ENTITY_DEF | SCOPE_DEF) => {
-            let id = u32::try_from(v(&mut pos)?).map_err(|_| FrameError::BadBody("dictionary id"))?;
+            let id =
+                u32::try_from(v(&mut pos)?).map_err(|_| FrameError::BadBody("dictionary id"))?;
             let name = &body[pos..];
-            Ok(if ty == ENTITY_DEF { Frame::EntityDef(id, name) } else { Frame::ScopeDef(id, name) })
+            Ok(if ty == ENTITY_DEF {
+                Frame::EntityDef(id, name)
+            } else {
+                Frame::ScopeDef(id, name)
+            })
         }
         SYNC_MARK => Ok(Frame::SyncMark(v(&mut pos)?)),
         SEAL => {
             let last_seq = v(&mut pos)?;
-            Ok(Frame::Seal { last_seq, events: v(&mut pos)? })
+            Ok(Frame::Seal {
+                last_seq,
+                events: v(&mut pos)?,
+            })
         }
         _ => Err(FrameError::BadBody("unknown frame type")),
     }
@@ -302,10 +322,20 @@ fn decode_event<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError
     let kind = u16::try_from(v()?).map_err(|_| FrameError::BadBody("kind"))?;
     let entity = u32::try_from(v()?).map_err(|_| FrameError::BadBody("entity id"))?;
     let scope = u32::try_from(v()?).map_err(|_| FrameError::BadBody("scope id"))?;
-    let cause = if flags & HAS_CAUSE != 0 { Some(back_ref(seq, v()?)?) } else { None };
-    let correlation = if flags & HAS_CORRELATION != 0 { back_ref(seq, v()?)? } else { seq };
+    let cause = if flags & HAS_CAUSE != 0 {
+        Some(back_ref(seq, v()?)?)
+    } else {
+        None
+    };
+    let correlation = if flags & HAS_CORRELATION != 0 {
+        back_ref(seq, v()?)?
+    } else {
+        seq
+    };
     let key = if flags & HAS_KEY != 0 {
-        let bytes = body.get(pos..pos + 16).ok_or(FrameError::BadBody("short key"))?;
+        let bytes = body
+            .get(pos..pos + 16)
+            .ok_or(FrameError::BadBody("short key"))?;
         pos += 16;
         let mut k = [0u8; 16];
         k.copy_from_slice(bytes);
@@ -363,7 +393,10 @@ mod tests {
 
     #[test]
     fn reference_event_frame_is_compact() {
-        let base = Base { seq: 0, ts: 1_700_000_000_000_000 - 5_000_000 };
+        let base = Base {
+            seq: 0,
+            ts: 1_700_000_000_000_000 - 5_000_000,
+        };
         let mut buf = Vec::new();
         put_event(&mut buf, &base, &header(500_000), &[7u8; 67]);
         assert_eq!(buf.len(), event_len(&base, &header(500_000), 67));
@@ -379,7 +412,10 @@ mod tests {
             let mut bad = buf.clone();
             bad[i / 8] ^= 1 << (i % 8);
             let res = decode(&bad, &base);
-            assert!(res.is_err() || res.map(|(_, n)| n != buf.len()).unwrap_or(true), "bit {i}");
+            assert!(
+                res.is_err() || res.map(|(_, n)| n != buf.len()).unwrap_or(true),
+                "bit {i}"
+            );
         }
     }
 

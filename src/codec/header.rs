@@ -85,7 +85,14 @@ impl std::fmt::Display for HeaderError {
 impl FileHeader {
     /// A header of the current format version.
     pub fn new(kind: FileKind, store_id: u64, number: u64, base_seq: u64, base_ts: u64) -> Self {
-        Self { kind, version: FORMAT_VERSION, store_id, number, base_seq, base_ts }
+        Self {
+            kind,
+            version: FORMAT_VERSION,
+            store_id,
+            number,
+            base_seq,
+            base_ts,
+        }
     }
 
     /// Encodes the header.
@@ -141,13 +148,19 @@ mod tests {
         let h = FileHeader::new(FileKind::Segment, 42, 7, 1000, 99);
         let b = h.encode();
         assert_eq!(FileHeader::decode(&b, FileKind::Segment), Ok(h));
-        assert_eq!(FileHeader::decode(&b, FileKind::Checkpoint), Err(HeaderError::BadMagic));
+        assert_eq!(
+            FileHeader::decode(&b, FileKind::Checkpoint),
+            Err(HeaderError::BadMagic)
+        );
         let mut newer = h;
         newer.version = FORMAT_VERSION + 1;
         assert_eq!(
             FileHeader::decode(&newer.encode(), FileKind::Segment),
             Err(HeaderError::Version(FORMAT_VERSION + 1))
         );
-        assert_eq!(FileHeader::decode(&[0u8; 64], FileKind::Segment), Err(HeaderError::BadMagic));
+        assert_eq!(
+            FileHeader::decode(&[0u8; 64], FileKind::Segment),
+            Err(HeaderError::BadMagic)
+        );
     }
 }

@@ -35,8 +35,8 @@ pub trait FsFile: Send + Sync {
     fn sync(&self, mode: SyncMode) -> io::Result<()>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// The current length.
-    fn len(&self) -> io::Result<u64>;
+    /// The current length in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// A read-only view of a whole file (a memory map on a real file system).
@@ -103,7 +103,7 @@ impl FsFile for StdFile {
         self.0.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
@@ -173,7 +173,12 @@ impl FileSystem for StdFs {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(StdLock(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -85,7 +85,10 @@ fn dead() -> io::Error {
 }
 
 fn not_found(p: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", p.display()),
+    )
 }
 
 /// A small deterministic generator for crash choices.
@@ -120,7 +123,10 @@ impl SimFs {
 
     /// File-system calls made so far (to pick crash moments).
     pub fn operations(&self) -> u64 {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).ops
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ops
     }
 
     /// Cuts the power: this file system stops answering, and the returned one holds what
@@ -131,12 +137,21 @@ impl SimFs {
         let mut rng = Rng(seed | 1);
         let mut entries = st.durable_entries.clone();
         let keep = rng.below(st.pending_dir.len() as u64 + 1) as usize;
-        st.pending_dir[..keep].iter().for_each(|op| op.apply(&mut entries));
+        st.pending_dir[..keep]
+            .iter()
+            .for_each(|op| op.apply(&mut entries));
         let mut inodes = HashMap::new();
         for ino in entries.values() {
             if let Some(node) = st.inodes.get(ino) {
                 let content = survive(node, &mut rng);
-                inodes.insert(*ino, Inode { data: content.clone(), durable: content, pending: Vec::new() });
+                inodes.insert(
+                    *ino,
+                    Inode {
+                        data: content.clone(),
+                        durable: content,
+                        pending: Vec::new(),
+                    },
+                );
             }
         }
         let next = State {
@@ -147,14 +162,20 @@ impl SimFs {
             next_inode: st.next_inode,
             ..State::default()
         };
-        SimFs { state: Arc::new(Mutex::new(next)) }
+        SimFs {
+            state: Arc::new(Mutex::new(next)),
+        }
     }
 
     /// Reads a whole file as it is now (for tests that damage files).
     pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         let st = self.lock()?;
         let ino = st.entries.get(path).ok_or_else(|| not_found(path))?;
-        Ok(st.inodes.get(ino).map(|n| n.data.clone()).unwrap_or_default())
+        Ok(st
+            .inodes
+            .get(ino)
+            .map(|n| n.data.clone())
+            .unwrap_or_default())
     }
 }
 
@@ -167,7 +188,11 @@ fn survive(node: &Inode, rng: &mut Rng) -> Vec<u8> {
         match op {
             Op::SetLen(l) => content.resize(*l as usize, 0),
             Op::Write { off, data } => {
-                let take = if i + 1 == n { rng.below(data.len() as u64 + 1) as usize } else { data.len() };
+                let take = if i + 1 == n {
+                    rng.below(data.len() as u64 + 1) as usize
+                } else {
+                    data.len()
+                };
                 write_into(&mut content, *off, &data[..take]);
             }
         }
@@ -192,7 +217,10 @@ impl SimFile {
     fn with<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
         let mut st = self.fs.lock()?;
         st.ops += 1;
-        let node = st.inodes.get_mut(&self.ino).ok_or_else(|| io::Error::other("inode vanished"))?;
+        let node = st
+            .inodes
+            .get_mut(&self.ino)
+            .ok_or_else(|| io::Error::other("inode vanished"))?;
         Ok(f(node))
     }
 }
@@ -210,7 +238,10 @@ impl FsFile for SimFile {
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         self.with(|n| {
             write_into(&mut n.data, offset, data);
-            n.pending.push(Op::Write { off: offset, data: data.to_vec() });
+            n.pending.push(Op::Write {
+                off: offset,
+                data: data.to_vec(),
+            });
         })
     }
 
@@ -228,7 +259,7 @@ impl FsFile for SimFile {
         })
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         self.with(|n| n.data.len() as u64)
     }
 }
@@ -280,7 +311,8 @@ impl FileSystem for SimFs {
     }
 
     fn exists(&self, path: &Path) -> bool {
-        self.lock().is_ok_and(|st| st.entries.contains_key(path) || st.dirs.contains(path))
+        self.lock()
+            .is_ok_and(|st| st.entries.contains_key(path) || st.dirs.contains(path))
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FsFile>> {
@@ -288,7 +320,10 @@ impl FileSystem for SimFs {
         st.ops += 1;
         let ino = match (mode, st.entries.get(path).copied()) {
             (OpenMode::CreateNew, Some(_)) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())))
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ))
             }
             (OpenMode::CreateNew, None) => {
                 if !path.parent().is_some_and(|p| st.dirs.contains(p)) {
@@ -304,7 +339,10 @@ impl FileSystem for SimFs {
             (_, Some(ino)) => ino,
             (_, None) => return Err(not_found(path)),
         };
-        Ok(Arc::new(SimFile { fs: self.clone(), ino }))
+        Ok(Arc::new(SimFile {
+            fs: self.clone(),
+            ino,
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -312,7 +350,8 @@ impl FileSystem for SimFs {
         st.ops += 1;
         let ino = st.entries.remove(from).ok_or_else(|| not_found(from))?;
         st.entries.insert(to.to_path_buf(), ino);
-        st.pending_dir.push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        st.pending_dir
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
 
@@ -328,7 +367,8 @@ impl FileSystem for SimFs {
         let mut st = self.lock()?;
         st.ops += 1;
         let ops = std::mem::take(&mut st.pending_dir);
-        let (done, keep): (Vec<DirOp>, Vec<DirOp>) = ops.into_iter().partition(|op| op.dir() == dir);
+        let (done, keep): (Vec<DirOp>, Vec<DirOp>) =
+            ops.into_iter().partition(|op| op.dir() == dir);
         let mut durable = std::mem::take(&mut st.durable_entries);
         done.iter().for_each(|op| op.apply(&mut durable));
         st.durable_entries = durable;
@@ -346,6 +386,9 @@ impl FileSystem for SimFs {
         if !st.locks.insert(path.to_path_buf()) {
             return Ok(None);
         }
-        Ok(Some(Box::new(SimLock { fs: self.clone(), path: path.to_path_buf() })))
+        Ok(Some(Box::new(SimLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        })))
     }
 }

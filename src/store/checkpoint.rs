@@ -55,7 +55,12 @@ pub enum CheckpointStatus {
 }
 
 /// Writes the checkpoint of `idx` atomically (temporary file, sync, rename, directory sync).
-pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, store_id: u64, idx: &Index) -> std::io::Result<()> {
+pub(crate) fn write(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    idx: &Index,
+) -> std::io::Result<()> {
     let mut body = Vec::with_capacity(idx.len() as usize * 56 + 4096);
     put_segments(fs, dir, idx, &mut body)?;
     put_dict(&idx.entities, &mut body);
@@ -85,7 +90,10 @@ pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, store_id: u64, idx: &Index)
         fs.remove_file(&tmp)?;
     }
     let file = fs.open(&tmp, OpenMode::CreateNew)?;
-    file.write_all_at(&FileHeader::new(FileKind::Checkpoint, store_id, 1, 0, 0).encode(), 0)?;
+    file.write_all_at(
+        &FileHeader::new(FileKind::Checkpoint, store_id, 1, 0, 0).encode(),
+        0,
+    )?;
     file.write_all_at(&body, HEADER_LEN as u64)?;
     file.write_all_at(&crc.to_le_bytes(), (HEADER_LEN + body.len()) as u64)?;
     file.sync(SyncMode::SyncAll)?;
@@ -104,7 +112,12 @@ pub(crate) fn remove(fs: &dyn FileSystem, dir: &Path) -> std::io::Result<()> {
 }
 
 /// Loads the checkpoint if it is intact and still describes a prefix of `segments`.
-pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, store_id: u64, segments: &[u32]) -> Result<Index, CheckpointStatus> {
+pub(crate) fn load(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    segments: &[u32],
+) -> Result<Index, CheckpointStatus> {
     let path: PathBuf = dir.join(FILE_NAME);
     if !fs.exists(&path) {
         return Err(CheckpointStatus::Missing);
@@ -116,7 +129,9 @@ pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, store_id: u64, segments: &[u
     if h.store_id != store_id {
         return Err(damaged(format!("belongs to store {:016x}", h.store_id)));
     }
-    let body = bytes.get(HEADER_LEN..bytes.len().saturating_sub(4)).ok_or_else(|| damaged("too short".into()))?;
+    let body = bytes
+        .get(HEADER_LEN..bytes.len().saturating_sub(4))
+        .ok_or_else(|| damaged("too short".into()))?;
     let stored = &bytes[bytes.len() - 4..];
     if mask(crc32c::crc32c(body)).to_le_bytes() != stored {
         return Err(damaged("checksum mismatch".into()));
@@ -126,20 +141,36 @@ pub(crate) fn load(fs: &dyn FileSystem, dir: &Path, store_id: u64, segments: &[u
     Ok(idx)
 }
 
-fn check_fresh(fs: &dyn FileSystem, dir: &Path, idx: &Index, tails: &Tails, segments: &[u32]) -> Result<(), String> {
+fn check_fresh(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    idx: &Index,
+    tails: &Tails,
+    segments: &[u32],
+) -> Result<(), String> {
     let listed: Vec<u32> = idx.segments.keys().copied().collect();
     if segments.get(..listed.len()) != Some(&listed[..]) {
         return Err("the segment files differ from the ones it covers".into());
     }
     for (&no, meta) in &idx.segments {
         let p = segment::path(dir, no);
-        let file = fs.open(&p, OpenMode::Read).map_err(|e| format!("{}: {e}", p.display()))?;
-        let len = file.len().map_err(|e| format!("{}: {e}", p.display()))?;
+        let file = fs
+            .open(&p, OpenMode::Read)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        let len = file.size().map_err(|e| format!("{}: {e}", p.display()))?;
         if len < meta.len || (meta.sealed && len != meta.len) {
-            return Err(format!("{} is {len} bytes, the checkpoint covers {}", p.display(), meta.len));
+            return Err(format!(
+                "{} is {len} bytes, the checkpoint covers {}",
+                p.display(),
+                meta.len
+            ));
         }
         if Some(tail_crc(&*file, meta.len).map_err(|e| e.to_string())?) != tails.get(&no).copied() {
-            return Err(format!("{} changed before offset {}", p.display(), meta.len));
+            return Err(format!(
+                "{} changed before offset {}",
+                p.display(),
+                meta.len
+            ));
         }
     }
     Ok(())
@@ -159,7 +190,12 @@ fn tail_crc(file: &dyn crate::fs::FsFile, len: u64) -> std::io::Result<u32> {
     Ok(crc32c::crc32c(&buf[..done]))
 }
 
-fn put_segments(fs: &dyn FileSystem, dir: &Path, idx: &Index, body: &mut Vec<u8>) -> std::io::Result<()> {
+fn put_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    idx: &Index,
+    body: &mut Vec<u8>,
+) -> std::io::Result<()> {
     put_u32(body, idx.segments.len() as u32);
     for (&no, m) in &idx.segments {
         let file = fs.open(&segment::path(dir, no), OpenMode::Read)?;
@@ -238,7 +274,8 @@ impl<'a> Rd<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.take(4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -255,7 +292,11 @@ impl<'a> Rd<'a> {
     }
 
     fn list(&mut self) -> Option<List> {
-        Some(List { head: self.u32()?, tail: self.u32()?, count: self.u32()? })
+        Some(List {
+            head: self.u32()?,
+            tail: self.u32()?,
+            count: self.u32()?,
+        })
     }
 }
 
@@ -268,14 +309,27 @@ fn decode(body: &[u8]) -> Option<(Index, Tails)> {
     let mut segments = std::collections::BTreeMap::new();
     for _ in 0..r.count(57)? {
         let no = r.u32()?;
-        let base = Base { seq: r.u64()?, ts: r.u64()? };
+        let base = Base {
+            seq: r.u64()?,
+            ts: r.u64()?,
+        };
         let len = r.u64()?;
         let sealed = r.take(1)?[0] != 0;
         let events = r.u64()?;
         let opt = |v: u64| (v != u64::MAX).then_some(v);
         let (first_seq, last_seq) = (opt(r.u64()?), opt(r.u64()?));
         tails.insert(no, r.u32()?);
-        segments.insert(no, SegMeta { base, len, sealed, events, first_seq, last_seq });
+        segments.insert(
+            no,
+            SegMeta {
+                base,
+                len,
+                sealed,
+                events,
+                first_seq,
+                last_seq,
+            },
+        );
     }
     let entities = decode_dict(&mut r)?;
     let scopes = decode_dict(&mut r)?;
@@ -288,11 +342,8 @@ fn decode(body: &[u8]) -> Option<(Index, Tails)> {
         runs.push((r.u32()?, r.u64()?));
     }
     let n = r.count(52)?;
-    let mut slots = Vec::with_capacity(n);
-    for _ in 0..n {
-        slots.push(decode_slot(&mut r)?);
-    }
-    let mut idx = Index::restore(slots, runs);
+    let raw = r.take(n * 52)?;
+    let mut idx = Index::restore(raw.chunks_exact(52).map(decode_slot), n, runs);
     for _ in 0..r.count(24)? {
         let k = r.take(16)?;
         let mut a = [0u8; 16];
@@ -326,21 +377,22 @@ fn decode_dict(r: &mut Rd<'_>) -> Option<Dict> {
     Some(d)
 }
 
-fn decode_slot(r: &mut Rd<'_>) -> Option<Slot> {
-    Some(Slot {
-        seg: r.u32()?,
-        off: r.u32()?,
-        entity: r.u32()?,
-        scope: r.u32()?,
-        kind: r.u16()?,
-        flags: r.u16()?,
-        parent: r.u32()?,
-        corr: r.u32()?,
-        corr_next: r.u32()?,
-        first_child: r.u32()?,
-        next_sibling: r.u32()?,
-        entity_next: r.u32()?,
-        scope_next: r.u32()?,
-        kind_next: r.u32()?,
-    })
+fn decode_slot(b: &[u8]) -> Slot {
+    let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    Slot {
+        seg: u(0),
+        off: u(4),
+        entity: u(8),
+        scope: u(12),
+        kind: u16::from_le_bytes([b[16], b[17]]),
+        flags: u16::from_le_bytes([b[18], b[19]]),
+        parent: u(20),
+        corr: u(24),
+        corr_next: u(28),
+        first_child: u(32),
+        next_sibling: u(36),
+        entity_next: u(40),
+        scope_next: u(44),
+        kind_next: u(48),
+    }
 }

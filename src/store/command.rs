@@ -28,7 +28,12 @@ impl BatchItem {
 
     /// An item whose payload is already encoded.
     pub fn raw(coord: &Coordinate, kind: EventKind, payload: Vec<u8>) -> Self {
-        Self { coord: coord.clone(), kind, payload, opts: AppendOptions::default() }
+        Self {
+            coord: coord.clone(),
+            kind,
+            payload,
+            opts: AppendOptions::default(),
+        }
     }
 
     /// Sets the options (causation, correlation, expectation, idempotency key).
@@ -61,10 +66,21 @@ pub struct CloseReport {
 }
 
 pub(crate) enum Command {
-    Append { item: Item, reply: Reply<Result<AppendReceipt, AppendError>> },
-    Batch { items: Vec<Item>, durable: bool, reply: Reply<Result<Vec<AppendReceipt>, AppendError>> },
-    Sync { reply: Reply<Result<(), SyncError>> },
-    Shutdown { reply: Reply<CloseReport> },
+    Append {
+        item: Item,
+        reply: Reply<Result<AppendReceipt, AppendError>>,
+    },
+    Batch {
+        items: Vec<Item>,
+        durable: bool,
+        reply: Reply<Result<Vec<AppendReceipt>, AppendError>>,
+    },
+    Sync {
+        reply: Reply<Result<(), SyncError>>,
+    },
+    Shutdown {
+        reply: Reply<CloseReport>,
+    },
     #[cfg(feature = "testkit")]
     InjectPanic,
 }

@@ -16,11 +16,20 @@ pub const FILE_NAME: &str = "store.id";
 
 /// The store id of `dir`: read from `store.id`, else taken from the first segment (and the
 /// file rewritten), else made new (read-write opens only).
-pub(crate) fn load_or_create(fs: &dyn FileSystem, dir: &Path, read_only: bool) -> Result<u64, OpenError> {
+pub(crate) fn load_or_create(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    read_only: bool,
+) -> Result<u64, OpenError> {
     let path = dir.join(FILE_NAME);
     if fs.exists(&path) {
-        let view = fs.map(&path).map_err(|source| OpenError::Io { op: "read", path: path.clone(), source })?;
-        let h = FileHeader::decode(view.bytes(), FileKind::Identity).map_err(|e| segment::header_error(&path, e))?;
+        let view = fs.map(&path).map_err(|source| OpenError::Io {
+            op: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let h = FileHeader::decode(view.bytes(), FileKind::Identity)
+            .map_err(|e| segment::header_error(&path, e))?;
         return Ok(h.store_id);
     }
     let existing = first_segment_id(fs, dir)?;
@@ -31,7 +40,11 @@ pub(crate) fn load_or_create(fs: &dyn FileSystem, dir: &Path, read_only: bool) -
         });
     }
     let id = existing.unwrap_or_else(new_id);
-    write(fs, dir, id).map_err(|source| OpenError::Io { op: "write", path, source })?;
+    write(fs, dir, id).map_err(|source| OpenError::Io {
+        op: "write",
+        path,
+        source,
+    })?;
     Ok(id)
 }
 
@@ -39,13 +52,20 @@ fn first_segment_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, Open
     if !fs.exists(dir) {
         return Ok(None);
     }
-    let Some(&first) = segment::list(fs, dir)?.first() else { return Ok(None) };
+    let Some(&first) = segment::list(fs, dir)?.first() else {
+        return Ok(None);
+    };
     let p = segment::path(dir, first);
-    let view = fs.map(&p).map_err(|source| OpenError::Io { op: "read", path: p.clone(), source })?;
+    let view = fs.map(&p).map_err(|source| OpenError::Io {
+        op: "read",
+        path: p.clone(),
+        source,
+    })?;
     if view.bytes().len() < HEADER_LEN {
         return Ok(None);
     }
-    let h = FileHeader::decode(view.bytes(), FileKind::Segment).map_err(|e| segment::header_error(&p, e))?;
+    let h = FileHeader::decode(view.bytes(), FileKind::Segment)
+        .map_err(|e| segment::header_error(&p, e))?;
     Ok(Some(h.store_id))
 }
 
@@ -55,7 +75,10 @@ fn write(fs: &dyn FileSystem, dir: &Path, id: u64) -> std::io::Result<()> {
         fs.remove_file(&tmp)?;
     }
     let f = fs.open(&tmp, OpenMode::CreateNew)?;
-    f.write_all_at(&FileHeader::new(FileKind::Identity, id, 0, 0, 0).encode(), 0)?;
+    f.write_all_at(
+        &FileHeader::new(FileKind::Identity, id, 0, 0, 0).encode(),
+        0,
+    )?;
     f.sync(SyncMode::SyncAll)?;
     fs.rename(&tmp, &dir.join(FILE_NAME))?;
     fs.sync_dir(dir)

@@ -84,7 +84,11 @@ pub(crate) struct List {
 
 impl Default for List {
     fn default() -> Self {
-        Self { head: NONE, tail: NONE, count: 0 }
+        Self {
+            head: NONE,
+            tail: NONE,
+            count: 0,
+        }
     }
 }
 
@@ -104,7 +108,10 @@ impl Dict {
 
     /// The name of `id` (empty for an unknown id).
     pub fn name(&self, id: u32) -> Arc<str> {
-        self.names.get(id as usize).cloned().unwrap_or_else(|| Arc::from(""))
+        self.names
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
     }
 
     /// Adds a name with the next free id.
@@ -167,7 +174,9 @@ impl KeyWindow {
 
     /// Keys with their sequences, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
-        self.order.iter().filter_map(|k| self.map.get(k).map(|s| (*k, *s)))
+        self.order
+            .iter()
+            .filter_map(|k| self.map.get(k).map(|s| (*k, *s)))
     }
 }
 
@@ -246,7 +255,10 @@ impl Index {
 
     /// The slot position of `seq`, if the index holds it.
     pub fn pos_of(&self, seq: u64) -> Option<u32> {
-        let i = self.runs.partition_point(|&(_, s)| s <= seq).checked_sub(1)?;
+        let i = self
+            .runs
+            .partition_point(|&(_, s)| s <= seq)
+            .checked_sub(1)?;
         let (p, s) = self.runs[i];
         let end = self.runs.get(i + 1).map_or(self.len, |r| r.0);
         let pos = u64::from(p) + (seq - s);
@@ -284,8 +296,9 @@ impl Index {
     /// must already be in the index (the writer checks before staging).
     pub fn push(&mut self, e: NewEvent) -> u32 {
         let pos = self.len;
-        if pos as usize % CHUNK == 0 && self.chunks.len() * CHUNK <= pos as usize {
-            self.chunks.push(vec![Slot::EMPTY; CHUNK].into_boxed_slice());
+        if (pos as usize).is_multiple_of(CHUNK) && self.chunks.len() * CHUNK <= pos as usize {
+            self.chunks
+                .push(vec![Slot::EMPTY; CHUNK].into_boxed_slice());
         }
         if self.last_seq().is_none_or(|last| last + 1 != e.seq) {
             self.runs.push((pos, e.seq));
@@ -305,7 +318,10 @@ impl Index {
             slot.next_sibling = self.slot(parent).first_child;
             self.slot_mut(parent).first_child = pos;
         }
-        match self.pos_of(e.correlation).filter(|_| e.correlation != e.seq) {
+        match self
+            .pos_of(e.correlation)
+            .filter(|_| e.correlation != e.seq)
+        {
             Some(member) => {
                 let root = self.corr_root(member);
                 let tail = self.slot(root).corr;
@@ -363,18 +379,23 @@ impl Index {
         &self.runs
     }
 
-    /// Rebuilds an index from checkpointed parts.
-    pub fn restore(slots: Vec<Slot>, runs: Vec<(u32, u64)>) -> Self {
-        let len = slots.len() as u32;
-        let chunks = slots
-            .chunks(CHUNK)
-            .map(|c| {
-                let mut chunk = vec![Slot::EMPTY; CHUNK].into_boxed_slice();
-                chunk[..c.len()].copy_from_slice(c);
-                chunk
-            })
-            .collect();
-        Self { chunks, len, runs, ..Self::default() }
+    /// Rebuilds an index from checkpointed parts: `len` slots in order.
+    pub fn restore(slots: impl Iterator<Item = Slot>, len: usize, runs: Vec<(u32, u64)>) -> Self {
+        let mut chunks: Vec<Box<[Slot]>> = Vec::with_capacity(len.div_ceil(CHUNK));
+        for (i, slot) in slots.take(len).enumerate() {
+            if i % CHUNK == 0 {
+                chunks.push(vec![Slot::EMPTY; CHUNK].into_boxed_slice());
+            }
+            if let Some(c) = chunks.last_mut() {
+                c[i % CHUNK] = slot;
+            }
+        }
+        Self {
+            chunks,
+            len: len as u32,
+            runs,
+            ..Self::default()
+        }
     }
 }
 
@@ -394,7 +415,17 @@ mod tests {
     use super::*;
 
     fn ev(seq: u64, entity: u32, cause: Option<u64>, correlation: u64) -> NewEvent {
-        NewEvent { seq, seg: 1, off: 64, entity, scope: 0, kind: 1, cause, correlation, key: None }
+        NewEvent {
+            seq,
+            seg: 1,
+            off: 64,
+            entity,
+            scope: 0,
+            kind: 1,
+            cause,
+            correlation,
+            key: None,
+        }
     }
 
     fn index_with_names() -> Index {

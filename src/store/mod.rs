@@ -11,9 +11,9 @@ mod segment;
 mod shared;
 mod stats;
 mod subscription;
+mod supervisor;
 mod ticket;
 mod writer;
-mod supervisor;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -59,19 +59,29 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { read_only: false, salvage: false, fs: Arc::new(StdFs) }
+        Self {
+            read_only: false,
+            salvage: false,
+            fs: Arc::new(StdFs),
+        }
     }
 }
 
 impl OpenOptions {
     /// Read-only inspection.
     pub fn read_only() -> Self {
-        Self { read_only: true, ..Self::default() }
+        Self {
+            read_only: true,
+            ..Self::default()
+        }
     }
 
     /// Salvage on corruption.
     pub fn salvage() -> Self {
-        Self { salvage: true, ..Self::default() }
+        Self {
+            salvage: true,
+            ..Self::default()
+        }
     }
 
     /// Uses another file system.
@@ -98,7 +108,9 @@ impl Ticket {
 }
 
 fn writer_gone() -> AppendError {
-    AppendError::NotWritten("the writer stopped before answering (it panicked or the store closed)".into())
+    AppendError::NotWritten(
+        "the writer stopped before answering (it panicked or the store closed)".into(),
+    )
 }
 
 /// A durable, segmented event log. `Send + Sync`: share it with an `Arc`.
@@ -142,11 +154,20 @@ impl Store {
         config.validate()?;
         let fs = options.fs.clone();
         let dir = config.data_dir.clone();
-        let io = |op, source| OpenError::Io { op, path: dir.clone(), source };
+        let io = |op, source| OpenError::Io {
+            op,
+            path: dir.clone(),
+            source,
+        };
         if !options.read_only {
-            fs.create_dir_all(&dir).map_err(|e| io("create directory", e))?;
+            fs.create_dir_all(&dir)
+                .map_err(|e| io("create directory", e))?;
         }
-        let lock = if options.read_only { None } else { Some(take_lock(&*fs, &dir)?) };
+        let lock = if options.read_only {
+            None
+        } else {
+            Some(take_lock(&*fs, &dir)?)
+        };
         let store_id = identity::load_or_create(&*fs, &dir, options.read_only)?;
         let mode = match (options.read_only, options.salvage) {
             (true, _) => recovery::Mode::ReadOnly,
@@ -162,7 +183,14 @@ impl Store {
             let (tx, handle) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;
             (Some(tx), Some(handle))
         };
-        Ok(Self { shared, tx, writer: Mutex::new(writer), lock: Mutex::new(lock), read_only: options.read_only, report })
+        Ok(Self {
+            shared,
+            tx,
+            writer: Mutex::new(writer),
+            lock: Mutex::new(lock),
+            read_only: options.read_only,
+            report,
+        })
     }
 
     /// The store id (the high half of every [`EventId`]).
@@ -235,12 +263,20 @@ impl Store {
 
     /// Appends several events in one message and one write: all of them or none, also
     /// across a crash. `durable` waits for the covering sync.
-    pub fn append_batch(&self, items: Vec<BatchItem>, durable: bool) -> Result<Vec<AppendReceipt>, AppendError> {
+    pub fn append_batch(
+        &self,
+        items: Vec<BatchItem>,
+        durable: bool,
+    ) -> Result<Vec<AppendReceipt>, AppendError> {
         if items.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
         let (reply, waiter) = ticket::pair();
-        self.send(Command::Batch { items, durable, reply })?;
+        self.send(Command::Batch {
+            items,
+            durable,
+            reply,
+        })?;
         waiter.wait().unwrap_or_else(|| Err(writer_gone()))
     }
 
@@ -273,7 +309,9 @@ impl Store {
                 let res = tx.send(cmd).map_err(|_| AppendError::Closed);
                 let stats = &self.shared.stats;
                 stats.blocked_sends.fetch_add(1, Ordering::Relaxed);
-                stats.blocked_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                stats
+                    .blocked_nanos
+                    .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 res
             }
         }
@@ -286,7 +324,10 @@ impl Store {
         }
         let loc = {
             let idx = self.shared.index();
-            match idx.pos_of(id.sequence()).filter(|_| id.sequence() <= idx.visible) {
+            match idx
+                .pos_of(id.sequence())
+                .filter(|_| id.sequence() <= idx.visible)
+            {
                 Some(pos) => query::locate(&idx, pos),
                 None => return Ok(None),
             }
@@ -301,7 +342,11 @@ impl Store {
 
     /// The events of a region as a lazy iterator (read in chunks).
     pub fn query_iter(&self, region: &Region) -> Query<'_> {
-        Query { shared: &self.shared, cursor: query::QueryCursor::new(region.clone()), buffer: Vec::new().into_iter() }
+        Query {
+            shared: &self.shared,
+            cursor: query::QueryCursor::new(region.clone()),
+            buffer: Vec::new().into_iter(),
+        }
     }
 
     /// Every event of one entity, in sequence order.
@@ -326,11 +371,19 @@ impl Store {
         self.shared.add_subscriber(ring.clone());
         let live_after = self.shared.index().visible;
         let history = from.map(|f| {
-            let (lo, hi) = (f.max(region.from_sequence), live_after.min(region.to_sequence));
+            let (lo, hi) = (
+                f.max(region.from_sequence),
+                live_after.min(region.to_sequence),
+            );
             let r = region.with_sequences(lo..=hi);
             query::QueryCursor::new(r)
         });
-        Subscription::new(ring, Arc::downgrade(&self.shared), history, if from.is_some() { live_after } else { 0 })
+        Subscription::new(
+            ring,
+            Arc::downgrade(&self.shared),
+            history,
+            if from.is_some() { live_after } else { 0 },
+        )
     }
 
     /// A snapshot of the engine's counters and state.
@@ -353,13 +406,23 @@ impl Store {
         let (reply, waiter) = ticket::pair();
         let sent = tx.send(Command::Shutdown { reply }).is_ok();
         let report = if sent { waiter.wait() } else { None };
-        if let Some(h) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(h) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             let _ = h.join();
         }
         self.shared.close_subscribers();
         self.shared.set_active(None);
         // The directory may be opened again as soon as close returns.
-        drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         match report {
             Some(r) => match (&r.error, self.shared.poison_message()) {
                 (_, Some(m)) => Err(SyncError::Poisoned(m)),
@@ -389,8 +452,15 @@ fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, Open
     let lock = dir.join(LOCK_FILE);
     match fs.try_lock(&lock) {
         Ok(Some(guard)) => Ok(guard),
-        Ok(None) => Err(OpenError::Locked { dir: dir.to_path_buf(), lock }),
-        Err(source) => Err(OpenError::Io { op: "lock", path: lock, source }),
+        Ok(None) => Err(OpenError::Locked {
+            dir: dir.to_path_buf(),
+            lock,
+        }),
+        Err(source) => Err(OpenError::Io {
+            op: "lock",
+            path: lock,
+            source,
+        }),
     }
 }
 

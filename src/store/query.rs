@@ -30,7 +30,12 @@ pub(crate) struct QueryCursor {
 
 impl QueryCursor {
     pub fn new(region: Region) -> Self {
-        Self { region, source: None, last: None, done: false }
+        Self {
+            region,
+            source: None,
+            last: None,
+            done: false,
+        }
     }
 }
 
@@ -42,7 +47,11 @@ fn pick_source(idx: &Index, r: &Region) -> Source {
         return idx.scopes.id(s).map_or(Source::Nothing, Source::Scope);
     }
     if let [k] = r.kinds[..] {
-        return if idx.kinds.contains_key(&k.0) { Source::Kind(k.0) } else { Source::Nothing };
+        return if idx.kinds.contains_key(&k.0) {
+            Source::Kind(k.0)
+        } else {
+            Source::Nothing
+        };
     }
     Source::All
 }
@@ -80,21 +89,29 @@ fn matches(idx: &Index, r: &Region, pos: u32, seq: u64) -> bool {
     let s = idx.slot(pos);
     seq >= r.from_sequence
         && r.allows_kind(crate::event::EventKind(s.kind))
-        && r.entity.as_deref().is_none_or(|e| &*idx.entities.names[s.entity as usize] == e)
-        && r.scope.as_deref().is_none_or(|sc| &*idx.scopes.names[s.scope as usize] == sc)
+        && r.entity
+            .as_deref()
+            .is_none_or(|e| &*idx.entities.names[s.entity as usize] == e)
+        && r.scope
+            .as_deref()
+            .is_none_or(|sc| &*idx.scopes.names[s.scope as usize] == sc)
 }
 
 /// The location of the event in slot `pos`, for reading its frame.
 pub(crate) fn locate(idx: &Index, pos: u32) -> Located {
     let s = idx.slot(pos);
-    let meta = idx.segments.get(&s.seg).copied().unwrap_or(super::index::SegMeta {
-        base: Default::default(),
-        len: 0,
-        sealed: true,
-        events: 0,
-        first_seq: None,
-        last_seq: None,
-    });
+    let meta = idx
+        .segments
+        .get(&s.seg)
+        .copied()
+        .unwrap_or(super::index::SegMeta {
+            base: Default::default(),
+            len: 0,
+            sealed: true,
+            events: 0,
+            first_seq: None,
+            last_seq: None,
+        });
     Located {
         seq: idx.seq_at(pos),
         seg: s.seg,
@@ -136,7 +153,11 @@ fn collect(idx: &Index, c: &mut QueryCursor, limit: usize) -> Vec<Located> {
 impl Shared {
     /// Reads the next chunk of at most `limit` events; empty when the query is exhausted
     /// for now (a later call sees events written since).
-    pub(crate) fn next_chunk(&self, c: &mut QueryCursor, limit: usize) -> Result<Vec<Event>, ReadError> {
+    pub(crate) fn next_chunk(
+        &self,
+        c: &mut QueryCursor,
+        limit: usize,
+    ) -> Result<Vec<Event>, ReadError> {
         if c.done {
             return Ok(Vec::new());
         }

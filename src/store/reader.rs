@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::codec::frame::{self, Base, Frame, FrameError};
+use crate::codec::frame::{self, Base, Frame};
 use crate::error::ReadError;
 use crate::event::{Coordinate, Event, EventId, EventKind};
 use crate::fs::{FileSystem, FsFile, ReadView};
@@ -44,7 +44,11 @@ pub(crate) struct MapCache {
 impl MapCache {
     /// A cache holding at most `capacity` maps.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), tick: 0, maps: HashMap::new() }
+        Self {
+            capacity: capacity.max(1),
+            tick: 0,
+            maps: HashMap::new(),
+        }
     }
 
     /// Number of maps held.
@@ -53,7 +57,12 @@ impl MapCache {
     }
 
     fn evict_one(&mut self, counters: &MapCounters) {
-        if let Some(&victim) = self.maps.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k) {
+        if let Some(&victim) = self
+            .maps
+            .iter()
+            .min_by_key(|(_, (_, t))| *t)
+            .map(|(k, _)| k)
+        {
             self.maps.remove(&victim);
             counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
@@ -79,7 +88,10 @@ impl MapCache {
             let view = fs.map(&segment::path(dir, seg))?;
             self.maps.insert(seg, (view, tick));
         }
-        let entry = self.maps.get_mut(&seg).ok_or_else(|| std::io::Error::other("map vanished"))?;
+        let entry = self
+            .maps
+            .get_mut(&seg)
+            .ok_or_else(|| std::io::Error::other("map vanished"))?;
         entry.1 = tick;
         Ok(&entry.0)
     }
@@ -99,10 +111,15 @@ pub(crate) fn decode_event(
     };
     let (f, _) = frame::decode(bytes, &loc.base).map_err(|e| corrupt(e.to_string()))?;
     let Frame::Event(h, payload) = f else {
-        return Err(corrupt("index points at a frame that is not an event".into()));
+        return Err(corrupt(
+            "index points at a frame that is not an event".into(),
+        ));
     };
     if h.seq != loc.seq {
-        return Err(corrupt(format!("frame holds sequence {} where the index expects {}", h.seq, loc.seq)));
+        return Err(corrupt(format!(
+            "frame holds sequence {} where the index expects {}",
+            h.seq, loc.seq
+        )));
     }
     Ok(Event {
         id: EventId::new(store_id, h.seq),
@@ -125,17 +142,19 @@ pub(crate) fn read_frame_from_file(
     limit: u64,
     path: &Path,
 ) -> Result<Vec<u8>, ReadError> {
-    let io = |source| ReadError::Io { path: path.to_path_buf(), offset: off, source };
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        offset: off,
+        source,
+    };
     let first = 512u64.min(limit.saturating_sub(off));
     let mut buf = vec![0u8; first as usize];
     read_exact_at(file, &mut buf, off).map_err(io)?;
-    match frame::decode(&buf, &Base::default()) {
-        Err(FrameError::Truncated) => {}
-        _ => return Ok(buf),
+    let claimed = frame::claimed_len(&buf).unwrap_or(0);
+    if claimed <= buf.len() as u64 {
+        return Ok(buf);
     }
-    let mut pos = 0;
-    let body = crate::codec::varint::get(&buf, &mut pos).unwrap_or(0);
-    let total = (pos as u64 + 4 + body).min(limit.saturating_sub(off));
+    let total = claimed.min(limit.saturating_sub(off));
     let mut full = vec![0u8; total as usize];
     read_exact_at(file, &mut full, off).map_err(io)?;
     Ok(full)
@@ -146,7 +165,10 @@ fn read_exact_at(file: &dyn FsFile, buf: &mut [u8], mut off: u64) -> std::io::Re
     while done < buf.len() {
         let n = file.read_at(&mut buf[done..], off)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file ends inside a frame"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file ends inside a frame",
+            ));
         }
         done += n;
         off += n as u64;

@@ -106,7 +106,13 @@ pub(crate) fn recover(
     sync: SyncMode,
 ) -> Result<Recovered, OpenError> {
     let start = Instant::now();
-    let ctx = Ctx { fs, dir, store_id, mode, sync };
+    let ctx = Ctx {
+        fs,
+        dir,
+        store_id,
+        mode,
+        sync,
+    };
     let nos = segment::list(fs, dir)?;
     // Salvage rebuilds from the segments alone: the checkpoint may cover what moves aside.
     let loaded = match mode {
@@ -114,8 +120,20 @@ pub(crate) fn recover(
         _ => checkpoint::load(fs, dir, store_id, &nos),
     };
     let (mut index, mut report) = match loaded {
-        Ok(idx) => (idx, RecoveryReport { checkpoint: CheckpointStatus::Loaded, ..Default::default() }),
-        Err(status) => (Index::default(), RecoveryReport { checkpoint: status, ..Default::default() }),
+        Ok(idx) => (
+            idx,
+            RecoveryReport {
+                checkpoint: CheckpointStatus::Loaded,
+                ..Default::default()
+            },
+        ),
+        Err(status) => (
+            Index::default(),
+            RecoveryReport {
+                checkpoint: status,
+                ..Default::default()
+            },
+        ),
     };
     let mut active = None;
     let mut last_no = 0;
@@ -142,17 +160,33 @@ pub(crate) fn recover(
     index.visible = index.last_seq().unwrap_or(0);
     let next_seq = index.last_seq().unwrap_or(0).max(max_base) + 1;
     report.elapsed = start.elapsed();
-    Ok(Recovered { index, active, next_seg: last_no + 1, next_seq, report })
+    Ok(Recovered {
+        index,
+        active,
+        next_seg: last_no + 1,
+        next_seq,
+        report,
+    })
 }
 
 enum SegmentOutcome {
-    Ok { base: Base, active_info: Option<ActiveInfo> },
+    Ok {
+        base: Base,
+        active_info: Option<ActiveInfo>,
+    },
     Removed,
-    Salvaged { base: Base, active_info: Option<ActiveInfo> },
+    Salvaged {
+        base: Base,
+        active_info: Option<ActiveInfo>,
+    },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
-    move |source| OpenError::Io { op, path: path.to_path_buf(), source }
+    move |source| OpenError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn open_segment(
@@ -169,7 +203,10 @@ fn open_segment(
         return remove_empty(ctx, &path, report);
     }
     let header = segment::check_header(bytes, &path, ctx.store_id)?;
-    let base = Base { seq: header.base_seq, ts: header.base_ts };
+    let base = Base {
+        seq: header.base_seq,
+        ts: header.base_ts,
+    };
     let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
     let meta = index.segments.entry(no).or_insert(SegMeta {
         base,
@@ -182,7 +219,7 @@ fn open_segment(
     meta.base = base;
     let mut defined = (BitSet::default(), BitSet::default());
     let mut bad: Option<(u64, String)> = None;
-    let scan = segment::scan(bytes, base, HEADER_LEN as u64, |off, f| {
+    let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
         if bad.is_none() {
             if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
                 bad = Some((off, why));
@@ -190,7 +227,6 @@ fn open_segment(
         }
     });
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
-    let scan = scan;
     if let Some(m) = index.segments.get_mut(&no) {
         m.len = scan.commit;
         m.sealed = scan.sealed;
@@ -224,26 +260,43 @@ fn apply(
     match f {
         Frame::EntityDef(id, name) => {
             defined.0.insert(id);
-            let name = std::str::from_utf8(name).map_err(|_| "entity name is not UTF-8".to_string())?;
+            let name =
+                std::str::from_utf8(name).map_err(|_| "entity name is not UTF-8".to_string())?;
             if !index.entities.define(id, name) {
                 return Err(format!("entity id {id} defined twice with different names"));
             }
         }
         Frame::ScopeDef(id, name) => {
             defined.1.insert(id);
-            let name = std::str::from_utf8(name).map_err(|_| "scope name is not UTF-8".to_string())?;
+            let name =
+                std::str::from_utf8(name).map_err(|_| "scope name is not UTF-8".to_string())?;
             if !index.scopes.define(id, name) {
                 return Err(format!("scope id {id} defined twice with different names"));
             }
         }
         Frame::Event(h, _) if index_it => {
             if index.last_seq().is_some_and(|last| h.seq <= last) {
-                return Err(format!("sequence {} does not follow {:?}", h.seq, index.last_seq()));
+                return Err(format!(
+                    "sequence {} does not follow {:?}",
+                    h.seq,
+                    index.last_seq()
+                ));
             }
-            if index.entities.names.get(h.entity as usize).is_none_or(|n| n.is_empty())
-                || index.scopes.names.get(h.scope as usize).is_none_or(|n| n.is_empty())
+            if index
+                .entities
+                .names
+                .get(h.entity as usize)
+                .is_none_or(|n| n.is_empty())
+                || index
+                    .scopes
+                    .names
+                    .get(h.scope as usize)
+                    .is_none_or(|n| n.is_empty())
             {
-                return Err(format!("event {} uses an undefined entity or scope id", h.seq));
+                return Err(format!(
+                    "event {} uses an undefined entity or scope id",
+                    h.seq
+                ));
             }
             index.push(NewEvent {
                 seq: h.seq,
@@ -268,7 +321,12 @@ fn apply(
 }
 
 /// Where the segment is damaged (not merely torn), if anywhere.
-fn find_damage(scan: &Scan, len: u64, is_last: bool, bad: Option<(u64, String)>) -> Option<(u64, String)> {
+fn find_damage(
+    scan: &Scan,
+    len: u64,
+    is_last: bool,
+    bad: Option<(u64, String)>,
+) -> Option<(u64, String)> {
     if let Some(b) = bad {
         return Some(b);
     }
@@ -277,17 +335,27 @@ fn find_damage(scan: &Scan, len: u64, is_last: bool, bad: Option<(u64, String)>)
             return Some((*off, e.to_string()));
         }
         if !scan.sealed || scan.commit != len {
-            return Some((scan.commit, "a segment before the newest ends without its seal".into()));
+            return Some((
+                scan.commit,
+                "a segment before the newest ends without its seal".into(),
+            ));
         }
         return None;
     }
-    scan.damage_in_synced_part().map(|(off, e)| (off, format!("{e} inside data that was synced")))
+    scan.damage_in_synced_part()
+        .map(|(off, e)| (off, format!("{e} inside data that was synced")))
 }
 
-fn remove_empty(ctx: &Ctx<'_>, path: &Path, report: &mut RecoveryReport) -> Result<SegmentOutcome, OpenError> {
+fn remove_empty(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    report: &mut RecoveryReport,
+) -> Result<SegmentOutcome, OpenError> {
     if ctx.mode.writes() {
         ctx.fs.remove_file(path).map_err(io_err("remove", path))?;
-        ctx.fs.sync_dir(ctx.dir).map_err(io_err("sync directory", ctx.dir))?;
+        ctx.fs
+            .sync_dir(ctx.dir)
+            .map_err(io_err("sync directory", ctx.dir))?;
     }
     report.removed_empty_segment = Some(path.to_path_buf());
     Ok(SegmentOutcome::Removed)
@@ -305,17 +373,36 @@ fn cut_torn_tail(
         None => "an unfinished batch".to_string(),
     };
     if ctx.mode.writes() {
-        let file = ctx.fs.open(path, OpenMode::ReadWrite).map_err(io_err("open", path))?;
-        file.set_len(scan.commit).map_err(io_err("truncate", path))?;
+        let file = ctx
+            .fs
+            .open(path, OpenMode::ReadWrite)
+            .map_err(io_err("open", path))?;
+        file.set_len(scan.commit)
+            .map_err(io_err("truncate", path))?;
         file.sync(SyncMode::SyncAll).map_err(io_err("sync", path))?;
     }
-    report.truncated.push(Truncation { path: path.to_path_buf(), offset: scan.commit, bytes: len - scan.commit, reason });
+    report.truncated.push(Truncation {
+        path: path.to_path_buf(),
+        offset: scan.commit,
+        bytes: len - scan.commit,
+        reason,
+    });
     Ok(())
 }
 
-fn active_info(ctx: &Ctx<'_>, no: u32, base: Base, scan: &Scan, defined: (BitSet, BitSet)) -> Result<ActiveInfo, OpenError> {
+fn active_info(
+    ctx: &Ctx<'_>,
+    no: u32,
+    base: Base,
+    scan: &Scan,
+    defined: (BitSet, BitSet),
+) -> Result<ActiveInfo, OpenError> {
     let path = segment::path(ctx.dir, no);
-    let mode = if ctx.mode.writes() { OpenMode::ReadWrite } else { OpenMode::Read };
+    let mode = if ctx.mode.writes() {
+        OpenMode::ReadWrite
+    } else {
+        OpenMode::Read
+    };
     let file = ctx.fs.open(&path, mode).map_err(io_err("open", &path))?;
     if ctx.mode.writes() {
         // What this open read must survive the next crash even if it was never synced.
@@ -345,51 +432,88 @@ fn salvage_or_refuse(
 ) -> Result<SegmentOutcome, OpenError> {
     let path = segment::path(ctx.dir, no);
     if ctx.mode != (Mode::ReadWrite { salvage: true }) {
-        return Err(OpenError::Corrupt { path, offset, reason });
+        return Err(OpenError::Corrupt {
+            path,
+            offset,
+            reason,
+        });
     }
     let keep = scan.commit.min(offset);
     let dest = salvage_dir(ctx)?.join(format!("{}.from-{keep}", segment::file_name(no)));
-    let file = ctx.fs.open(&path, OpenMode::ReadWrite).map_err(io_err("open", &path))?;
-    let len = file.len().map_err(io_err("stat", &path))?;
+    let file = ctx
+        .fs
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(io_err("open", &path))?;
+    let len = file.size().map_err(io_err("stat", &path))?;
     copy_range(ctx.fs, &*file, keep, len, &dest)?;
     file.set_len(keep).map_err(io_err("truncate", &path))?;
-    file.sync(SyncMode::SyncAll).map_err(io_err("sync", &path))?;
+    file.sync(SyncMode::SyncAll)
+        .map_err(io_err("sync", &path))?;
     report.salvaged.push(dest);
     if let Some(m) = index.segments.get_mut(&no) {
         m.len = keep;
         m.sealed = false;
     }
-    let base = index.segments.get(&no).map_or_else(Base::default, |m| m.base);
-    let trimmed = Scan { commit: keep, synced: scan.synced.min(keep), sealed: false, error: None };
+    let base = index
+        .segments
+        .get(&no)
+        .map_or_else(Base::default, |m| m.base);
+    let trimmed = Scan {
+        commit: keep,
+        synced: scan.synced.min(keep),
+        sealed: false,
+        error: None,
+    };
     let info = active_info(ctx, no, base, &trimmed, defined)?;
-    Ok(SegmentOutcome::Salvaged { base, active_info: Some(info) })
+    Ok(SegmentOutcome::Salvaged {
+        base,
+        active_info: Some(info),
+    })
 }
 
 fn salvage_dir(ctx: &Ctx<'_>) -> Result<PathBuf, OpenError> {
     let dir = ctx.dir.join("salvaged");
-    ctx.fs.create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    ctx.fs
+        .create_dir_all(&dir)
+        .map_err(io_err("create", &dir))?;
     Ok(dir)
 }
 
-fn copy_range(fs: &dyn FileSystem, src: &dyn FsFile, from: u64, to: u64, dest: &Path) -> Result<(), OpenError> {
-    let out = fs.open(dest, OpenMode::CreateNew).map_err(io_err("create", dest))?;
+fn copy_range(
+    fs: &dyn FileSystem,
+    src: &dyn FsFile,
+    from: u64,
+    to: u64,
+    dest: &Path,
+) -> Result<(), OpenError> {
+    let out = fs
+        .open(dest, OpenMode::CreateNew)
+        .map_err(io_err("create", dest))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = from;
     while pos < to {
         let n = ((to - pos) as usize).min(buf.len());
-        let got = src.read_at(&mut buf[..n], pos).map_err(io_err("read", dest))?;
+        let got = src
+            .read_at(&mut buf[..n], pos)
+            .map_err(io_err("read", dest))?;
         if got == 0 {
             break;
         }
-        out.write_all_at(&buf[..got], pos - from).map_err(io_err("write", dest))?;
+        out.write_all_at(&buf[..got], pos - from)
+            .map_err(io_err("write", dest))?;
         pos += got as u64;
     }
     out.sync(SyncMode::SyncAll).map_err(io_err("sync", dest))?;
     let parent = dest.parent().unwrap_or(dest);
-    fs.sync_dir(parent).map_err(io_err("sync directory", parent))
+    fs.sync_dir(parent)
+        .map_err(io_err("sync directory", parent))
 }
 
-fn salvage_later(ctx: &Ctx<'_>, later: &[u32], report: &mut RecoveryReport) -> Result<(), OpenError> {
+fn salvage_later(
+    ctx: &Ctx<'_>,
+    later: &[u32],
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
     if later.is_empty() {
         return Ok(());
     }
@@ -400,6 +524,10 @@ fn salvage_later(ctx: &Ctx<'_>, later: &[u32], report: &mut RecoveryReport) -> R
         ctx.fs.rename(&from, &to).map_err(io_err("move", &from))?;
         report.salvaged.push(to);
     }
-    ctx.fs.sync_dir(&dir).map_err(io_err("sync directory", &dir))?;
-    ctx.fs.sync_dir(ctx.dir).map_err(io_err("sync directory", ctx.dir))
+    ctx.fs
+        .sync_dir(&dir)
+        .map_err(io_err("sync directory", &dir))?;
+    ctx.fs
+        .sync_dir(ctx.dir)
+        .map_err(io_err("sync directory", ctx.dir))
 }

@@ -102,17 +102,22 @@ pub(crate) struct Scan {
 impl Scan {
     /// The bad frame lies inside bytes known to have been synced: corruption, not a tear.
     pub fn damage_in_synced_part(&self) -> Option<(u64, &FrameError)> {
-        self.error.as_ref().filter(|(off, _)| *off < self.synced).map(|(o, e)| (*o, e))
+        self.error
+            .as_ref()
+            .filter(|(off, _)| *off < self.synced)
+            .map(|(o, e)| (*o, e))
     }
 }
 
 /// Walks the frames of `bytes` (a whole segment file) from `start`, handing each frame of
 /// a complete unit to `on_frame` in order. Frames of a batch that never finished, and
-/// dictionary frames after the last complete unit, are not handed over.
+/// dictionary frames after the last complete unit, are not handed over. Event frames before
+/// `decode_from` (already indexed from a checkpoint) are only checksummed, not handed over.
 pub(crate) fn scan<'a>(
     bytes: &'a [u8],
     base: Base,
     start: u64,
+    decode_from: u64,
     mut on_frame: impl FnMut(u64, Frame<'a>),
 ) -> Scan {
     let mut out = Scan {
@@ -125,6 +130,19 @@ pub(crate) fn scan<'a>(
     let mut batch_open = false;
     let mut pos = start as usize;
     while pos < bytes.len() {
+        if (pos as u64) < decode_from && !out.sealed {
+            if let Ok((body, n)) = frame::verify(&bytes[pos..]) {
+                if body[0] == frame::EVENT {
+                    batch_open = body.get(1).is_some_and(|f| f & frame::BATCH_CONTINUES != 0);
+                    if !batch_open {
+                        out.commit = (pos + n) as u64;
+                        pending.drain(..).for_each(|(o, f)| on_frame(o, f));
+                    }
+                    pos += n;
+                    continue;
+                }
+            }
+        }
         let (f, n) = match frame::decode(&bytes[pos..], &base) {
             Ok(ok) => ok,
             Err(e) => {
@@ -169,7 +187,7 @@ pub(crate) fn scan<'a>(
 fn synced_mark_after(bytes: &[u8], base: &Base, from: usize) -> u64 {
     let mut best = 0;
     for pos in from..bytes.len().saturating_sub(6) {
-        let body_len = bytes[pos];
+        let body_len = bytes[pos + 4];
         if !(2..=11).contains(&body_len) || bytes[pos + 5] != frame::SYNC_MARK {
             continue;
         }
@@ -217,7 +235,13 @@ mod tests {
         bytes.extend(event(2, true));
         bytes.extend(event(3, true));
         let mut seen = Vec::new();
-        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, f| seen.push(f));
+        let s = scan(
+            &bytes,
+            Base::default(),
+            HEADER_LEN as u64,
+            HEADER_LEN as u64,
+            |_, f| seen.push(f),
+        );
         assert_eq!(s.commit, after_first);
         assert_eq!(seen.len(), 1);
         assert_eq!(s.error, None);
@@ -232,8 +256,17 @@ mod tests {
         frame::put_sync_mark(&mut mark, synced);
         bytes.extend(mark);
         bytes[HEADER_LEN + 7] ^= 0xff;
-        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, _| {});
-        assert_eq!(s.damage_in_synced_part().map(|d| d.0), Some(HEADER_LEN as u64));
+        let s = scan(
+            &bytes,
+            Base::default(),
+            HEADER_LEN as u64,
+            HEADER_LEN as u64,
+            |_, _| {},
+        );
+        assert_eq!(
+            s.damage_in_synced_part().map(|d| d.0),
+            Some(HEADER_LEN as u64)
+        );
     }
 
     #[test]
@@ -248,7 +281,13 @@ mod tests {
         bytes.extend(event(2, false));
         let last = bytes.len() - 2;
         bytes[last] ^= 0xff;
-        let s = scan(&bytes, Base::default(), HEADER_LEN as u64, |_, _| {});
+        let s = scan(
+            &bytes,
+            Base::default(),
+            HEADER_LEN as u64,
+            HEADER_LEN as u64,
+            |_, _| {},
+        );
         assert_eq!(s.damage_in_synced_part(), None);
         assert_eq!(s.commit, commit);
     }

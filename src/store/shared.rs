@@ -74,7 +74,10 @@ impl Shared {
 
     /// A copy of the configuration in force.
     pub fn config(&self) -> StoreConfig {
-        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads the index. A panic elsewhere never makes the index unreadable: a panicking
@@ -99,7 +102,10 @@ impl Shared {
         if !self.is_poisoned() {
             return None;
         }
-        self.poison.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set_poisoned(&self, msg: String) {
@@ -110,7 +116,10 @@ impl Shared {
 
     /// Number of segment maps held (for the fd budget).
     pub fn mapped_segments(&self) -> usize {
-        self.maps.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.maps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Reads and decodes the event at a location.
@@ -120,19 +129,27 @@ impl Shared {
             let active = self.active.read().unwrap_or_else(PoisonError::into_inner);
             if let Some((no, file)) = active.as_ref().filter(|(no, _)| *no == loc.seg) {
                 debug_assert_eq!(*no, loc.seg);
-                let bytes = reader::read_frame_from_file(&**file, u64::from(loc.off), loc.limit, &path)?;
+                let bytes =
+                    reader::read_frame_from_file(&**file, u64::from(loc.off), loc.limit, &path)?;
                 return reader::decode_event(&bytes, loc, self.store_id, &path);
             }
         }
         let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
         let view = maps
             .get(&*self.fs, &self.dir, loc.seg, &self.stats.maps)
-            .map_err(|source| ReadError::Io { path: path.clone(), offset: 0, source })?;
-        let bytes = view.bytes().get(loc.off as usize..).ok_or_else(|| ReadError::Corrupt {
-            path: path.clone(),
-            offset: u64::from(loc.off),
-            reason: "segment is shorter than the index expects".into(),
-        })?;
+            .map_err(|source| ReadError::Io {
+                path: path.clone(),
+                offset: 0,
+                source,
+            })?;
+        let bytes = view
+            .bytes()
+            .get(loc.off as usize..)
+            .ok_or_else(|| ReadError::Corrupt {
+                path: path.clone(),
+                offset: u64::from(loc.off),
+                reason: "segment is shorter than the index expects".into(),
+            })?;
         reader::decode_event(bytes, loc, self.store_id, &path)
     }
 
@@ -169,7 +186,10 @@ impl Shared {
 
     /// Subscriber rings (for statistics).
     pub fn subscribers(&self) -> Vec<Arc<Ring>> {
-        self.subs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Hands written events to every matching subscriber.
@@ -184,7 +204,12 @@ impl Shared {
 
     /// Wakes every subscriber for the last time.
     pub fn close_subscribers(&self) {
-        for ring in self.subs.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        for ring in self
+            .subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
             ring.close();
         }
     }

@@ -80,7 +80,10 @@ impl Ring {
                     if now >= d {
                         return Err(RecvError::Timeout);
                     }
-                    self.ready.wait_timeout(q, d - now).map_err(|_| RecvError::Closed)?.0
+                    self.ready
+                        .wait_timeout(q, d - now)
+                        .map_err(|_| RecvError::Closed)?
+                        .0
                 }
             };
         }
@@ -114,8 +117,19 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(ring: Arc<Ring>, store: Weak<Shared>, history: Option<QueryCursor>, live_after: u64) -> Self {
-        Self { ring, store, history, buffered: VecDeque::new(), live_after }
+    pub(crate) fn new(
+        ring: Arc<Ring>,
+        store: Weak<Shared>,
+        history: Option<QueryCursor>,
+        live_after: u64,
+    ) -> Self {
+        Self {
+            ring,
+            store,
+            history,
+            buffered: VecDeque::new(),
+            live_after,
+        }
     }
 
     /// Waits for the next event.
@@ -163,7 +177,9 @@ impl Subscription {
             return Ok(None);
         };
         let store = self.store.upgrade().ok_or(RecvError::Closed)?;
-        let events = store.next_chunk(cursor, 512).map_err(|e| RecvError::History(e.to_string()))?;
+        let events = store
+            .next_chunk(cursor, 512)
+            .map_err(|e| RecvError::History(e.to_string()))?;
         if events.is_empty() {
             self.history = None;
         }

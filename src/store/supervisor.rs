@@ -34,7 +34,10 @@ pub(crate) fn recover_dir(
     sync: SyncMode,
 ) -> Result<Recovered, OpenError> {
     let rec = recovery::recover(fs, dir, store_id, mode, sync)?;
-    let stale = matches!(rec.report.checkpoint, CheckpointStatus::Stale(_) | CheckpointStatus::Damaged(_));
+    let stale = matches!(
+        rec.report.checkpoint,
+        CheckpointStatus::Stale(_) | CheckpointStatus::Damaged(_)
+    );
     let salvaged = !rec.report.salvaged.is_empty();
     if (stale || salvaged) && mode != Mode::ReadOnly {
         checkpoint::remove(fs, dir).map_err(|source| OpenError::Io {
@@ -74,7 +77,10 @@ pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
 }
 
 /// Starts the named writer thread.
-pub(crate) fn start(shared: &Arc<Shared>, rec: Recovered) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    rec: Recovered,
+) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
     let cfg = shared.config();
     let (tx, rx) = bounded(cfg.writer_channel_capacity as usize);
     let writer = install(shared, rec);
@@ -114,14 +120,23 @@ fn restart(shared: &Arc<Shared>, restarts: &mut Vec<Instant>, msg: &str) -> Resu
             policy.max_restarts, policy.window
         ));
     }
-    let backoff = policy.backoff.saturating_mul(1 << restarts.len().min(16)).min(policy.max_backoff);
+    let backoff = policy
+        .backoff
+        .saturating_mul(1 << restarts.len().min(16))
+        .min(policy.max_backoff);
     restarts.push(now);
     std::thread::sleep(backoff.max(Duration::ZERO));
     shared.set_active(None);
     let cfg = shared.config();
     let mode = Mode::ReadWrite { salvage: false };
-    let rec = recover_dir(&*shared.fs, &shared.dir, shared.store_id, mode, cfg.sync_mode)
-        .map_err(|e| format!("writer panicked ({msg}) and recovery failed: {e}"))?;
+    let rec = recover_dir(
+        &*shared.fs,
+        &shared.dir,
+        shared.store_id,
+        mode,
+        cfg.sync_mode,
+    )
+    .map_err(|e| format!("writer panicked ({msg}) and recovery failed: {e}"))?;
     shared.stats.writer_restarts.fetch_add(1, Ordering::Relaxed);
     Ok(install(shared, rec))
 }

@@ -76,7 +76,7 @@ impl<T> Waiter<T> {
         let mut spins = 0u32;
         while self.0.state.load(Ordering::Acquire) != READY {
             spins += 1;
-            if spins % 64 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::codec::frame::{self, Base, EventHeader};
 use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use crate::config::StoreConfig;
 use crate::error::{AppendError, SyncError};
 use crate::event::{AppendReceipt, Event, EventId, Expected, MAX_NAME_BYTES};
 use crate::fs::FsFile;
@@ -36,7 +37,9 @@ pub(crate) struct BitSet(Vec<u64>);
 
 impl BitSet {
     pub fn contains(&self, i: u32) -> bool {
-        self.0.get(i as usize / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     pub fn insert(&mut self, i: u32) {
@@ -65,8 +68,16 @@ pub(crate) struct Active {
 
 /// A staged command waiting for its reply.
 enum Done {
-    One(Reply<Result<AppendReceipt, AppendError>>, AppendReceipt, bool),
-    Many(Reply<Result<Vec<AppendReceipt>, AppendError>>, Vec<AppendReceipt>, bool),
+    One(
+        Reply<Result<AppendReceipt, AppendError>>,
+        AppendReceipt,
+        bool,
+    ),
+    Many(
+        Reply<Result<Vec<AppendReceipt>, AppendError>>,
+        Vec<AppendReceipt>,
+        bool,
+    ),
 }
 
 /// Why staging failed.
@@ -84,13 +95,19 @@ impl From<AppendError> for StageError {
 /// What a validated event will be written with.
 #[derive(Clone, Copy)]
 enum Plan {
-    New { ts: u64, cause: Option<u64>, correlation: Option<u64> },
+    New {
+        ts: u64,
+        cause: Option<u64>,
+        correlation: Option<u64>,
+    },
     Duplicate(u64),
 }
 
 /// The writer's state; rebuilt from disk after a panic.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
+    /// The configuration in force (a copy: reading the shared one costs a lock and a clone).
+    cfg: StoreConfig,
     active: Option<Active>,
     next_seg: u32,
     next_seq: u64,
@@ -109,6 +126,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn new(shared: Arc<Shared>, active: Option<Active>, next_seg: u32, next_seq: u64) -> Self {
         Self {
+            cfg: shared.config(),
             shared,
             active,
             next_seg,
@@ -170,7 +188,10 @@ impl Writer {
 
     fn has_unsynced(&self) -> bool {
         !self.shared.is_poisoned()
-            && self.active.as_ref().is_some_and(|a| a.synced < a.len || a.marked < a.synced)
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.synced < a.len || a.marked < a.synced)
     }
 
     /// Syncs what is unsynced, then records the synced length in a marker and syncs that,
@@ -241,7 +262,7 @@ impl Writer {
             return true;
         }
         self.after_close += 1;
-        self.after_close <= u64::from(self.shared.config().shutdown_drain_limit)
+        self.after_close <= u64::from(self.cfg.shutdown_drain_limit)
     }
 
     fn stage_command(&mut self, idx: &mut Index, cmd: Command) -> Result<(), String> {
@@ -254,7 +275,11 @@ impl Writer {
                 Err(StageError::Reject(e)) => reply.send(Err(e)),
                 Err(StageError::Io(e)) => return Err(e),
             },
-            Command::Batch { items, durable, reply } => match self.stage(idx, &items) {
+            Command::Batch {
+                items,
+                durable,
+                reply,
+            } => match self.stage(idx, &items) {
                 Ok(r) => self.done.push(Done::Many(reply, r, durable)),
                 Err(StageError::Reject(e)) => reply.send(Err(e)),
                 Err(StageError::Io(e)) => return Err(e),
@@ -279,9 +304,11 @@ impl Writer {
         for (i, (item, plan)) in items.iter().zip(&plans).enumerate() {
             let receipt = match *plan {
                 Plan::Duplicate(seq) => self.duplicate_receipt(idx, seq),
-                Plan::New { ts, cause, correlation } => {
-                    self.put_event(idx, item, ts, cause, correlation, Some(i) != last_new)?
-                }
+                Plan::New {
+                    ts,
+                    cause,
+                    correlation,
+                } => self.put_event(idx, item, ts, cause, correlation, Some(i) != last_new)?,
             };
             receipts.push(receipt);
         }
@@ -304,26 +331,44 @@ impl Writer {
                 .rev()
                 .find(|(e, _)| *e == item.coord.entity)
                 .map(|(_, s)| *s)
-                .or_else(|| idx.entities.id(&item.coord.entity).and_then(|e| idx.entity_last_seq(e)));
+                .or_else(|| {
+                    idx.entities
+                        .id(&item.coord.entity)
+                        .and_then(|e| idx.entity_last_seq(e))
+                });
             check_expected(&item.coord.entity, item.opts.expected, actual)?;
             let (cause, correlation) = self.resolve_causal(idx, item)?;
-            let ts = self.shared.config().now_micros();
-            plans.push(Plan::New { ts, cause, correlation });
+            let ts = self.cfg.now_micros();
+            plans.push(Plan::New {
+                ts,
+                cause,
+                correlation,
+            });
             staged_entities.push((&item.coord.entity, seq));
             seq += 1;
         }
         Ok(plans)
     }
 
-    fn resolve_causal(&self, idx: &Index, item: &Item) -> Result<(Option<u64>, Option<u64>), AppendError> {
+    fn resolve_causal(
+        &self,
+        idx: &Index,
+        item: &Item,
+    ) -> Result<(Option<u64>, Option<u64>), AppendError> {
         let store = self.shared.store_id;
-        let find = |id: EventId| (id.store() == store).then(|| idx.pos_of(id.sequence())).flatten();
+        let find = |id: EventId| {
+            (id.store() == store)
+                .then(|| idx.pos_of(id.sequence()))
+                .flatten()
+        };
         let cause = match item.opts.causation {
             None => None,
             Some(id) => Some(find(id).ok_or_else(|| AppendError::UnknownCause(id.to_string()))?),
         };
         let corr_pos = match item.opts.correlation {
-            Some(id) => Some(find(id).ok_or_else(|| AppendError::UnknownCorrelation(id.to_string()))?),
+            Some(id) => {
+                Some(find(id).ok_or_else(|| AppendError::UnknownCorrelation(id.to_string()))?)
+            }
             None => cause,
         };
         let correlation = corr_pos.map(|p| idx.seq_at(idx.corr_root(p)));
@@ -331,7 +376,12 @@ impl Writer {
     }
 
     /// Rolls to a new segment when the items would not fit in the active one.
-    fn ensure_room(&mut self, idx: &mut Index, items: &[Item], plans: &[Plan]) -> Result<(), StageError> {
+    fn ensure_room(
+        &mut self,
+        idx: &mut Index,
+        items: &[Item],
+        plans: &[Plan],
+    ) -> Result<(), StageError> {
         let need: u64 = items
             .iter()
             .zip(plans)
@@ -341,7 +391,7 @@ impl Writer {
         if need == 0 {
             return Ok(());
         }
-        let max = self.shared.config().segment_max_bytes;
+        let max = self.cfg.segment_max_bytes;
         if need + HEADER_LEN as u64 + 16 > max {
             return Err(AppendError::TooLarge { size: need, max }.into());
         }
@@ -362,7 +412,10 @@ impl Writer {
         batch_continues: bool,
     ) -> Result<AppendReceipt, StageError> {
         let (entity, scope) = self.define_names(idx, item);
-        let a = self.active.as_ref().ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
+        let a = self
+            .active
+            .as_ref()
+            .ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
         let seq = self.next_seq;
         self.next_seq += 1;
         let off = a.len + self.buf.len() as u64;
@@ -392,7 +445,8 @@ impl Writer {
         });
         note_event(idx, no, seq);
         if self.shared.has_subscribers() {
-            self.publish.push(Arc::new(self.shared.event_from(&h, item)));
+            self.publish
+                .push(Arc::new(self.shared.event_from(&h, item)));
         }
         Ok(AppendReceipt {
             id: EventId::new(self.shared.store_id, seq),
@@ -408,15 +462,31 @@ impl Writer {
     /// Dictionary ids of the item's names, writing a definition frame for each name not
     /// yet defined in the active segment.
     fn define_names(&mut self, idx: &mut Index, item: &Item) -> (u32, u32) {
-        let entity = idx.entities.id(&item.coord.entity).unwrap_or_else(|| idx.entities.intern(&item.coord.entity));
-        let scope = idx.scopes.id(&item.coord.scope).unwrap_or_else(|| idx.scopes.intern(&item.coord.scope));
+        let entity = idx
+            .entities
+            .id(&item.coord.entity)
+            .unwrap_or_else(|| idx.entities.intern(&item.coord.entity));
+        let scope = idx
+            .scopes
+            .id(&item.coord.scope)
+            .unwrap_or_else(|| idx.scopes.intern(&item.coord.scope));
         if let Some(a) = self.active.as_mut() {
             if !a.entities.contains(entity) {
-                frame::put_def(&mut self.buf, frame::ENTITY_DEF, entity, item.coord.entity.as_bytes());
+                frame::put_def(
+                    &mut self.buf,
+                    frame::ENTITY_DEF,
+                    entity,
+                    item.coord.entity.as_bytes(),
+                );
                 a.entities.insert(entity);
             }
             if !a.scopes.contains(scope) {
-                frame::put_def(&mut self.buf, frame::SCOPE_DEF, scope, item.coord.scope.as_bytes());
+                frame::put_def(
+                    &mut self.buf,
+                    frame::SCOPE_DEF,
+                    scope,
+                    item.coord.scope.as_bytes(),
+                );
                 a.scopes.insert(scope);
             }
         }
@@ -427,7 +497,11 @@ impl Writer {
         let (segment, offset, ts) = match idx.pos_of(seq) {
             Some(pos) => {
                 let loc = super::query::locate(idx, pos);
-                let ts = self.shared.read_located(&loc).map(|e| e.timestamp_us).unwrap_or(0);
+                let ts = self
+                    .shared
+                    .read_located(&loc)
+                    .map(|e| e.timestamp_us)
+                    .unwrap_or(0);
                 (u64::from(loc.seg), u64::from(loc.off), ts)
             }
             None => (0, 0, 0),
@@ -448,17 +522,33 @@ impl Writer {
         if self.active.is_some() {
             self.seal(idx)?;
         }
-        let cfg = self.shared.config();
-        let base = Base { seq: self.next_seq - 1, ts: cfg.now_micros() };
+        let cfg = &self.cfg;
+        let base = Base {
+            seq: self.next_seq - 1,
+            ts: cfg.now_micros(),
+        };
         let no = self.next_seg;
-        let header = FileHeader::new(FileKind::Segment, self.shared.store_id, no.into(), base.seq, base.ts);
+        let header = FileHeader::new(
+            FileKind::Segment,
+            self.shared.store_id,
+            no.into(),
+            base.seq,
+            base.ts,
+        );
         let path = segment::path(&self.shared.dir, no);
         let file = segment::create(&*self.shared.fs, &self.shared.dir, &header, cfg.sync_mode)
             .map_err(|e| format!("create segment {}: {e}", path.display()))?;
         self.next_seg += 1;
         idx.segments.insert(
             no,
-            SegMeta { base, len: HEADER_LEN as u64, sealed: false, events: 0, first_seq: None, last_seq: None },
+            SegMeta {
+                base,
+                len: HEADER_LEN as u64,
+                sealed: false,
+                events: 0,
+                first_seq: None,
+                last_seq: None,
+            },
         );
         self.shared.set_active(Some((no, file.clone())));
         self.active = Some(Active {
@@ -471,12 +561,17 @@ impl Writer {
             entities: BitSet::default(),
             scopes: BitSet::default(),
         });
-        self.shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .segments_created
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     fn seal(&mut self, idx: &mut Index) -> Result<(), String> {
-        let Some(no) = self.active.as_ref().map(|a| a.no) else { return Ok(()) };
+        let Some(no) = self.active.as_ref().map(|a| a.no) else {
+            return Ok(());
+        };
         let meta = idx.segments.get(&no).copied();
         let (last, events) = meta.map_or((0, 0), |m| (m.last_seq.unwrap_or(m.base.seq), m.events));
         frame::put_seal(&mut self.buf, last, events);
@@ -515,12 +610,18 @@ impl Writer {
             let _ = a.file.write_all_at(&self.buf[..half], a.len);
             std::panic::panic_any("injected writer panic after a partial batch write");
         }
-        a.file
-            .write_all_at(&self.buf, a.len)
-            .map_err(|e| format!("write {} at offset {}: {e}", segment::path(&self.shared.dir, a.no).display(), a.len))?;
+        a.file.write_all_at(&self.buf, a.len).map_err(|e| {
+            format!(
+                "write {} at offset {}: {e}",
+                segment::path(&self.shared.dir, a.no).display(),
+                a.len
+            )
+        })?;
         a.len += self.buf.len() as u64;
         let stats = &self.shared.stats;
-        stats.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        stats
+            .bytes_written
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         stats.writes.fetch_add(1, Ordering::Relaxed);
         self.buf.clear();
         Ok(())
@@ -546,25 +647,40 @@ impl Writer {
 
     fn wants_sync(&self) -> bool {
         let new: u64 = self.done.iter().map(new_events).sum();
-        let durable = self.done.iter().any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
-        let every = u64::from(self.shared.config().sync_every_n_events);
-        durable || !self.sync_waiters.is_empty() || self.shutdown.is_some() || self.acked_unsynced + new >= every
+        let durable = self
+            .done
+            .iter()
+            .any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
+        let every = u64::from(self.cfg.sync_every_n_events);
+        durable
+            || !self.sync_waiters.is_empty()
+            || self.shutdown.is_some()
+            || self.acked_unsynced + new >= every
     }
 
     fn sync(&mut self) -> Result<(), String> {
-        let Some(a) = self.active.as_mut() else { return Ok(()) };
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
         if a.synced < a.len {
             let start = Instant::now();
-            a.file.sync(self.shared.config().sync_mode).map_err(|e| {
-                format!("sync {}: {e}", segment::path(&self.shared.dir, a.no).display())
+            a.file.sync(self.cfg.sync_mode).map_err(|e| {
+                format!(
+                    "sync {}: {e}",
+                    segment::path(&self.shared.dir, a.no).display()
+                )
             })?;
             a.synced = a.len;
             let stats = &self.shared.stats;
             stats.syncs.fetch_add(1, Ordering::Relaxed);
-            stats.sync_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            stats
+                .sync_nanos
+                .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         self.acked_unsynced = 0;
-        self.shared.durable_seq.store(self.next_seq - 1, Ordering::Release);
+        self.shared
+            .durable_seq
+            .store(self.next_seq - 1, Ordering::Release);
         Ok(())
     }
 
@@ -600,7 +716,9 @@ impl Writer {
                 Done::Many(reply, _, _) => reply.send(Err(err.clone())),
             }
         }
-        self.sync_waiters.drain(..).for_each(|w| w.send(Err(SyncError::Poisoned(msg.clone()))));
+        self.sync_waiters
+            .drain(..)
+            .for_each(|w| w.send(Err(SyncError::Poisoned(msg.clone()))));
     }
 
     /// Rejects what is still queued, syncs, marks, and writes the index checkpoint.
@@ -617,7 +735,9 @@ impl Writer {
 
     fn close_out(&mut self) -> CloseReport {
         let mut report = CloseReport {
-            drained: self.after_close.min(u64::from(self.shared.config().shutdown_drain_limit)),
+            drained: self
+                .after_close
+                .min(u64::from(self.cfg.shutdown_drain_limit)),
             rejected: self.rejected,
             checkpoint_written: false,
             error: None,
@@ -657,7 +777,8 @@ fn note_event(idx: &mut Index, seg: u32, seq: u64) {
 /// An upper bound of an item's bytes in a segment: its event frame with the widest ids,
 /// plus definitions of both names.
 fn frame_bound(item: &Item) -> u64 {
-    let names = item.coord.entity.len() + item.coord.scope.len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
+    let names =
+        item.coord.entity.len() + item.coord.scope.len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
     let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
     (item.payload.len() + header + names) as u64
 }
@@ -672,7 +793,11 @@ fn check_name(what: &str, name: &str) -> Result<(), AppendError> {
     Ok(())
 }
 
-fn check_expected(entity: &str, expected: Option<Expected>, actual: Option<u64>) -> Result<(), AppendError> {
+fn check_expected(
+    entity: &str,
+    expected: Option<Expected>,
+    actual: Option<u64>,
+) -> Result<(), AppendError> {
     let want = match expected {
         None => return Ok(()),
         Some(Expected::NoEvents) => None,
@@ -681,7 +806,11 @@ fn check_expected(entity: &str, expected: Option<Expected>, actual: Option<u64>)
     if want == actual {
         return Ok(());
     }
-    Err(AppendError::Conflict { entity: entity.to_string(), expected: want, actual })
+    Err(AppendError::Conflict {
+        entity: entity.to_string(),
+        expected: want,
+        actual,
+    })
 }
 
 fn reject(cmd: Command, err: &AppendError) {
@@ -692,7 +821,10 @@ fn reject(cmd: Command, err: &AppendError) {
             AppendError::Poisoned(m) => SyncError::Poisoned(m.clone()),
             _ => SyncError::Closed,
         })),
-        Command::Shutdown { reply } => reply.send(CloseReport { error: Some(err.to_string()), ..Default::default() }),
+        Command::Shutdown { reply } => reply.send(CloseReport {
+            error: Some(err.to_string()),
+            ..Default::default()
+        }),
         #[cfg(feature = "testkit")]
         Command::InjectPanic => {}
     }

@@ -32,9 +32,18 @@ impl Rng {
 }
 
 pub fn reference_event(rng: &mut Rng) -> (Coordinate, EventKind, Reference) {
-    let coord = Coordinate::new(format!("order:{}", rng.below(10_000)), format!("tenant-{}", rng.below(8)));
+    let coord = Coordinate::new(
+        format!("order:{}", rng.below(10_000)),
+        format!("tenant-{}", rng.below(8)),
+    );
     let kind = EventKind::new(1, (rng.below(4) + 1) as u8);
-    (coord, kind, Reference { data: rng.bytes(64) })
+    (
+        coord,
+        kind,
+        Reference {
+            data: rng.bytes(64),
+        },
+    )
 }
 
 pub fn small_config(dir: &std::path::Path) -> StoreConfig {
@@ -44,3 +53,4 @@ pub fn small_config(dir: &std::path::Path) -> StoreConfig {
 }
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub type Res<T> = Result<T, Box<dyn std::error::Error>>;

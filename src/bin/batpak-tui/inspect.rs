@@ -54,9 +54,21 @@ fn report(store: &Store, stats: &Stats, rec: &RecoveryReport) -> Report {
         torn_tails: rec
             .truncated
             .iter()
-            .map(|t| format!("{} from offset {} ({} bytes): {}", t.path.display(), t.offset, t.bytes, t.reason))
+            .map(|t| {
+                format!(
+                    "{} from offset {} ({} bytes): {}",
+                    t.path.display(),
+                    t.offset,
+                    t.bytes,
+                    t.reason
+                )
+            })
             .collect(),
-        salvaged: rec.salvaged.iter().map(|p| p.display().to_string()).collect(),
+        salvaged: rec
+            .salvaged
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         segments: stats
             .segments
             .iter()
@@ -94,7 +106,10 @@ fn print(r: &Report, json: bool) -> Result<(), Box<dyn Error>> {
         println!("salvaged: {s}");
     }
     println!();
-    println!("{:<20} {:>12} {:>12} {:>10} {:>11}  STATE", "SEGMENT", "FIRST", "LAST", "EVENTS", "BYTES");
+    println!(
+        "{:<20} {:>12} {:>12} {:>10} {:>11}  STATE",
+        "SEGMENT", "FIRST", "LAST", "EVENTS", "BYTES"
+    );
     for s in &r.segments {
         let seq = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
         let state = if s.sealed { "sealed" } else { "active" };
