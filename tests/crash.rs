@@ -87,6 +87,11 @@ fn run_child(dir: &std::path::Path, cycle: u64, run_for: Duration) -> Res<Vec<Pr
             }
         }
     }
+    let second = Store::open(child_config(&dir.display().to_string()));
+    assert!(
+        matches!(second, Err(OpenError::Locked { .. })),
+        "another process holds the lock"
+    );
     std::thread::sleep(run_for);
     child.kill()?; // SIGKILL
     child.wait()?;

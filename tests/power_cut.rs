@@ -135,3 +135,72 @@ fn every_event_acknowledged_as_durable_survives_a_simulated_power_cut() -> TestR
     );
     Ok(())
 }
+
+#[test]
+fn a_full_disk_poisons_the_store_with_a_clear_error_and_a_reopen_after_freeing_space_keeps_every_acked_event(
+) -> TestResult {
+    let fs = SimFs::new();
+    let store = open(&fs, 1000)?;
+    let coord = Coordinate::new("e", "s");
+    let acked: Vec<AppendReceipt> = (0..50u32)
+        .map(|i| store.append(&coord, EventKind::new(1, 1), &i))
+        .collect::<Result<_, _>>()?;
+    fs.fail_writes(std::io::ErrorKind::StorageFull);
+    let err = store
+        .append(&coord, EventKind::new(1, 1), &99u32)
+        .err()
+        .ok_or("a write to a full disk was acknowledged")?;
+    assert!(
+        matches!(&err, AppendError::Poisoned(m) if m.contains("seg-0000000001.bpk")),
+        "{err}"
+    );
+    fs.heal();
+    let later = store
+        .append(&coord, EventKind::new(1, 1), &100u32)
+        .err()
+        .ok_or("a poisoned store accepted an append")?;
+    assert!(
+        matches!(later, AppendError::Poisoned(_)),
+        "poisoned stays poisoned: {later}"
+    );
+    assert!(
+        matches!(store.sync(), Err(SyncError::Poisoned(_))),
+        "a failed write is never papered over by a sync"
+    );
+    assert!(store.stats().poisoned.is_some());
+    drop(store);
+    let store = open(&fs, 1000)?;
+    for r in &acked {
+        assert!(
+            store.get(r.id)?.is_some(),
+            "acked event {} lost",
+            r.sequence
+        );
+    }
+    assert_eq!(store.stats().events, 50);
+    Ok(())
+}
+
+#[test]
+fn a_failing_sync_poisons_the_store_and_is_never_retried() -> TestResult {
+    let fs = SimFs::new();
+    let store = open(&fs, 1)?;
+    let coord = Coordinate::new("e", "s");
+    let first = store.append(&coord, EventKind::new(1, 1), &1u32)?;
+    assert!(first.durable);
+    fs.fail_syncs(std::io::ErrorKind::Other);
+    let err = store
+        .append(&coord, EventKind::new(1, 1), &2u32)
+        .err()
+        .ok_or("acknowledged without its sync")?;
+    assert!(
+        matches!(&err, AppendError::Poisoned(m) if m.starts_with("sync ")),
+        "{err}"
+    );
+    fs.heal();
+    assert!(matches!(
+        store.append(&coord, EventKind::new(1, 1), &3u32),
+        Err(AppendError::Poisoned(_))
+    ));
+    Ok(())
+}

@@ -72,6 +72,10 @@ struct State {
     next_inode: u64,
     dead: bool,
     ops: u64,
+    /// Writes and truncates fail with this error kind while set (a full or failing disk).
+    fail_write: Option<io::ErrorKind>,
+    /// Syncs fail with this error kind while set.
+    fail_sync: Option<io::ErrorKind>,
 }
 
 /// The simulated file system. Clones share state.
@@ -119,6 +123,30 @@ impl SimFs {
             return Err(dead());
         }
         Ok(st)
+    }
+
+    /// From now on every write and truncate fails with `kind` (e.g. `StorageFull`), until
+    /// [`SimFs::heal`].
+    pub fn fail_writes(&self, kind: io::ErrorKind) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fail_write = Some(kind);
+    }
+
+    /// From now on every sync fails with `kind`, until [`SimFs::heal`].
+    pub fn fail_syncs(&self, kind: io::ErrorKind) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fail_sync = Some(kind);
+    }
+
+    /// Writes and syncs succeed again (space was freed).
+    pub fn heal(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.fail_write = None;
+        st.fail_sync = None;
     }
 
     /// File-system calls made so far (to pick crash moments).
@@ -215,8 +243,23 @@ struct SimFile {
 
 impl SimFile {
     fn with<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
+        self.access(|_| None, f)
+    }
+
+    fn modify<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
+        self.access(|st| st.fail_write, f)
+    }
+
+    fn access<R>(
+        &self,
+        fault: impl FnOnce(&State) -> Option<io::ErrorKind>,
+        f: impl FnOnce(&mut Inode) -> R,
+    ) -> io::Result<R> {
         let mut st = self.fs.lock()?;
         st.ops += 1;
+        if let Some(kind) = fault(&st) {
+            return Err(io::Error::new(kind, "simulated I/O failure"));
+        }
         let node = st
             .inodes
             .get_mut(&self.ino)
@@ -236,7 +279,7 @@ impl FsFile for SimFile {
     }
 
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.with(|n| {
+        self.modify(|n| {
             write_into(&mut n.data, offset, data);
             n.pending.push(Op::Write {
                 off: offset,
@@ -246,14 +289,17 @@ impl FsFile for SimFile {
     }
 
     fn sync(&self, _mode: SyncMode) -> io::Result<()> {
-        self.with(|n| {
-            n.durable = n.data.clone();
-            n.pending.clear();
-        })
+        self.access(
+            |st| st.fail_sync,
+            |n| {
+                n.durable = n.data.clone();
+                n.pending.clear();
+            },
+        )
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.with(|n| {
+        self.modify(|n| {
             n.data.resize(len as usize, 0);
             n.pending.push(Op::SetLen(len));
         })
