@@ -192,6 +192,27 @@ pub(crate) struct SegMeta {
     pub last_seq: Option<u64>,
 }
 
+impl SegMeta {
+    /// A segment holding only its header.
+    pub fn empty(base: Base) -> Self {
+        Self {
+            base,
+            len: crate::codec::header::HEADER_LEN as u64,
+            sealed: false,
+            events: 0,
+            first_seq: None,
+            last_seq: None,
+        }
+    }
+
+    /// Counts an event written to the segment.
+    pub fn note(&mut self, seq: u64) {
+        self.events += 1;
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = Some(seq);
+    }
+}
+
 /// A new event for [`Index::push`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewEvent {

@@ -208,14 +208,7 @@ fn open_segment(
         ts: header.base_ts,
     };
     let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
-    let meta = index.segments.entry(no).or_insert(SegMeta {
-        base,
-        len: HEADER_LEN as u64,
-        sealed: false,
-        events: 0,
-        first_seq: None,
-        last_seq: None,
-    });
+    let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
     meta.base = base;
     let mut defined = (BitSet::default(), BitSet::default());
     let mut bad: Option<(u64, String)> = None;
@@ -310,9 +303,7 @@ fn apply(
                 key: h.key,
             });
             if let Some(m) = index.segments.get_mut(&no) {
-                m.events += 1;
-                m.first_seq.get_or_insert(h.seq);
-                m.last_seq = Some(h.seq);
+                m.note(h.seq);
             }
         }
         _ => {}

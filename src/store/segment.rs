@@ -247,22 +247,28 @@ mod tests {
         assert_eq!(s.error, None);
     }
 
-    #[test]
-    fn damage_before_a_sync_marker_is_corruption() {
+    /// A log of one synced event followed by its marker; returns it and the marker's end.
+    fn marked_log() -> (Vec<u8>, u64) {
         let mut bytes = vec![0u8; HEADER_LEN];
         bytes.extend(event(1, false));
         let synced = bytes.len() as u64;
         let mut mark = Vec::new();
         frame::put_sync_mark(&mut mark, synced);
         bytes.extend(mark);
+        let end = bytes.len() as u64;
+        (bytes, end)
+    }
+
+    fn scan_all(bytes: &[u8]) -> Scan {
+        let h = HEADER_LEN as u64;
+        scan(bytes, Base::default(), h, h, |_, _| {})
+    }
+
+    #[test]
+    fn damage_before_a_sync_marker_is_corruption() {
+        let (mut bytes, _) = marked_log();
         bytes[HEADER_LEN + 7] ^= 0xff;
-        let s = scan(
-            &bytes,
-            Base::default(),
-            HEADER_LEN as u64,
-            HEADER_LEN as u64,
-            |_, _| {},
-        );
+        let s = scan_all(&bytes);
         assert_eq!(
             s.damage_in_synced_part().map(|d| d.0),
             Some(HEADER_LEN as u64)
@@ -271,23 +277,11 @@ mod tests {
 
     #[test]
     fn damage_after_the_last_sync_marker_is_a_torn_tail() {
-        let mut bytes = vec![0u8; HEADER_LEN];
-        bytes.extend(event(1, false));
-        let synced = bytes.len() as u64;
-        let mut mark = Vec::new();
-        frame::put_sync_mark(&mut mark, synced);
-        bytes.extend(mark);
-        let commit = bytes.len() as u64;
+        let (mut bytes, commit) = marked_log();
         bytes.extend(event(2, false));
         let last = bytes.len() - 2;
         bytes[last] ^= 0xff;
-        let s = scan(
-            &bytes,
-            Base::default(),
-            HEADER_LEN as u64,
-            HEADER_LEN as u64,
-            |_, _| {},
-        );
+        let s = scan_all(&bytes);
         assert_eq!(s.damage_in_synced_part(), None);
         assert_eq!(s.commit, commit);
     }

@@ -326,17 +326,19 @@ impl Writer {
                 plans.push(Plan::Duplicate(seq));
                 continue;
             }
-            let actual = staged_entities
-                .iter()
-                .rev()
-                .find(|(e, _)| *e == item.coord.entity)
-                .map(|(_, s)| *s)
-                .or_else(|| {
-                    idx.entities
-                        .id(&item.coord.entity)
-                        .and_then(|e| idx.entity_last_seq(e))
-                });
-            check_expected(&item.coord.entity, item.opts.expected, actual)?;
+            if item.opts.expected.is_some() {
+                let actual = staged_entities
+                    .iter()
+                    .rev()
+                    .find(|(e, _)| *e == item.coord.entity)
+                    .map(|(_, s)| *s)
+                    .or_else(|| {
+                        idx.entities
+                            .id(&item.coord.entity)
+                            .and_then(|e| idx.entity_last_seq(e))
+                    });
+                check_expected(&item.coord.entity, item.opts.expected, actual)?;
+            }
             let (cause, correlation) = self.resolve_causal(idx, item)?;
             let ts = self.cfg.now_micros();
             plans.push(Plan::New {
@@ -539,17 +541,7 @@ impl Writer {
         let file = segment::create(&*self.shared.fs, &self.shared.dir, &header, cfg.sync_mode)
             .map_err(|e| format!("create segment {}: {e}", path.display()))?;
         self.next_seg += 1;
-        idx.segments.insert(
-            no,
-            SegMeta {
-                base,
-                len: HEADER_LEN as u64,
-                sealed: false,
-                events: 0,
-                first_seq: None,
-                last_seq: None,
-            },
-        );
+        idx.segments.insert(no, SegMeta::empty(base));
         self.shared.set_active(Some((no, file.clone())));
         self.active = Some(Active {
             no,
@@ -768,9 +760,7 @@ fn new_events(d: &Done) -> u64 {
 
 fn note_event(idx: &mut Index, seg: u32, seq: u64) {
     if let Some(m) = idx.segments.get_mut(&seg) {
-        m.events += 1;
-        m.first_seq.get_or_insert(seq);
-        m.last_seq = Some(seq);
+        m.note(seq);
     }
 }
 
