@@ -407,3 +407,49 @@ fn a_slow_producers_events_are_synced_soon_after_the_writer_goes_idle() -> TestR
     assert!(store.stats().durable_sequence >= r.sequence);
     Ok(())
 }
+
+#[test]
+fn an_event_larger_than_a_segment_is_refused_naming_the_limit_and_nothing_is_written() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(small_config(dir.path()))?;
+    let coord = Coordinate::new("e", "s");
+    let big = vec![7u8; 20 * 1024];
+    let err = store
+        .append(&coord, EventKind::new(1, 1), &serde_bytes::Bytes::new(&big))
+        .err()
+        .ok_or("appended")?;
+    assert!(
+        matches!(err, AppendError::TooLarge { max: 16384, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("segment_max_bytes"), "{err}");
+    store.append(&coord, EventKind::new(1, 1), &1u8)?;
+    assert_eq!(store.stats().events, 1);
+    Ok(())
+}
+
+#[test]
+fn hostile_coordinates_are_refused_with_a_clear_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    let empty = store
+        .append(&Coordinate::new("", "s"), EventKind::new(1, 1), &1u8)
+        .err()
+        .ok_or("appended")?;
+    assert!(
+        matches!(empty, AppendError::InvalidCoordinate(_)),
+        "{empty}"
+    );
+    let huge = Coordinate::new("x".repeat(5000), "s");
+    let err = store
+        .append(&huge, EventKind::new(1, 1), &1u8)
+        .err()
+        .ok_or("appended")?;
+    assert!(err.to_string().contains("1..=1024"), "{err}");
+    // Control characters and escapes are just bytes to the store; they round-trip.
+    let odd = Coordinate::new("order:\u{1b}[2J\n", "tenant\u{0}");
+    let r = store.append(&odd, EventKind::new(1, 1), &"\u{1b}]52;c;payload")?;
+    assert_eq!(store.get(r.id)?.map(|e| e.coordinate), Some(odd));
+    Ok(())
+}
