@@ -1,0 +1,93 @@
+//! The headless `batpak-tui` commands, run as a user would.
+
+mod common;
+
+use std::process::Command;
+
+use batpak::prelude::*;
+use common::*;
+
+fn batpak_tui(args: &[&str]) -> Res<(bool, String, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
+        .args(args)
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+fn store_with_segments(dir: &std::path::Path) -> Res<u64> {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.segment_max_bytes = 4096;
+    let store = Store::open(cfg)?;
+    for i in 0..500u32 {
+        store.append(
+            &Coordinate::new(format!("e{}", i % 7), "s"),
+            EventKind::new(1, 1),
+            &i,
+        )?;
+    }
+    store.close()?;
+    Ok(500)
+}
+
+#[test]
+fn inspect_lists_segments_and_counts_while_another_open_holds_the_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let _holder = Store::open(StoreConfig::new(dir.path()))?;
+    let path = dir.path().display().to_string();
+    let (ok, out, err) = batpak_tui(&["inspect", &path])?;
+    assert!(ok, "{err}");
+    assert!(out.contains("500 events"), "{out}");
+    assert!(
+        out.contains("seg-0000000001.bpk") && out.contains("sealed") && out.contains("active"),
+        "{out}"
+    );
+    let (ok, json, _) = batpak_tui(&["inspect", &path, "--json"])?;
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&json)?;
+    assert_eq!(v["events"], 500);
+    assert!(v["segments"].as_array().is_some_and(|s| s.len() >= 3));
+    Ok(())
+}
+
+#[test]
+fn inspect_of_a_directory_without_a_store_fails_with_one_clear_line() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (ok, out, err) = batpak_tui(&["inspect", &dir.path().display().to_string()])?;
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no store here"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn salvage_moves_a_damaged_tail_aside_and_the_store_opens_again() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let seg = dir.path().join("seg-0000000002.bpk");
+    let mut bytes = std::fs::read(&seg)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&seg, &bytes)?;
+    assert!(
+        Store::open(StoreConfig::new(dir.path())).is_err(),
+        "the damage is detected"
+    );
+    let path = dir.path().display().to_string();
+    let (ok, out, err) = batpak_tui(&["salvage", &path])?;
+    assert!(ok, "{err}");
+    assert!(out.contains("salvaged:"), "{out}");
+    assert!(
+        dir.path().join("salvaged").read_dir()?.count() >= 2,
+        "the rest of seg 2 and every later segment"
+    );
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    let n = store.stats().events;
+    assert!(n > 0 && n < 500, "{n} events kept");
+    Ok(())
+}
