@@ -71,6 +71,30 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
 }
 
+/// Replaces `dir/name` atomically with `parts` written in order: a temporary file is
+/// written and `fsync`ed, renamed over the target, and the directory is `fsync`ed. A crash
+/// leaves either the old file or the new one, whole.
+pub fn write_atomically(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    if fs.exists(&tmp) {
+        fs.remove_file(&tmp)?;
+    }
+    let file = fs.open(&tmp, OpenMode::CreateNew)?;
+    let mut off = 0;
+    for part in parts {
+        file.write_all_at(part, off)?;
+        off += part.len() as u64;
+    }
+    file.sync(SyncMode::SyncAll)?;
+    fs.rename(&tmp, &dir.join(name))?;
+    fs.sync_dir(dir)
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;

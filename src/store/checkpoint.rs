@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 
 use crate::codec::frame::{mask, Base};
 use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
-use crate::config::SyncMode;
 use crate::fs::{FileSystem, OpenMode};
 
 use super::index::{Dict, Index, List, SegMeta, Slot};
@@ -34,7 +33,6 @@ use super::segment;
 
 /// File name of the checkpoint.
 pub const FILE_NAME: &str = "index.ckpt";
-const TMP_NAME: &str = "index.ckpt.tmp";
 const TAIL: u64 = 64;
 
 /// What happened to the checkpoint at the last open.
@@ -84,21 +82,9 @@ pub(crate) fn write(
         put_u64(&mut body, s);
     }
     put_u64(&mut body, idx.visible);
-    let crc = mask(crc32c::crc32c(&body));
-    let tmp = dir.join(TMP_NAME);
-    if fs.exists(&tmp) {
-        fs.remove_file(&tmp)?;
-    }
-    let file = fs.open(&tmp, OpenMode::CreateNew)?;
-    file.write_all_at(
-        &FileHeader::new(FileKind::Checkpoint, store_id, 1, 0, 0).encode(),
-        0,
-    )?;
-    file.write_all_at(&body, HEADER_LEN as u64)?;
-    file.write_all_at(&crc.to_le_bytes(), (HEADER_LEN + body.len()) as u64)?;
-    file.sync(SyncMode::SyncAll)?;
-    fs.rename(&tmp, &dir.join(FILE_NAME))?;
-    fs.sync_dir(dir)
+    let crc = mask(crc32c::crc32c(&body)).to_le_bytes();
+    let header = FileHeader::new(FileKind::Checkpoint, store_id, 1, 0, 0).encode();
+    crate::fs::write_atomically(fs, dir, FILE_NAME, &[&header, &body, &crc])
 }
 
 /// Removes the checkpoint (when it is stale, so it can never be mistaken for current).

@@ -5,9 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 
 use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
-use crate::config::SyncMode;
 use crate::error::OpenError;
-use crate::fs::{FileSystem, OpenMode};
+use crate::fs::FileSystem;
 
 use super::segment;
 
@@ -70,18 +69,8 @@ fn first_segment_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, Open
 }
 
 fn write(fs: &dyn FileSystem, dir: &Path, id: u64) -> std::io::Result<()> {
-    let tmp = dir.join("store.id.tmp");
-    if fs.exists(&tmp) {
-        fs.remove_file(&tmp)?;
-    }
-    let f = fs.open(&tmp, OpenMode::CreateNew)?;
-    f.write_all_at(
-        &FileHeader::new(FileKind::Identity, id, 0, 0, 0).encode(),
-        0,
-    )?;
-    f.sync(SyncMode::SyncAll)?;
-    fs.rename(&tmp, &dir.join(FILE_NAME))?;
-    fs.sync_dir(dir)
+    let header = FileHeader::new(FileKind::Identity, id, 0, 0, 0).encode();
+    crate::fs::write_atomically(fs, dir, FILE_NAME, &[&header])
 }
 
 /// A fresh random id (std's per-process random hasher keys, mixed with time and pid).
