@@ -453,3 +453,29 @@ fn hostile_coordinates_are_refused_with_a_clear_error() -> TestResult {
     assert_eq!(store.get(r.id)?.map(|e| e.coordinate), Some(odd));
     Ok(())
 }
+
+#[test]
+fn a_full_writer_channel_blocks_producers_and_counts_the_blocked_sends_and_time() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.writer_channel_capacity = 2;
+    // A slow clock keeps the writer behind the producer.
+    cfg.clock = Some(Arc::new(|| {
+        std::thread::sleep(Duration::from_micros(300));
+        batpak::config::system_time_micros()
+    }));
+    let store = Store::open(cfg)?;
+    let coord = Coordinate::new("e", "s");
+    let tickets: Vec<Ticket> = (0..50u32)
+        .map(|i| store.submit(&coord, EventKind::new(1, 1), &i, AppendOptions::default()))
+        .collect::<Result<_, _>>()?;
+    for t in tickets {
+        t.wait()?;
+    }
+    let stats = store.stats();
+    assert!(stats.blocked_sends > 0, "{stats:?}");
+    assert!(stats.blocked_time > Duration::ZERO);
+    assert_eq!(stats.channel_capacity, 2);
+    assert_eq!(stats.events, 50, "a blocked producer loses nothing");
+    Ok(())
+}
