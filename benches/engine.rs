@@ -215,6 +215,53 @@ fn reopen_benches(c: &mut Criterion) {
     g.finish();
 }
 
+fn causal_benches(c: &mut Criterion) {
+    let store = open("causal", |_| {});
+    let coord = Coordinate::new("chain", "t");
+    let k = EventKind::new(1, 1);
+    let mut last = store.append(&coord, k, &0u32).map(|r| r.id).ok();
+    for i in 1..=10_000u32 {
+        let opts = AppendOptions {
+            causation: last,
+            ..AppendOptions::default()
+        };
+        last = store.append_with(&coord, k, &i, opts).map(|r| r.id).ok();
+    }
+    let root = store
+        .append(&Coordinate::new("wide", "t"), k, &0u32)
+        .map(|r| r.id)
+        .ok();
+    let items: Vec<BatchItem> = (0..10_000u32)
+        .filter_map(|i| {
+            let opts = AppendOptions {
+                causation: root,
+                ..AppendOptions::default()
+            };
+            BatchItem::new(&Coordinate::new(format!("leaf:{i}"), "t"), k, &i)
+                .ok()
+                .map(|b| b.with_options(opts))
+        })
+        .collect();
+    let _ = store.append_batch(items, false);
+    let (Some(last), Some(root)) = (last, root) else {
+        return;
+    };
+    let mut g = c.benchmark_group("causal");
+    g.measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("ancestors_10000_hops", |b| {
+        b.iter(|| store.ancestors(last).map(|w| w.nodes.len()))
+    });
+    let limits = WalkLimits {
+        max_depth: 4,
+        max_count: 100_000,
+    };
+    g.bench_function("descendants_of_a_10000_wide_tree", |b| {
+        b.iter(|| store.descendants(root, limits).map(|w| w.nodes.len()))
+    });
+    g.finish();
+}
+
 /// Time of `iters` opens of `dir` until a `get` returned; the close is not timed.
 fn time_opens(dir: &std::path::Path, iters: u64, without_checkpoint: bool) -> Duration {
     let mut total = Duration::ZERO;
@@ -240,6 +287,7 @@ criterion_group!(
     append_benches,
     durable_benches,
     read_benches,
+    causal_benches,
     reopen_benches
 );
 criterion_main!(benches);

@@ -38,8 +38,8 @@ pub use event::{
     AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
 };
 pub use store::{
-    BatchItem, CheckpointStatus, CloseReport, OpenOptions, RecoveryReport, RecvError, Stats, Store,
-    Subscription, Ticket,
+    BatchItem, CausalNode, CausalTree, CheckpointStatus, CloseReport, OpenOptions, RecoveryReport,
+    RecvError, Stats, Store, Subscription, Ticket, Walk, WalkError, WalkLimits,
 };
 
 /// Everything a typical user needs: `use batpak::prelude::*;`.
@@ -50,6 +50,7 @@ pub mod prelude {
         AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
     };
     pub use crate::store::{
-        BatchItem, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
+        BatchItem, CausalTree, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
+        WalkError, WalkLimits,
     };
 }

@@ -1,5 +1,6 @@
 //! The [`Store`]: a durable, segmented event log with a single writer thread.
 
+mod causal;
 mod checkpoint;
 mod command;
 mod identity;
@@ -29,6 +30,7 @@ use crate::error::{AppendError, OpenError, ReadError, SyncError};
 use crate::event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Region};
 use crate::fs::{FileSystem, LockGuard, StdFs};
 
+pub use causal::{CausalNode, CausalTree, TreeNode, Walk, WalkError, WalkLimits};
 pub use checkpoint::CheckpointStatus;
 pub use command::{BatchItem, CloseReport};
 pub use query::Query;
