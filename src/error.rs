@@ -147,6 +147,9 @@ pub enum AppendError {
     /// An entity or scope name is unusable.
     #[error("invalid coordinate: {0}")]
     InvalidCoordinate(String),
+    /// One or more policy gates denied the append; nothing was written.
+    #[error("denied: {}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "))]
+    Denied(Vec<crate::gate::Denial>),
     /// The writer stopped before answering (it panicked and was restarted, or was shut down).
     #[error("the writer stopped before this append was written: {0}")]
     NotWritten(String),

@@ -201,6 +201,8 @@ pub struct Event {
     pub correlation: EventId,
     /// The idempotency key the event was written with.
     pub idempotency_key: Option<u128>,
+    /// Why the event was written around the policy gates, if it was.
+    pub bypass_reason: Option<String>,
     /// The payload as encoded (MessagePack).
     pub payload: Vec<u8>,
 }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod fs;
+pub mod gate;
 pub mod store;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
@@ -49,6 +50,7 @@ pub mod prelude {
     pub use crate::event::{
         AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
     };
+    pub use crate::gate::{Denial, Evaluation, Gate, GateSet, Proposal, StoreView};
     pub use crate::store::{
         BatchItem, CausalTree, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
         WalkError, WalkLimits,

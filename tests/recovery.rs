@@ -42,7 +42,7 @@ fn event_frames(bytes: &[u8]) -> Res<Vec<(usize, usize, u64)>> {
     let mut out = Vec::new();
     while pos < bytes.len() {
         let (f, n) = frame::decode(&bytes[pos..], &base).map_err(|e| format!("{e}"))?;
-        if let Frame::Event(h, _) = f {
+        if let Frame::Event(h, ..) = f {
             out.push((pos, pos + n, h.seq));
         }
         pos += n;

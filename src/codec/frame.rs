@@ -11,6 +11,7 @@
 //!                   [cause:varint(seq - cause_seq)]     if flags & HAS_CAUSE
 //!                   [corr:varint(seq - corr_seq)]       if flags & HAS_CORRELATION
 //!                   [key:u128le]                        if flags & HAS_KEY
+//!                   [reason:varint len + UTF-8]         if flags & BYPASS (written around the gates)
 //!                   payload: the rest of the body
 //! type 2  entity    id:varint name: rest of body       (defines a dictionary id)
 //! type 3  scope     id:varint name: rest of body
@@ -45,7 +46,9 @@ pub const HAS_CORRELATION: u8 = 2;
 pub const HAS_KEY: u8 = 4;
 /// Event flag: the next event frame belongs to the same batch.
 pub const BATCH_CONTINUES: u8 = 8;
-const KNOWN_FLAGS: u8 = HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES;
+/// Event flag: the event was written around the policy gates; a reason follows.
+pub const BYPASS: u8 = 16;
+const KNOWN_FLAGS: u8 = HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES | BYPASS;
 
 /// Largest frame body accepted by the decoder.
 pub const MAX_BODY: u64 = 1 << 30;
@@ -87,8 +90,8 @@ pub struct Base {
 /// A decoded frame borrowing from the segment bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
-    /// An event and its payload.
-    Event(EventHeader, &'a [u8]),
+    /// An event, its payload, and the reason it bypassed the gates (if it did).
+    Event(EventHeader, &'a [u8], Option<&'a [u8]>),
     /// A dictionary entry for an entity.
     EntityDef(u32, &'a [u8]),
     /// A dictionary entry for a scope.
@@ -151,12 +154,17 @@ fn put_frame(buf: &mut Vec<u8>, body_len: usize, body: impl FnOnce(&mut Vec<u8>)
 }
 
 /// Encoded size of an event frame.
-pub fn event_len(base: &Base, h: &EventHeader, payload_len: usize) -> usize {
-    let body = event_body_len(base, h, payload_len);
+pub fn event_len(base: &Base, h: &EventHeader, bypass: Option<&[u8]>, payload_len: usize) -> usize {
+    let body = event_body_len(base, h, bypass, payload_len);
     varint::len(body as u64) + 4 + body
 }
 
-fn event_body_len(base: &Base, h: &EventHeader, payload_len: usize) -> usize {
+fn event_body_len(
+    base: &Base,
+    h: &EventHeader,
+    bypass: Option<&[u8]>,
+    payload_len: usize,
+) -> usize {
     let mut n = 2
         + varint::len(h.seq.wrapping_sub(base.seq))
         + varint::len(varint::zigzag(ts_delta(base, h.ts)))
@@ -173,6 +181,9 @@ fn event_body_len(base: &Base, h: &EventHeader, payload_len: usize) -> usize {
     if h.key.is_some() {
         n += 16;
     }
+    if let Some(r) = bypass {
+        n += varint::len(r.len() as u64) + r.len();
+    }
     n
 }
 
@@ -180,8 +191,8 @@ fn ts_delta(base: &Base, ts: u64) -> i64 {
     ts.wrapping_sub(base.ts) as i64
 }
 
-fn event_flags(h: &EventHeader) -> u8 {
-    let mut flags = 0;
+fn event_flags(h: &EventHeader, bypass: bool) -> u8 {
+    let mut flags = if bypass { BYPASS } else { 0 };
     if h.cause.is_some() {
         flags |= HAS_CAUSE;
     }
@@ -198,11 +209,17 @@ fn event_flags(h: &EventHeader) -> u8 {
 }
 
 /// Appends an event frame to `buf`.
-pub fn put_event(buf: &mut Vec<u8>, base: &Base, h: &EventHeader, payload: &[u8]) {
-    let body_len = event_body_len(base, h, payload.len());
+pub fn put_event(
+    buf: &mut Vec<u8>,
+    base: &Base,
+    h: &EventHeader,
+    bypass: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let body_len = event_body_len(base, h, bypass, payload.len());
     put_frame(buf, body_len, |b| {
         b.push(EVENT);
-        b.push(event_flags(h));
+        b.push(event_flags(h, bypass.is_some()));
         varint::put(b, h.seq.wrapping_sub(base.seq));
         varint::put(b, varint::zigzag(ts_delta(base, h.ts)));
         varint::put(b, h.kind.into());
@@ -216,6 +233,10 @@ pub fn put_event(buf: &mut Vec<u8>, base: &Base, h: &EventHeader, payload: &[u8]
         }
         if let Some(k) = h.key {
             b.extend_from_slice(&k.to_le_bytes());
+        }
+        if let Some(r) = bypass {
+            varint::put(b, r.len() as u64);
+            b.extend_from_slice(r);
         }
         b.extend_from_slice(payload);
     });
@@ -354,7 +375,19 @@ fn decode_event<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError
         key,
         batch_continues: flags & BATCH_CONTINUES != 0,
     };
-    Ok(Frame::Event(header, &body[pos..]))
+    let bypass = if flags & BYPASS != 0 {
+        let len = varint::get(body, &mut pos).ok_or(FrameError::BadBody("short bypass reason"))?;
+        let end = pos
+            .checked_add(usize::try_from(len).map_err(|_| FrameError::BadBody("bypass reason"))?);
+        let reason = end
+            .and_then(|e| body.get(pos..e))
+            .ok_or(FrameError::BadBody("short bypass reason"))?;
+        pos += reason.len();
+        Some(reason)
+    } else {
+        None
+    };
+    Ok(Frame::Event(header, &body[pos..], bypass))
 }
 
 /// A reference to an earlier event, stored as a positive distance back from `seq`.
@@ -398,8 +431,8 @@ mod tests {
             ts: 1_700_000_000_000_000 - 5_000_000,
         };
         let mut buf = Vec::new();
-        put_event(&mut buf, &base, &header(500_000), &[7u8; 67]);
-        assert_eq!(buf.len(), event_len(&base, &header(500_000), 67));
+        put_event(&mut buf, &base, &header(500_000), None, &[7u8; 67]);
+        assert_eq!(buf.len(), event_len(&base, &header(500_000), None, 67));
         assert!(buf.len() <= 100, "{} bytes", buf.len());
     }
 
@@ -407,7 +440,7 @@ mod tests {
     fn a_flipped_bit_anywhere_is_detected() {
         let base = Base::default();
         let mut buf = Vec::new();
-        put_event(&mut buf, &base, &header(50_000), b"payload");
+        put_event(&mut buf, &base, &header(50_000), Some(b"why"), b"payload");
         for i in 0..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[i / 8] ^= 1 << (i % 8);
@@ -428,10 +461,10 @@ mod tests {
             let h = EventHeader { seq, ts, kind, entity: 9, scope: 1,
                 cause: (seq > back).then(|| seq - back), correlation: seq, key, batch_continues: true };
             let mut buf = Vec::new();
-            put_event(&mut buf, &base, &h, &payload);
+            put_event(&mut buf, &base, &h, None, &payload);
             let (frame, n) = decode(&buf, &base).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(n, buf.len());
-            prop_assert_eq!(frame, Frame::Event(h, &payload[..]));
+            prop_assert_eq!(frame, Frame::Event(h, &payload[..], None));
         }
 
         #[test]

@@ -12,6 +12,8 @@ pub struct BatchItem {
     pub(crate) kind: EventKind,
     pub(crate) payload: Vec<u8>,
     pub(crate) opts: AppendOptions,
+    /// The reason of a write around the gates (set only by `Store::bypass`).
+    pub(crate) bypass: Option<String>,
 }
 
 pub(crate) type Item = BatchItem;
@@ -33,6 +35,7 @@ impl BatchItem {
             kind,
             payload,
             opts: AppendOptions::default(),
+            bypass: None,
         }
     }
 
@@ -65,6 +68,9 @@ pub struct CloseReport {
     pub error: Option<String>,
 }
 
+// Appends are the hot path and most of the traffic: boxing their item to shrink the
+// rarer variants would add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Append {
         item: Item,

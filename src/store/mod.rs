@@ -3,6 +3,7 @@
 mod causal;
 mod checkpoint;
 mod command;
+mod gating;
 mod identity;
 mod index;
 mod query;
@@ -29,6 +30,7 @@ use crate::config::StoreConfig;
 use crate::error::{AppendError, OpenError, ReadError, SyncError};
 use crate::event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Region};
 use crate::fs::{FileSystem, LockGuard, StdFs};
+use crate::gate::{DecisionLog, GateSet};
 
 pub use causal::{CausalNode, CausalTree, TreeNode, Walk, WalkError, WalkLimits};
 pub use checkpoint::CheckpointStatus;
@@ -57,6 +59,8 @@ pub struct OpenOptions {
     pub salvage: bool,
     /// The file system to use (the real one by default).
     pub fs: Arc<dyn FileSystem>,
+    /// Policy gates every write must pass (see [`crate::gate`]).
+    pub gates: Option<GateSet>,
 }
 
 impl Default for OpenOptions {
@@ -65,6 +69,7 @@ impl Default for OpenOptions {
             read_only: false,
             salvage: false,
             fs: Arc::new(StdFs),
+            gates: None,
         }
     }
 }
@@ -84,6 +89,12 @@ impl OpenOptions {
             salvage: true,
             ..Self::default()
         }
+    }
+
+    /// Installs policy gates: every write of this store goes through them.
+    pub fn with_gates(mut self, gates: GateSet) -> Self {
+        self.gates = Some(gates);
+        self
     }
 
     /// Uses another file system.
@@ -126,6 +137,8 @@ pub struct Store {
     tx: Option<Sender<Command>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
+    gates: Option<Arc<GateSet>>,
+    decisions: DecisionLog,
     read_only: bool,
     report: RecoveryReport,
 }
@@ -190,6 +203,8 @@ impl Store {
             tx,
             writer: Mutex::new(writer),
             lock: Mutex::new(lock),
+            gates: options.gates.map(Arc::new),
+            decisions: DecisionLog::default(),
             read_only: options.read_only,
             report,
         })
@@ -235,12 +250,12 @@ impl Store {
         payload: &T,
         opts: AppendOptions,
     ) -> Result<AppendReceipt, AppendError> {
-        self.submit(coord, kind, payload, opts)?.wait()
+        self.append_gated(BatchItem::new(coord, kind, payload)?.with_options(opts))
     }
 
     /// Appends an already encoded payload.
     pub fn append_raw(&self, item: BatchItem) -> Result<AppendReceipt, AppendError> {
-        self.submit_item(item)?.wait()
+        self.append_gated(item)
     }
 
     /// Queues an append and returns at once with a ticket to wait on later, so one thread
@@ -256,8 +271,15 @@ impl Store {
         self.submit_item(item)
     }
 
-    /// Queues an already built item.
+    /// Queues an already built item. On a gated store the gates run first, on this thread;
+    /// the decision is logged without the event id, which only the ticket knows.
     pub fn submit_item(&self, item: BatchItem) -> Result<Ticket, AppendError> {
+        let (item, allowed) = self.admit(item)?;
+        self.log_allowed(allowed, None);
+        self.submit_ungated(item)
+    }
+
+    fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
         let (reply, waiter) = ticket::pair();
         self.send(Command::Append { item, reply })?;
         Ok(Ticket(waiter))
@@ -273,13 +295,25 @@ impl Store {
         if items.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
+        let mut admitted = Vec::with_capacity(items.len());
+        let mut allowed = Vec::with_capacity(items.len());
+        for item in items {
+            let (item, a) = self.admit(item)?;
+            admitted.push(item);
+            allowed.push(a);
+        }
+        let items = admitted;
         let (reply, waiter) = ticket::pair();
         self.send(Command::Batch {
             items,
             durable,
             reply,
         })?;
-        waiter.wait().unwrap_or_else(|| Err(writer_gone()))
+        let receipts = waiter.wait().unwrap_or_else(|| Err(writer_gone()))?;
+        for (a, r) in allowed.into_iter().zip(&receipts) {
+            self.log_allowed(a, Some(r));
+        }
+        Ok(receipts)
     }
 
     /// Makes every acknowledged event durable.

@@ -110,7 +110,7 @@ pub(crate) fn decode_event(
         reason,
     };
     let (f, _) = frame::decode(bytes, &loc.base).map_err(|e| corrupt(e.to_string()))?;
-    let Frame::Event(h, payload) = f else {
+    let Frame::Event(h, payload, bypass) = f else {
         return Err(corrupt(
             "index points at a frame that is not an event".into(),
         ));
@@ -130,6 +130,7 @@ pub(crate) fn decode_event(
         causation: h.cause.map(|c| EventId::new(store_id, c)),
         correlation: EventId::new(store_id, h.correlation),
         idempotency_key: h.key,
+        bypass_reason: bypass.map(|r| String::from_utf8_lossy(r).into_owned()),
         payload: payload.to_vec(),
     })
 }

@@ -267,7 +267,7 @@ fn apply(
                 return Err(format!("scope id {id} defined twice with different names"));
             }
         }
-        Frame::Event(h, _) if index_it => {
+        Frame::Event(h, ..) if index_it => {
             if index.last_seq().is_some_and(|last| h.seq <= last) {
                 return Err(format!(
                     "sequence {} does not follow {:?}",

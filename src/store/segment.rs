@@ -157,7 +157,7 @@ pub(crate) fn scan<'a>(
         }
         let end = (pos + n) as u64;
         let completes = match f {
-            Frame::Event(h, _) => {
+            Frame::Event(h, ..) => {
                 batch_open = h.batch_continues;
                 !batch_open
             }
@@ -216,7 +216,7 @@ mod tests {
             key: None,
             batch_continues,
         };
-        frame::put_event(&mut b, &Base::default(), &h, b"x");
+        frame::put_event(&mut b, &Base::default(), &h, None, b"x");
         b
     }
 

@@ -432,7 +432,13 @@ impl Writer {
             key: item.opts.idempotency_key,
             batch_continues,
         };
-        frame::put_event(&mut self.buf, &a.base, &h, &item.payload);
+        frame::put_event(
+            &mut self.buf,
+            &a.base,
+            &h,
+            item.bypass.as_deref().map(str::as_bytes),
+            &item.payload,
+        );
         let no = a.no;
         idx.push(NewEvent {
             seq,
@@ -770,7 +776,8 @@ fn frame_bound(item: &Item) -> u64 {
     let names =
         item.coord.entity.len() + item.coord.scope.len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
     let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
-    (item.payload.len() + header + names) as u64
+    let reason = item.bypass.as_ref().map_or(0, |r| r.len() + 10);
+    (item.payload.len() + header + names + reason) as u64
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), AppendError> {
