@@ -35,6 +35,11 @@ use crate::gate::{DecisionLog, GateSet};
 pub use causal::{CausalNode, CausalTree, TreeNode, Walk, WalkError, WalkLimits};
 pub use checkpoint::CheckpointStatus;
 pub use command::{BatchItem, CloseReport};
+
+/// Encodes a value the way payloads are encoded (MessagePack with field names).
+pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
+    command::encode(value).ok()
+}
 pub use query::Query;
 pub use recovery::{RecoveryReport, Truncation};
 pub use stats::{SegmentStats, Stats};
@@ -139,6 +144,7 @@ pub struct Store {
     lock: Mutex<Option<Box<dyn LockGuard>>>,
     gates: Option<Arc<GateSet>>,
     decisions: DecisionLog,
+    pub(crate) cache: std::sync::RwLock<Option<crate::projection::cache::Cache>>,
     read_only: bool,
     report: RecoveryReport,
 }
@@ -190,6 +196,9 @@ impl Store {
         };
         let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
         let report = rec.report.clone();
+        let cache = (!options.read_only).then(|| {
+            crate::projection::cache::Cache::open(&dir, store_id, config.cache_map_size_bytes)
+        });
         let shared = Arc::new(Shared::new(config.clone(), fs, store_id, Index::default()));
         let (tx, writer) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
@@ -205,6 +214,7 @@ impl Store {
             lock: Mutex::new(lock),
             gates: options.gates.map(Arc::new),
             decisions: DecisionLog::default(),
+            cache: std::sync::RwLock::new(cache),
             read_only: options.read_only,
             report,
         })

@@ -1,0 +1,254 @@
+//! The projection cache: LMDB through heed in `DIR/cache/`, map size
+//! `cache_map_size_bytes`.
+//!
+//! Key: projection name, a zero byte, the entity. Value:
+//! `version:u32le last_seq:u64le crc:u32le state` where `crc` is the masked CRC32C of the
+//! version, the sequence and the state (MessagePack). A `meta` entry holds the store id, so
+//! a cache directory copied from another store is cleared, not used. The cache is
+//! disposable: any value that fails its checksum or has another version is recomputed, an
+//! environment that does not open is deleted and recreated, and a full map means the state
+//! is computed without being cached (counted as a fallback).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
+
+use crate::codec::frame::mask;
+
+/// Directory of the cache inside the data directory.
+pub const CACHE_DIR: &str = "cache";
+const META_KEY: &[u8] = b"\0batpak-meta";
+const META_MAGIC: &[u8; 8] = b"BPKCACHE";
+
+/// Cache counters.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub rebuilt_values: AtomicU64,
+}
+
+/// What the cache holds and has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// `false` when the cache could not be opened and projections run uncached.
+    pub enabled: bool,
+    /// Cached states.
+    pub entries: u64,
+    /// Bytes of the map in use.
+    pub used_bytes: u64,
+    /// The map size (`cache_map_size_bytes`).
+    pub map_size_bytes: u64,
+    /// Projections answered from the cache without applying events.
+    pub hits: u64,
+    /// Projections that applied events (cold or warm).
+    pub misses: u64,
+    /// States computed but not cached because the map was full or the cache failed.
+    pub fallbacks: u64,
+    /// Cached values found damaged or of another version, and recomputed.
+    pub rebuilt_values: u64,
+    /// What opening the cache found (cleared, recreated), if anything.
+    pub open_note: Option<String>,
+}
+
+/// A decoded cache value.
+pub(crate) struct Cached {
+    pub last_seq: u64,
+    pub state: Vec<u8>,
+}
+
+pub(crate) struct Cache {
+    env: Option<(Env, Database<'static, Bytes, Bytes>)>,
+    path: PathBuf,
+    map_size: u64,
+    pub counters: CacheCounters,
+    open_note: Option<String>,
+}
+
+fn open_env(path: &Path, map_size: u64) -> heed::Result<(Env, Database<'static, Bytes, Bytes>)> {
+    // SAFETY: the cache directory belongs to this store, which holds the data directory's
+    // lock, so no other batpak process opens it; LMDB's own lock file guards readers.
+    let env = unsafe {
+        EnvOpenOptions::new()
+            .map_size(map_size as usize)
+            .max_dbs(1)
+            .open(path)?
+    };
+    let wtxn = env.write_txn()?;
+    let db = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener
+                .create_database(wtxn, None)
+                .map(CommitOrAbort::<_, ()>::Commit)
+        })?
+        .unwrap_commit();
+    Ok((env, db))
+}
+
+fn meta_value(store_id: u64) -> Vec<u8> {
+    let mut v = META_MAGIC.to_vec();
+    v.extend_from_slice(&store_id.to_le_bytes());
+    v
+}
+
+impl Cache {
+    /// Opens (or creates) the cache of the store `store_id` in `dir/cache`.
+    pub fn open(dir: &Path, store_id: u64, map_size: u64) -> Self {
+        let path = dir.join(CACHE_DIR);
+        let mut cache = Self {
+            env: None,
+            path,
+            map_size,
+            counters: CacheCounters::default(),
+            open_note: None,
+        };
+        match cache.try_open(store_id) {
+            Ok(()) => {}
+            Err(first) => {
+                // A damaged or incompatible environment: it is disposable, start again.
+                let _ = std::fs::remove_dir_all(&cache.path);
+                cache.open_note = Some(format!(
+                    "{} did not open ({first}); recreated",
+                    cache.path.display()
+                ));
+                if let Err(e) = cache.try_open(store_id) {
+                    cache.open_note = Some(format!(
+                        "{} unusable ({e}); projections run uncached",
+                        cache.path.display()
+                    ));
+                }
+            }
+        }
+        cache
+    }
+
+    fn try_open(&mut self, store_id: u64) -> heed::Result<()> {
+        std::fs::create_dir_all(&self.path)?;
+        let (env, db) = open_env(&self.path, self.map_size)?;
+        let mut wtxn = env.write_txn()?;
+        let meta = db.get(&wtxn, META_KEY)?.map(<[u8]>::to_vec);
+        if meta.as_deref() != Some(&meta_value(store_id)[..]) {
+            if meta.is_some() {
+                self.open_note = Some(format!(
+                    "{} belonged to another store; cleared",
+                    self.path.display()
+                ));
+            }
+            db.clear(&mut wtxn)?;
+            db.put(&mut wtxn, META_KEY, &meta_value(store_id))?;
+        }
+        wtxn.commit()?;
+        self.env = Some((env, db));
+        Ok(())
+    }
+
+    fn key(name: &str, entity: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(name.len() + entity.len() + 1);
+        k.extend_from_slice(name.as_bytes());
+        k.push(0);
+        k.extend_from_slice(entity.as_bytes());
+        k
+    }
+
+    fn checksum(version: u32, last_seq: u64, state: &[u8]) -> u32 {
+        let mut c = crc32c::crc32c(&version.to_le_bytes());
+        c = crc32c::crc32c_append(c, &last_seq.to_le_bytes());
+        mask(crc32c::crc32c_append(c, state))
+    }
+
+    /// The cached state of (`name`, `entity`) if present, intact and of `version`.
+    pub fn get(&self, name: &str, version: u32, entity: &str) -> Option<Cached> {
+        let (env, db) = self.env.as_ref()?;
+        let rtxn = env.read_txn().ok()?;
+        let raw = db.get(&rtxn, &Self::key(name, entity)).ok()??;
+        let decoded = decode_value(raw, version);
+        if decoded.is_none() {
+            self.counters.rebuilt_values.fetch_add(1, Ordering::Relaxed);
+        }
+        decoded
+    }
+
+    /// Stores a state; a full map or a failing cache is counted as a fallback.
+    pub fn put(&self, name: &str, version: u32, entity: &str, last_seq: u64, state: &[u8]) {
+        let Some((env, db)) = self.env.as_ref() else {
+            self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut v = Vec::with_capacity(16 + state.len());
+        v.extend_from_slice(&version.to_le_bytes());
+        v.extend_from_slice(&last_seq.to_le_bytes());
+        v.extend_from_slice(&Self::checksum(version, last_seq, state).to_le_bytes());
+        v.extend_from_slice(state);
+        let stored = env.write_txn().and_then(|mut w| {
+            db.put(&mut w, &Self::key(name, entity), &v)?;
+            w.commit()
+        });
+        if stored.is_err() {
+            self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (enabled, entries, used) = match &self.env {
+            Some((env, db)) => {
+                let entries = env
+                    .read_txn()
+                    .ok()
+                    .and_then(|r| db.len(&r).ok())
+                    .unwrap_or(0);
+                let info = env.info();
+                (
+                    true,
+                    entries.saturating_sub(1),
+                    (info.last_page_number as u64 + 1) * 4096,
+                )
+            }
+            None => (false, 0, 0),
+        };
+        CacheStats {
+            enabled,
+            entries,
+            used_bytes: used,
+            map_size_bytes: self.map_size,
+            hits: ld(&c.hits),
+            misses: ld(&c.misses),
+            fallbacks: ld(&c.fallbacks),
+            rebuilt_values: ld(&c.rebuilt_values),
+            open_note: self.open_note.clone(),
+        }
+    }
+
+    /// Closes the environment and waits until LMDB released it, so the same directory can
+    /// be opened again in this process.
+    pub fn close(&mut self) {
+        if let Some((env, _)) = self.env.take() {
+            env.prepare_for_closing().wait();
+        }
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn decode_value(raw: &[u8], version: u32) -> Option<Cached> {
+    let head = raw.get(..16)?;
+    let v = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&head[4..12]);
+    let last_seq = u64::from_le_bytes(s);
+    let crc = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
+    let state = &raw[16..];
+    (v == version && Cache::checksum(v, last_seq, state) == crc).then(|| Cached {
+        last_seq,
+        state: state.to_vec(),
+    })
+}
