@@ -284,3 +284,21 @@ fn a_cache_from_another_store_is_cleared_and_named() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_cache_file_that_is_not_lmdb_is_recreated_and_projections_still_answer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let store = Store::open(StoreConfig::new(dir.path()))?;
+        fill(&store, 20)?;
+        store.close()?;
+    }
+    std::fs::create_dir_all(dir.path().join("cache"))?;
+    std::fs::write(dir.path().join("cache/data.mdb"), vec![0x5au8; 64 * 1024])?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    let stats = store.cache_stats();
+    assert!(stats.enabled, "{stats:?}");
+    assert!(stats.open_note.as_deref().is_some_and(|n| n.contains("recreated")), "{stats:?}");
+    assert_eq!(store.project::<Ledger>("acct:1", Freshness::Latest)?, from_scratch(&store, "acct:1")?);
+    Ok(())
+}
