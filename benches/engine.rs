@@ -279,11 +279,15 @@ fn gate_benches(c: &mut Criterion) {
     let gates = GateSet::new(Evaluation::EvaluateAll)
         .with(MaxPayloadSize { max_bytes: 4096 })
         .with(AllowedKinds::default())
-        .with(RequiresCausation { kinds: vec![EventKind::new(9, 9)] })
+        .with(RequiresCausation {
+            kinds: vec![EventKind::new(9, 9)],
+        })
         .with(RateLimit::new(1_000_000, Duration::from_secs(1)));
     let mut cfg = StoreConfig::new(bench_dir("gates-four"));
     cfg.sync_every_n_events = 1000;
-    let Ok(gated) = Store::open_with(cfg, OpenOptions::default().with_gates(gates)) else { return };
+    let Ok(gated) = Store::open_with(cfg, OpenOptions::default().with_gates(gates)) else {
+        return;
+    };
     g.bench_function("append_through_four_gates", |b| {
         b.iter(|| {
             let (c, k, p) = event(&mut rng);
@@ -315,19 +319,30 @@ fn projection_benches(c: &mut Criterion) {
     use batpak::projection::Freshness;
     let store = open("projection", |_| {});
     let coord = Coordinate::new("busy", "t");
-    let items: Vec<BatchItem> =
-        (0..10_000u32).filter_map(|i| BatchItem::new(&coord, EventKind::new(1, 1), &i).ok()).collect();
+    let items: Vec<BatchItem> = (0..10_000u32)
+        .filter_map(|i| BatchItem::new(&coord, EventKind::new(1, 1), &i).ok())
+        .collect();
     let _ = store.append_batch(items, false);
     let mut g = c.benchmark_group("projection");
     g.measurement_time(Duration::from_secs(4));
     // A read-only open has no cache: every call folds all 10,000 events.
-    let Ok(uncached) = Store::open_read_only(store.dir()) else { return };
+    let Ok(uncached) = Store::open_read_only(store.dir()) else {
+        return;
+    };
     g.bench_function("cold_10000_events_folded_from_disk", |b| {
-        b.iter(|| uncached.project::<Counter>("busy", Freshness::Latest).map(|s| s.events))
+        b.iter(|| {
+            uncached
+                .project::<Counter>("busy", Freshness::Latest)
+                .map(|s| s.events)
+        })
     });
     let _ = store.project::<Counter>("busy", Freshness::Latest);
     g.bench_function("warm_cached_10000_events", |b| {
-        b.iter(|| store.project::<Counter>("busy", Freshness::Latest).map(|s| s.events))
+        b.iter(|| {
+            store
+                .project::<Counter>("busy", Freshness::Latest)
+                .map(|s| s.events)
+        })
     });
     g.finish();
 }

@@ -197,7 +197,9 @@ fn the_smallest_map_falls_back_to_computing_and_counts_it() -> TestResult {
         const NAME: &'static str = "hog";
         const VERSION: u32 = 1;
         fn apply(state: &mut Big, event: &Event) {
-            state.blob.extend(std::iter::repeat_n(u64::MAX - event.sequence, 4096));
+            state
+                .blob
+                .extend(std::iter::repeat_n(u64::MAX - event.sequence, 4096));
         }
     }
     for a in 0..10 {
@@ -298,7 +300,16 @@ fn a_cache_file_that_is_not_lmdb_is_recreated_and_projections_still_answer() -> 
     let store = Store::open(StoreConfig::new(dir.path()))?;
     let stats = store.cache_stats();
     assert!(stats.enabled, "{stats:?}");
-    assert!(stats.open_note.as_deref().is_some_and(|n| n.contains("recreated")), "{stats:?}");
-    assert_eq!(store.project::<Ledger>("acct:1", Freshness::Latest)?, from_scratch(&store, "acct:1")?);
+    assert!(
+        stats
+            .open_note
+            .as_deref()
+            .is_some_and(|n| n.contains("recreated")),
+        "{stats:?}"
+    );
+    assert_eq!(
+        store.project::<Ledger>("acct:1", Freshness::Latest)?,
+        from_scratch(&store, "acct:1")?
+    );
     Ok(())
 }
