@@ -30,17 +30,18 @@ pub enum SyncMode {
 /// store is poisoned. A restart first cuts the active segment back to the last
 /// acknowledged frame, so no acknowledged event is lost and no half batch survives.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RestartPolicy {
     /// Restarts allowed within `window`; `0` poisons the store at the first panic.
     pub max_restarts: u32,
-    /// The sliding window over which restarts are counted.
-    #[serde(with = "crate::config::duration_ms")]
+    /// The sliding window over which restarts are counted (`window_ms` in presets).
+    #[serde(with = "crate::config::duration_ms", rename = "window_ms")]
     pub window: Duration,
-    /// Pause before the first restart.
-    #[serde(with = "crate::config::duration_ms")]
+    /// Pause before the first restart (`backoff_ms` in presets).
+    #[serde(with = "crate::config::duration_ms", rename = "backoff_ms")]
     pub backoff: Duration,
-    /// Upper bound of the doubling pause.
-    #[serde(with = "crate::config::duration_ms")]
+    /// Upper bound of the doubling pause (`max_backoff_ms` in presets).
+    #[serde(with = "crate::config::duration_ms", rename = "max_backoff_ms")]
     pub max_backoff: Duration,
 }
 

@@ -31,6 +31,7 @@ pub mod error;
 pub mod event;
 pub mod fs;
 pub mod gate;
+pub mod preset;
 pub mod projection;
 pub mod store;
 

@@ -91,3 +91,36 @@ fn salvage_moves_a_damaged_tail_aside_and_the_store_opens_again() -> TestResult 
     assert!(n > 0 && n < 500, "{n} events kept");
     Ok(())
 }
+
+#[test]
+fn export_prints_the_edited_preset_as_a_snippet_and_as_toml() -> TestResult {
+    let (ok, out, err) = batpak_tui(&[
+        "export",
+        "--preset",
+        "embedded",
+        "--set",
+        "fd_budget=4",
+        "--dir",
+        "/data/events",
+    ])?;
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("let mut config = StoreConfig::new(\"/data/events\");"),
+        "{out}"
+    );
+    assert!(out.contains("config.fd_budget = 4;"), "{out}");
+    assert!(
+        out.contains("config.segment_max_bytes = 16 * 1024 * 1024;"),
+        "{out}"
+    );
+    let (ok, toml, _) = batpak_tui(&["export", "--preset", "server", "--format", "toml"])?;
+    assert!(ok);
+    let back = batpak::preset::Preset::parse(&toml, "stdout")?;
+    assert_eq!(back, batpak::preset::Preset::builtin("server")?);
+    let (ok, _, err) = batpak_tui(&["export", "--preset", "nope"])?;
+    assert!(
+        !ok && err.contains("default, embedded, server") && err.lines().count() == 1,
+        "{err}"
+    );
+    Ok(())
+}

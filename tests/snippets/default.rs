@@ -1,0 +1,1 @@
+let mut config = StoreConfig::new("./data");
