@@ -32,6 +32,7 @@ pub mod event;
 pub mod fs;
 pub mod gate;
 pub mod preset;
+pub mod process;
 pub mod projection;
 pub mod store;
 

@@ -88,7 +88,17 @@ impl DecisionLog {
 
     /// The most recent decisions, oldest first.
     pub fn recent(&self) -> Vec<Decision> {
-        self.lock().recent.iter().cloned().collect()
+        self.recent_n(self.capacity)
+    }
+
+    /// The `n` most recent decisions, oldest first.
+    pub fn recent_n(&self, n: usize) -> Vec<Decision> {
+        let i = self.lock();
+        i.recent
+            .iter()
+            .skip(i.recent.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 
     /// Allow / deny counts per gate.

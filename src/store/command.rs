@@ -75,11 +75,14 @@ pub(crate) enum Command {
     Append {
         item: Item,
         reply: Reply<Result<AppendReceipt, AppendError>>,
+        /// Enqueue time, for the append-latency histogram (`None` with telemetry off).
+        at: Option<std::time::Instant>,
     },
     Batch {
         items: Vec<Item>,
         durable: bool,
         reply: Reply<Result<Vec<AppendReceipt>, AppendError>>,
+        at: Option<std::time::Instant>,
     },
     Sync {
         reply: Reply<Result<(), SyncError>>,

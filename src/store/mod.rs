@@ -14,6 +14,7 @@ mod shared;
 mod stats;
 mod subscription;
 mod supervisor;
+mod telemetry;
 mod ticket;
 mod writer;
 
@@ -42,8 +43,9 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>
 }
 pub use query::Query;
 pub use recovery::{RecoveryReport, Truncation};
-pub use stats::{SegmentStats, Stats};
+pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
+pub use telemetry::Histograms;
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;
@@ -66,6 +68,8 @@ pub struct OpenOptions {
     pub fs: Arc<dyn FileSystem>,
     /// Policy gates every write must pass (see [`crate::gate`]).
     pub gates: Option<GateSet>,
+    /// Latency histograms (on by default; off saves a clock reading per append).
+    pub telemetry: bool,
 }
 
 impl Default for OpenOptions {
@@ -75,6 +79,7 @@ impl Default for OpenOptions {
             salvage: false,
             fs: Arc::new(StdFs),
             gates: None,
+            telemetry: true,
         }
     }
 }
@@ -199,7 +204,13 @@ impl Store {
         let cache = (!options.read_only).then(|| {
             crate::projection::cache::Cache::open(&dir, store_id, config.cache_map_size_bytes)
         });
-        let shared = Arc::new(Shared::new(config.clone(), fs, store_id, Index::default()));
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            fs,
+            store_id,
+            Index::default(),
+            options.telemetry,
+        ));
         let (tx, writer) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
             (None, None)
@@ -291,7 +302,8 @@ impl Store {
 
     fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
         let (reply, waiter) = ticket::pair();
-        self.send(Command::Append { item, reply })?;
+        let at = self.shared.telemetry.stamp();
+        self.send(Command::Append { item, reply, at })?;
         Ok(Ticket(waiter))
     }
 
@@ -314,10 +326,12 @@ impl Store {
         }
         let items = admitted;
         let (reply, waiter) = ticket::pair();
+        let at = self.shared.telemetry.stamp();
         self.send(Command::Batch {
             items,
             durable,
             reply,
+            at,
         })?;
         let receipts = waiter.wait().unwrap_or_else(|| Err(writer_gone()))?;
         for (a, r) in allowed.into_iter().zip(&receipts) {
@@ -432,9 +446,27 @@ impl Store {
         )
     }
 
-    /// A snapshot of the engine's counters and state.
+    /// A snapshot of everything the engine does: counters, histograms, segments, fd
+    /// budget, subscribers, gates, projection cache, durability state, last recovery.
     pub fn stats(&self) -> Stats {
-        stats::collect(&self.shared, self.tx.as_ref())
+        let mut s = stats::collect(&self.shared, self.tx.as_ref());
+        s.cache = self.cache_stats();
+        let (allowed, denied, bypassed) = self.decisions.totals();
+        s.gates = GateStats {
+            per_gate: self.decisions.counters(),
+            allowed,
+            denied,
+            bypassed,
+            recent: self.decisions.recent_n(64),
+        };
+        s.recovery = self.report.clone();
+        s
+    }
+
+    /// Zeroes the cumulative counters and histograms (rates stay comparable: take a new
+    /// baseline snapshot after a reset).
+    pub fn reset_stats(&self) {
+        stats::reset(&self.shared);
     }
 
     /// Closes the store: drains at most `shutdown_drain_limit` queued commands (the rest get

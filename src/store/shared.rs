@@ -24,6 +24,7 @@ pub(crate) struct Counters {
     pub bytes_written: AtomicU64,
     pub syncs: AtomicU64,
     pub sync_nanos: AtomicU64,
+    pub synced_events: AtomicU64,
     pub blocked_sends: AtomicU64,
     pub blocked_nanos: AtomicU64,
     pub segments_created: AtomicU64,
@@ -47,10 +48,17 @@ pub(crate) struct Shared {
     pub durable_seq: AtomicU64,
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
+    pub telemetry: super::telemetry::Telemetry,
 }
 
 impl Shared {
-    pub fn new(config: StoreConfig, fs: Arc<dyn FileSystem>, store_id: u64, index: Index) -> Self {
+    pub fn new(
+        config: StoreConfig,
+        fs: Arc<dyn FileSystem>,
+        store_id: u64,
+        index: Index,
+        telemetry: bool,
+    ) -> Self {
         let last = index.visible;
         let maps = MapCache::new(config.fd_budget.saturating_sub(1) as usize);
         Self {
@@ -69,6 +77,7 @@ impl Shared {
             durable_seq: AtomicU64::new(last),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
+            telemetry: super::telemetry::Telemetry::new(telemetry),
         }
     }
 

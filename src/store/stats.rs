@@ -1,7 +1,12 @@
 //! [`Stats`]: one cheap snapshot of what the engine is doing.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::gate::{Decision, GateCounters};
+
+use super::telemetry::Histograms;
 
 use crossbeam_channel::Sender;
 
@@ -39,9 +44,31 @@ pub struct SubscriberStats {
     pub delivered: u64,
 }
 
-/// A snapshot of counters (cumulative since open) and state.
-#[derive(Debug, Clone, PartialEq)]
+/// A snapshot of counters (cumulative since open or the last
+/// [`Store::reset_stats`](crate::Store::reset_stats)) and state. Rates and recent
+/// histograms are the difference of two snapshots: see [`Stats::rates_since`].
+#[derive(Debug, Clone)]
 pub struct Stats {
+    /// When the snapshot was taken.
+    pub taken_at: Instant,
+    /// Time the cumulative figures cover.
+    pub window: Duration,
+    /// Whether latency histograms are recorded.
+    pub telemetry: bool,
+    /// Append (enqueue → receipt), sync latency, events and bytes per sync.
+    pub histograms: Histograms,
+    /// Events made durable by syncs.
+    pub synced_events: u64,
+    /// Deepest the writer channel has been.
+    pub channel_high_water: usize,
+    /// Time since the last completed sync, if any.
+    pub since_last_sync: Option<Duration>,
+    /// Projection cache.
+    pub cache: crate::projection::CacheStats,
+    /// Gate counters and recent decisions (empty for a store without gates).
+    pub gates: GateStats,
+    /// What the last open found.
+    pub recovery: super::RecoveryReport,
     /// Events in the store.
     pub events: u64,
     /// Highest sequence written (acknowledged).
@@ -92,6 +119,62 @@ pub struct Stats {
     pub index_bytes: usize,
 }
 
+/// Gate counters and the most recent decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateStats {
+    /// Allow / deny counts per gate.
+    pub per_gate: BTreeMap<String, GateCounters>,
+    /// Proposals allowed, denied and bypassed.
+    pub allowed: u64,
+    /// See `allowed`.
+    pub denied: u64,
+    /// See `allowed`.
+    pub bypassed: u64,
+    /// The most recent decisions (up to 64), oldest first.
+    pub recent: Vec<Decision>,
+}
+
+/// Rates and recent histograms between two snapshots.
+#[derive(Debug, Clone)]
+pub struct Rates {
+    /// Time between the snapshots.
+    pub elapsed: Duration,
+    /// Events written per second.
+    pub events_per_sec: f64,
+    /// Bytes written per second.
+    pub bytes_per_sec: f64,
+    /// Syncs per second.
+    pub syncs_per_sec: f64,
+    /// Sends that blocked on a full channel, per second.
+    pub blocked_sends_per_sec: f64,
+    /// Share of the interval producers spent blocked (summed over producers).
+    pub blocked_share: f64,
+    /// Histograms of what happened between the snapshots.
+    pub histograms: Histograms,
+}
+
+impl Stats {
+    /// Rates and histograms of what happened since `earlier`.
+    pub fn rates_since(&self, earlier: &Stats) -> Rates {
+        let elapsed = self.taken_at.saturating_duration_since(earlier.taken_at);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+        Rates {
+            elapsed,
+            events_per_sec: per(self.written_sequence, earlier.written_sequence),
+            bytes_per_sec: per(self.bytes_written, earlier.bytes_written),
+            syncs_per_sec: per(self.syncs, earlier.syncs),
+            blocked_sends_per_sec: per(self.blocked_sends, earlier.blocked_sends),
+            blocked_share: self
+                .blocked_time
+                .saturating_sub(earlier.blocked_time)
+                .as_secs_f64()
+                / secs,
+            histograms: self.histograms.since(&earlier.histograms),
+        }
+    }
+}
+
 pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
     let c = &shared.stats;
     let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -115,7 +198,18 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         let active = segs.iter().any(|s| !s.sealed);
         (u64::from(idx.len()), segs, idx.heap_bytes(), active)
     };
+    let t = &shared.telemetry;
     Stats {
+        taken_at: Instant::now(),
+        window: t.window(),
+        telemetry: t.enabled,
+        histograms: t.histograms(),
+        synced_events: ld(&c.synced_events),
+        channel_high_water: t.high_water.load(Ordering::Relaxed),
+        since_last_sync: t.since_last_sync(),
+        cache: Default::default(),
+        gates: GateStats::default(),
+        recovery: Default::default(),
         events,
         written_sequence: written,
         durable_sequence: durable,
@@ -149,4 +243,25 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         poisoned: shared.poison_message(),
         index_bytes,
     }
+}
+
+/// Zeroes every cumulative counter and histogram.
+pub(crate) fn reset(shared: &Shared) {
+    let c = &shared.stats;
+    for a in [
+        &c.batches,
+        &c.writes,
+        &c.bytes_written,
+        &c.syncs,
+        &c.sync_nanos,
+        &c.synced_events,
+        &c.blocked_sends,
+        &c.blocked_nanos,
+        &c.maps.hits,
+        &c.maps.misses,
+        &c.maps.evictions,
+    ] {
+        a.store(0, Ordering::Relaxed);
+    }
+    shared.telemetry.reset();
 }

@@ -119,6 +119,11 @@ pub(crate) struct Writer {
     sync_waiters: Vec<Reply<Result<(), SyncError>>>,
     shutdown: Option<Reply<CloseReport>>,
     publish: Vec<Arc<Event>>,
+    /// Enqueue times of the commands staged in this batch, with their event counts.
+    stamps: Vec<(Instant, u64)>,
+    /// Events and bytes written since the last sync (for events and bytes per sync).
+    unsynced_events: u64,
+    unsynced_bytes: u64,
     #[cfg(feature = "testkit")]
     panic_next_write: bool,
 }
@@ -139,6 +144,9 @@ impl Writer {
             sync_waiters: Vec::new(),
             shutdown: None,
             publish: Vec::new(),
+            stamps: Vec::new(),
+            unsynced_events: 0,
+            unsynced_bytes: 0,
             #[cfg(feature = "testkit")]
             panic_next_write: false,
         }
@@ -156,6 +164,7 @@ impl Writer {
                 }
             }
             self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.shared.telemetry.note_depth(cmds.len() + rx.len());
             self.handle(&mut cmds);
             if self.shutdown.is_some() {
                 self.finish_shutdown(rx);
@@ -267,20 +276,29 @@ impl Writer {
 
     fn stage_command(&mut self, idx: &mut Index, cmd: Command) -> Result<(), String> {
         match cmd {
-            Command::Append { item, reply } => match self.stage(idx, std::slice::from_ref(&item)) {
-                Ok(mut r) => match r.pop() {
-                    Some(rec) => self.done.push(Done::One(reply, rec, item.opts.durable)),
-                    None => reply.send(Err(AppendError::EmptyBatch)),
-                },
-                Err(StageError::Reject(e)) => reply.send(Err(e)),
-                Err(StageError::Io(e)) => return Err(e),
-            },
+            Command::Append { item, reply, at } => {
+                match self.stage(idx, std::slice::from_ref(&item)) {
+                    Ok(mut r) => match r.pop() {
+                        Some(rec) => {
+                            self.stamps.extend(at.map(|t| (t, 1)));
+                            self.done.push(Done::One(reply, rec, item.opts.durable));
+                        }
+                        None => reply.send(Err(AppendError::EmptyBatch)),
+                    },
+                    Err(StageError::Reject(e)) => reply.send(Err(e)),
+                    Err(StageError::Io(e)) => return Err(e),
+                }
+            }
             Command::Batch {
                 items,
                 durable,
                 reply,
+                at,
             } => match self.stage(idx, &items) {
-                Ok(r) => self.done.push(Done::Many(reply, r, durable)),
+                Ok(r) => {
+                    self.stamps.extend(at.map(|t| (t, r.len() as u64)));
+                    self.done.push(Done::Many(reply, r, durable));
+                }
                 Err(StageError::Reject(e)) => reply.send(Err(e)),
                 Err(StageError::Io(e)) => return Err(e),
             },
@@ -420,6 +438,7 @@ impl Writer {
             .ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.unsynced_events += 1;
         let off = a.len + self.buf.len() as u64;
         let h = EventHeader {
             seq,
@@ -616,6 +635,7 @@ impl Writer {
             )
         })?;
         a.len += self.buf.len() as u64;
+        self.unsynced_bytes += self.buf.len() as u64;
         let stats = &self.shared.stats;
         stats
             .bytes_written
@@ -669,11 +689,20 @@ impl Writer {
                 )
             })?;
             a.synced = a.len;
+            let took = start.elapsed();
             let stats = &self.shared.stats;
             stats.syncs.fetch_add(1, Ordering::Relaxed);
             stats
                 .sync_nanos
-                .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            stats
+                .synced_events
+                .fetch_add(self.unsynced_events, Ordering::Relaxed);
+            self.shared
+                .telemetry
+                .record_sync(took, self.unsynced_events, self.unsynced_bytes);
+            self.unsynced_events = 0;
+            self.unsynced_bytes = 0;
         }
         self.acked_unsynced = 0;
         self.shared
@@ -683,6 +712,12 @@ impl Writer {
     }
 
     fn reply_all(&mut self, synced: bool) {
+        if !self.stamps.is_empty() {
+            self.shared
+                .telemetry
+                .record_appends(Instant::now(), &self.stamps);
+            self.stamps.clear();
+        }
         for d in self.done.drain(..) {
             match d {
                 Done::One(reply, mut r, _) => {
@@ -706,6 +741,7 @@ impl Writer {
     fn poison(&mut self, msg: String) {
         self.shared.set_poisoned(msg.clone());
         self.buf.clear();
+        self.stamps.clear();
         self.publish.clear();
         let err = AppendError::Poisoned(msg.clone());
         for d in self.done.drain(..) {
