@@ -8,6 +8,7 @@ mod identity;
 mod index;
 mod query;
 mod reader;
+mod reconfigure;
 mod recovery;
 mod segment;
 mod shared;
@@ -42,6 +43,7 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>
     command::encode(value).ok()
 }
 pub use query::Query;
+pub use reconfigure::{applies, Applies, Reconfigured, ReopenableStore, Reopened, FIELDS};
 pub use recovery::{RecoveryReport, Truncation};
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};

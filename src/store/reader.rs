@@ -56,6 +56,14 @@ impl MapCache {
         self.maps.len()
     }
 
+    /// Changes the capacity, evicting least recently used maps at once.
+    pub fn set_capacity(&mut self, capacity: usize, counters: &MapCounters) {
+        self.capacity = capacity.max(1);
+        while self.maps.len() > self.capacity {
+            self.evict_one(counters);
+        }
+    }
+
     fn evict_one(&mut self, counters: &MapCounters) {
         if let Some(&victim) = self
             .maps

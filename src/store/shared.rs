@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
     pub telemetry: super::telemetry::Telemetry,
+    /// Bumped by every `set_config`, so the writer reloads its copy.
+    pub config_gen: AtomicU64,
 }
 
 impl Shared {
@@ -78,6 +80,7 @@ impl Shared {
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
+            config_gen: AtomicU64::new(0),
         }
     }
 
@@ -87,6 +90,16 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    pub fn config_lock(&self) -> &RwLock<StoreConfig> {
+        &self.config
+    }
+
+    /// Bounds the map cache to `capacity` maps, evicting at once if needed.
+    pub fn resize_maps(&self, capacity: usize) {
+        let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        maps.set_capacity(capacity, &self.stats.maps);
     }
 
     /// Reads the index. A panic elsewhere never makes the index unreadable: a panicking

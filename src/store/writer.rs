@@ -108,6 +108,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// The configuration in force (a copy: reading the shared one costs a lock and a clone).
     cfg: StoreConfig,
+    cfg_gen: u64,
     active: Option<Active>,
     next_seg: u32,
     next_seq: u64,
@@ -132,6 +133,7 @@ impl Writer {
     pub fn new(shared: Arc<Shared>, active: Option<Active>, next_seg: u32, next_seq: u64) -> Self {
         Self {
             cfg: shared.config(),
+            cfg_gen: shared.config_gen.load(Ordering::Acquire),
             shared,
             active,
             next_seg,
@@ -164,6 +166,7 @@ impl Writer {
                 }
             }
             self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.reload_config();
             self.shared.telemetry.note_depth(cmds.len() + rx.len());
             self.handle(&mut cmds);
             if self.shutdown.is_some() {
@@ -172,6 +175,15 @@ impl Writer {
             }
         }
         let _ = self.close_out();
+    }
+
+    /// Picks up a configuration changed by `Store::reconfigure` (one atomic load per batch).
+    fn reload_config(&mut self) {
+        let gen = self.shared.config_gen.load(Ordering::Acquire);
+        if gen != self.cfg_gen {
+            self.cfg = self.shared.config();
+            self.cfg_gen = gen;
+        }
     }
 
     /// The next command: polls briefly, then blocks, syncing when the channel stays idle.
