@@ -1,0 +1,167 @@
+//! Segment I/O: rolling, sealing, writing a batch, syncing and sync markers.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::codec::frame::{self, Base};
+use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+
+use super::super::index::{Index, SegMeta};
+use super::super::segment;
+use super::{Active, BitSet, Writer};
+
+impl Writer {
+    /// Seals the active segment (if any) and starts the next one.
+    pub(super) fn roll(&mut self, idx: &mut Index) -> Result<(), String> {
+        if self.active.is_some() {
+            self.seal(idx)?;
+        }
+        let cfg = &self.cfg;
+        let base = Base {
+            seq: self.next_seq - 1,
+            ts: cfg.now_micros(),
+        };
+        let no = self.next_seg;
+        let header = FileHeader::new(
+            FileKind::Segment,
+            self.shared.store_id,
+            no.into(),
+            base.seq,
+            base.ts,
+        );
+        let path = segment::path(&self.shared.dir, no);
+        let file = segment::create(&*self.shared.fs, &self.shared.dir, &header, cfg.sync_mode)
+            .map_err(|e| format!("create segment {}: {e}", path.display()))?;
+        self.next_seg += 1;
+        idx.segments.insert(no, SegMeta::empty(base));
+        self.shared.set_active(Some((no, file.clone())));
+        self.active = Some(Active {
+            no,
+            file,
+            base,
+            len: HEADER_LEN as u64,
+            synced: HEADER_LEN as u64,
+            marked: HEADER_LEN as u64,
+            entities: BitSet::default(),
+            scopes: BitSet::default(),
+        });
+        self.shared
+            .stats
+            .segments_created
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn seal(&mut self, idx: &mut Index) -> Result<(), String> {
+        let Some(no) = self.active.as_ref().map(|a| a.no) else {
+            return Ok(());
+        };
+        let meta = idx.segments.get(&no).copied();
+        let (last, events) = meta.map_or((0, 0), |m| (m.last_seq.unwrap_or(m.base.seq), m.events));
+        frame::put_seal(&mut self.buf, last, events);
+        self.flush()?;
+        self.sync()?;
+        if let (Some(m), Some(a)) = (idx.segments.get_mut(&no), self.active.as_ref()) {
+            m.sealed = true;
+            m.len = a.len;
+        }
+        self.shared.set_active(None);
+        self.active = None;
+        Ok(())
+    }
+
+    pub(super) fn put_marker(&mut self) {
+        if let Some(a) = self.active.as_mut() {
+            if a.marked < a.synced {
+                frame::put_sync_mark(&mut self.buf, a.synced);
+                a.marked = a.synced;
+            }
+        }
+    }
+
+    /// Writes the buffer with one call.
+    pub(super) fn flush(&mut self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let Some(a) = self.active.as_mut() else {
+            self.buf.clear();
+            return Ok(());
+        };
+        #[cfg(feature = "testkit")]
+        if std::mem::take(&mut self.panic_next_write) {
+            let half = self.buf.len() / 2;
+            let _ = a.file.write_all_at(&self.buf[..half], a.len);
+            std::panic::panic_any("injected writer panic after a partial batch write");
+        }
+        a.file.write_all_at(&self.buf, a.len).map_err(|e| {
+            format!(
+                "write {} at offset {}: {e}",
+                segment::path(&self.shared.dir, a.no).display(),
+                a.len
+            )
+        })?;
+        a.len += self.buf.len() as u64;
+        self.unsynced_bytes += self.buf.len() as u64;
+        let stats = &self.shared.stats;
+        stats
+            .bytes_written
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.buf.clear();
+        Ok(())
+    }
+
+    pub(super) fn sync(&mut self) -> Result<(), String> {
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if a.synced < a.len {
+            let start = Instant::now();
+            a.file.sync(self.cfg.sync_mode).map_err(|e| {
+                format!(
+                    "sync {}: {e}",
+                    segment::path(&self.shared.dir, a.no).display()
+                )
+            })?;
+            a.synced = a.len;
+            let took = start.elapsed();
+            let stats = &self.shared.stats;
+            stats.syncs.fetch_add(1, Ordering::Relaxed);
+            stats
+                .sync_nanos
+                .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            stats
+                .synced_events
+                .fetch_add(self.unsynced_events, Ordering::Relaxed);
+            self.shared
+                .telemetry
+                .record_sync(took, self.unsynced_events, self.unsynced_bytes);
+            self.unsynced_events = 0;
+            self.unsynced_bytes = 0;
+        }
+        self.acked_unsynced = 0;
+        self.shared
+            .durable_seq
+            .store(self.next_seq - 1, Ordering::Release);
+        Ok(())
+    }
+
+    pub(super) fn sync_and_mark(&mut self) -> Result<(), String> {
+        self.sync()?;
+        if self.active.as_ref().is_some_and(|a| a.marked < a.synced) {
+            self.put_marker();
+            self.flush()?;
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs what is unsynced, then records the synced length in a marker and syncs that,
+    /// so a damaged frame in synced data is never mistaken for a torn tail.
+    pub(super) fn idle_sync(&mut self) {
+        if let Err(e) = self.sync_and_mark() {
+            self.poison(e);
+        }
+    }
+}

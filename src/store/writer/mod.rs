@@ -1,0 +1,443 @@
+//! The writer thread: drains the command channel in batches, frames every event of a
+//! batch into one buffer, writes it with one call, and syncs as the policy demands.
+//!
+//! Receipts are sent after `write` returned (never at enqueue); a receipt is marked
+//! durable only when the sync covering it completed before it was sent. Producers that
+//! queue while a sync runs share the next one (group commit).
+
+mod io;
+mod stage;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use crate::codec::frame::Base;
+use crate::config::StoreConfig;
+use crate::error::{AppendError, SyncError};
+use crate::event::{AppendReceipt, Event};
+use crate::fs::FsFile;
+
+use super::command::{CloseReport, Command};
+use super::index::Index;
+use super::ticket::Reply;
+use super::Shared;
+
+/// Most commands taken from the channel per batch.
+const MAX_BATCH: usize = 4096;
+/// How long the writer polls an empty channel before blocking.
+const SPIN: Duration = Duration::from_micros(50);
+/// After this long without commands, unsynced events are synced.
+pub const IDLE_SYNC_AFTER: Duration = Duration::from_millis(20);
+
+/// A growable bit set of dictionary ids defined in the active segment.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BitSet(Vec<u64>);
+
+impl BitSet {
+    pub fn contains(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    pub fn insert(&mut self, i: u32) {
+        let w = i as usize / 64;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << (i % 64);
+    }
+}
+
+/// The segment being appended to.
+pub(crate) struct Active {
+    pub no: u32,
+    pub file: Arc<dyn FsFile>,
+    pub base: Base,
+    /// Bytes written.
+    pub len: u64,
+    /// Bytes known synced.
+    pub synced: u64,
+    /// Largest synced length recorded by a marker in the file.
+    pub marked: u64,
+    pub entities: BitSet,
+    pub scopes: BitSet,
+}
+
+/// A staged command waiting for its reply.
+enum Done {
+    One(
+        Reply<Result<AppendReceipt, AppendError>>,
+        AppendReceipt,
+        bool,
+    ),
+    Many(
+        Reply<Result<Vec<AppendReceipt>, AppendError>>,
+        Vec<AppendReceipt>,
+        bool,
+    ),
+}
+
+/// Why staging failed.
+enum StageError {
+    Reject(AppendError),
+    Io(String),
+}
+
+impl From<AppendError> for StageError {
+    fn from(e: AppendError) -> Self {
+        Self::Reject(e)
+    }
+}
+
+/// What a validated event will be written with.
+#[derive(Clone, Copy)]
+enum Plan {
+    New {
+        ts: u64,
+        cause: Option<u64>,
+        correlation: Option<u64>,
+    },
+    Duplicate(u64),
+}
+
+/// The writer's state; rebuilt from disk after a panic.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    /// The configuration in force (a copy: reading the shared one costs a lock and a clone).
+    cfg: StoreConfig,
+    cfg_gen: u64,
+    active: Option<Active>,
+    next_seg: u32,
+    next_seq: u64,
+    buf: Vec<u8>,
+    acked_unsynced: u64,
+    after_close: u64,
+    rejected: u64,
+    done: Vec<Done>,
+    sync_waiters: Vec<Reply<Result<(), SyncError>>>,
+    shutdown: Option<Reply<CloseReport>>,
+    publish: Vec<Arc<Event>>,
+    /// Enqueue times of the commands staged in this batch, with their event counts.
+    stamps: Vec<(Instant, u64)>,
+    /// Events and bytes written since the last sync (for events and bytes per sync).
+    unsynced_events: u64,
+    unsynced_bytes: u64,
+    #[cfg(feature = "testkit")]
+    panic_next_write: bool,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, active: Option<Active>, next_seg: u32, next_seq: u64) -> Self {
+        Self {
+            cfg: shared.config(),
+            cfg_gen: shared.config_gen.load(Ordering::Acquire),
+            shared,
+            active,
+            next_seg,
+            next_seq,
+            buf: Vec::with_capacity(1 << 16),
+            acked_unsynced: 0,
+            after_close: 0,
+            rejected: 0,
+            done: Vec::new(),
+            sync_waiters: Vec::new(),
+            shutdown: None,
+            publish: Vec::new(),
+            stamps: Vec::new(),
+            unsynced_events: 0,
+            unsynced_bytes: 0,
+            #[cfg(feature = "testkit")]
+            panic_next_write: false,
+        }
+    }
+
+    /// Runs until shutdown or until every sender is gone.
+    pub fn run(&mut self, rx: &Receiver<Command>) {
+        let mut cmds = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = self.next_command(rx) {
+            cmds.push(first);
+            while cmds.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.reload_config();
+            self.shared.telemetry.note_depth(cmds.len() + rx.len());
+            self.handle(&mut cmds);
+            if self.shutdown.is_some() {
+                self.finish_shutdown(rx);
+                return;
+            }
+        }
+        let _ = self.close_out();
+    }
+
+    /// Picks up a configuration changed by `Store::reconfigure` (one atomic load per batch).
+    fn reload_config(&mut self) {
+        let gen = self.shared.config_gen.load(Ordering::Acquire);
+        if gen != self.cfg_gen {
+            self.cfg = self.shared.config();
+            self.cfg_gen = gen;
+        }
+    }
+
+    /// The next command: polls briefly, then blocks, syncing when the channel stays idle.
+    fn next_command(&mut self, rx: &Receiver<Command>) -> Option<Command> {
+        let start = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(c) => return Some(c),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if start.elapsed() < SPIN => std::hint::spin_loop(),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if self.has_unsynced() {
+            match rx.recv_timeout(IDLE_SYNC_AFTER.saturating_sub(start.elapsed())) {
+                Ok(c) => return Some(c),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => self.idle_sync(),
+            }
+        }
+        rx.recv().ok()
+    }
+
+    fn has_unsynced(&self) -> bool {
+        !self.shared.is_poisoned()
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.synced < a.len || a.marked < a.synced)
+    }
+
+    fn handle(&mut self, cmds: &mut Vec<Command>) {
+        if let Some(msg) = self.shared.poison_message() {
+            for cmd in cmds.drain(..) {
+                match cmd {
+                    Command::Shutdown { reply } => self.shutdown = Some(reply),
+                    other => reject(other, &AppendError::Poisoned(msg.clone())),
+                }
+            }
+            return;
+        }
+        self.put_marker();
+        if let Err(e) = self.stage_all(cmds) {
+            return self.poison(e);
+        }
+        if let Err(e) = self.flush() {
+            return self.poison(e);
+        }
+        self.make_visible();
+        let want_sync = self.wants_sync();
+        if want_sync {
+            if let Err(e) = self.sync() {
+                return self.poison(e);
+            }
+        }
+        self.reply_all(want_sync);
+    }
+
+    fn stage_all(&mut self, cmds: &mut Vec<Command>) -> Result<(), String> {
+        let shared = self.shared.clone();
+        let mut idx = shared.index_mut();
+        for cmd in cmds.drain(..) {
+            if self.shutdown.is_some() || !self.admit(&cmd) {
+                self.rejected += 1;
+                reject(cmd, &AppendError::Closed);
+                continue;
+            }
+            self.stage_command(&mut idx, cmd)?;
+        }
+        Ok(())
+    }
+
+    /// After close began, only `shutdown_drain_limit` more commands are written.
+    fn admit(&mut self, cmd: &Command) -> bool {
+        if matches!(cmd, Command::Shutdown { .. } | Command::Sync { .. }) {
+            return true;
+        }
+        if !self.shared.closing.load(Ordering::Acquire) {
+            return true;
+        }
+        self.after_close += 1;
+        self.after_close <= u64::from(self.cfg.shutdown_drain_limit)
+    }
+
+    fn stage_command(&mut self, idx: &mut Index, cmd: Command) -> Result<(), String> {
+        match cmd {
+            Command::Append { item, reply, at } => {
+                match self.stage(idx, std::slice::from_ref(&item)) {
+                    Ok(mut r) => match r.pop() {
+                        Some(rec) => {
+                            self.stamps.extend(at.map(|t| (t, 1)));
+                            self.done.push(Done::One(reply, rec, item.opts.durable));
+                        }
+                        None => reply.send(Err(AppendError::EmptyBatch)),
+                    },
+                    Err(StageError::Reject(e)) => reply.send(Err(e)),
+                    Err(StageError::Io(e)) => return Err(e),
+                }
+            }
+            Command::Batch {
+                items,
+                durable,
+                reply,
+                at,
+            } => match self.stage(idx, &items) {
+                Ok(r) => {
+                    self.stamps.extend(at.map(|t| (t, r.len() as u64)));
+                    self.done.push(Done::Many(reply, r, durable));
+                }
+                Err(StageError::Reject(e)) => reply.send(Err(e)),
+                Err(StageError::Io(e)) => return Err(e),
+            },
+            Command::Sync { reply } => self.sync_waiters.push(reply),
+            Command::Shutdown { reply } => self.shutdown = Some(reply),
+            #[cfg(feature = "testkit")]
+            Command::InjectPanic => self.panic_next_write = true,
+        }
+        Ok(())
+    }
+
+    /// Makes the written events visible to readers and subscribers.
+    fn make_visible(&mut self) {
+        let last = self.next_seq - 1;
+        {
+            let mut idx = self.shared.index_mut();
+            idx.visible = last;
+            if let Some(a) = self.active.as_ref() {
+                if let Some(m) = idx.segments.get_mut(&a.no) {
+                    m.len = a.len;
+                }
+            }
+        }
+        self.shared.written_seq.store(last, Ordering::Release);
+        if !self.publish.is_empty() {
+            self.shared.broadcast(self.publish.drain(..));
+        }
+    }
+
+    fn wants_sync(&self) -> bool {
+        let new: u64 = self.done.iter().map(new_events).sum();
+        let durable = self
+            .done
+            .iter()
+            .any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
+        let every = u64::from(self.cfg.sync_every_n_events);
+        durable
+            || !self.sync_waiters.is_empty()
+            || self.shutdown.is_some()
+            || self.acked_unsynced + new >= every
+    }
+
+    fn reply_all(&mut self, synced: bool) {
+        if !self.stamps.is_empty() {
+            self.shared
+                .telemetry
+                .record_appends(Instant::now(), &self.stamps);
+            self.stamps.clear();
+        }
+        for d in self.done.drain(..) {
+            match d {
+                Done::One(reply, mut r, _) => {
+                    r.durable |= synced;
+                    reply.send(Ok(r));
+                }
+                Done::Many(reply, mut rs, _) => {
+                    rs.iter_mut().for_each(|r| r.durable |= synced);
+                    reply.send(Ok(rs));
+                }
+            }
+        }
+        if !synced {
+            self.acked_unsynced = self.shared.written_seq.load(Ordering::Acquire)
+                - self.shared.durable_seq.load(Ordering::Acquire);
+        }
+        self.sync_waiters.drain(..).for_each(|w| w.send(Ok(())));
+    }
+
+    /// A failed write or sync: nothing more is acknowledged until the store is reopened.
+    fn poison(&mut self, msg: String) {
+        self.shared.set_poisoned(msg.clone());
+        self.buf.clear();
+        self.stamps.clear();
+        self.publish.clear();
+        let err = AppendError::Poisoned(msg.clone());
+        for d in self.done.drain(..) {
+            match d {
+                Done::One(reply, _, _) => reply.send(Err(err.clone())),
+                Done::Many(reply, _, _) => reply.send(Err(err.clone())),
+            }
+        }
+        self.sync_waiters
+            .drain(..)
+            .for_each(|w| w.send(Err(SyncError::Poisoned(msg.clone()))));
+    }
+
+    /// Rejects what is still queued, syncs, marks, and writes the index checkpoint.
+    fn finish_shutdown(&mut self, rx: &Receiver<Command>) {
+        while let Ok(cmd) = rx.try_recv() {
+            self.rejected += 1;
+            reject(cmd, &AppendError::Closed);
+        }
+        let report = self.close_out();
+        if let Some(reply) = self.shutdown.take() {
+            reply.send(report);
+        }
+    }
+
+    fn close_out(&mut self) -> CloseReport {
+        let mut report = CloseReport {
+            drained: self
+                .after_close
+                .min(u64::from(self.cfg.shutdown_drain_limit)),
+            rejected: self.rejected,
+            checkpoint_written: false,
+            error: None,
+        };
+        if let Some(msg) = self.shared.poison_message() {
+            report.error = Some(msg);
+            return report;
+        }
+        if let Err(e) = self.sync_and_mark() {
+            self.poison(e.clone());
+            report.error = Some(e);
+            return report;
+        }
+        match self.shared.write_checkpoint() {
+            Ok(()) => report.checkpoint_written = true,
+            Err(e) => report.error = Some(e),
+        }
+        report
+    }
+}
+
+fn new_events(d: &Done) -> u64 {
+    match d {
+        Done::One(_, r, _) => u64::from(!r.deduplicated),
+        Done::Many(_, rs, _) => rs.iter().filter(|r| !r.deduplicated).count() as u64,
+    }
+}
+
+fn reject(cmd: Command, err: &AppendError) {
+    match cmd {
+        Command::Append { reply, .. } => reply.send(Err(err.clone())),
+        Command::Batch { reply, .. } => reply.send(Err(err.clone())),
+        Command::Sync { reply } => reply.send(Err(match err {
+            AppendError::Poisoned(m) => SyncError::Poisoned(m.clone()),
+            _ => SyncError::Closed,
+        })),
+        Command::Shutdown { reply } => reply.send(CloseReport {
+            error: Some(err.to_string()),
+            ..Default::default()
+        }),
+        #[cfg(feature = "testkit")]
+        Command::InjectPanic => {}
+    }
+}

@@ -1,0 +1,299 @@
+//! Staging: validating a command's items, then framing and indexing them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::codec::frame::{self, EventHeader};
+use crate::codec::header::HEADER_LEN;
+use crate::error::AppendError;
+use crate::event::{AppendReceipt, EventId, Expected, MAX_NAME_BYTES};
+
+use super::super::command::Item;
+use super::super::index::{Index, NewEvent};
+use super::{Plan, StageError, Writer};
+
+impl Writer {
+    /// Validates every item, then frames and indexes them; all or nothing.
+    pub(super) fn stage(
+        &mut self,
+        idx: &mut Index,
+        items: &[Item],
+    ) -> Result<Vec<AppendReceipt>, StageError> {
+        if items.is_empty() {
+            return Err(AppendError::EmptyBatch.into());
+        }
+        let plans = self.plan(idx, items)?;
+        self.ensure_room(idx, items, &plans)?;
+        let last_new = plans.iter().rposition(|p| matches!(p, Plan::New { .. }));
+        let mut receipts = Vec::with_capacity(items.len());
+        for (i, (item, plan)) in items.iter().zip(&plans).enumerate() {
+            let receipt = match *plan {
+                Plan::Duplicate(seq) => self.duplicate_receipt(idx, seq),
+                Plan::New {
+                    ts,
+                    cause,
+                    correlation,
+                } => self.put_event(idx, item, ts, cause, correlation, Some(i) != last_new)?,
+            };
+            receipts.push(receipt);
+        }
+        Ok(receipts)
+    }
+
+    pub(super) fn plan(&self, idx: &Index, items: &[Item]) -> Result<Vec<Plan>, StageError> {
+        let mut plans = Vec::with_capacity(items.len());
+        let mut staged_entities: Vec<(&str, u64)> = Vec::new();
+        let mut seq = self.next_seq;
+        for item in items {
+            check_name("entity", &item.coord.entity)?;
+            check_name("scope", &item.coord.scope)?;
+            if let Some(seq) = item.opts.idempotency_key.and_then(|k| idx.keys.get(k)) {
+                plans.push(Plan::Duplicate(seq));
+                continue;
+            }
+            if item.opts.expected.is_some() {
+                let actual = staged_entities
+                    .iter()
+                    .rev()
+                    .find(|(e, _)| *e == item.coord.entity)
+                    .map(|(_, s)| *s)
+                    .or_else(|| {
+                        idx.entities
+                            .id(&item.coord.entity)
+                            .and_then(|e| idx.entity_last_seq(e))
+                    });
+                check_expected(&item.coord.entity, item.opts.expected, actual)?;
+            }
+            let (cause, correlation) = self.resolve_causal(idx, item)?;
+            let ts = self.cfg.now_micros();
+            plans.push(Plan::New {
+                ts,
+                cause,
+                correlation,
+            });
+            staged_entities.push((&item.coord.entity, seq));
+            seq += 1;
+        }
+        Ok(plans)
+    }
+
+    pub(super) fn resolve_causal(
+        &self,
+        idx: &Index,
+        item: &Item,
+    ) -> Result<(Option<u64>, Option<u64>), AppendError> {
+        let store = self.shared.store_id;
+        let find = |id: EventId| {
+            (id.store() == store)
+                .then(|| idx.pos_of(id.sequence()))
+                .flatten()
+        };
+        let cause = match item.opts.causation {
+            None => None,
+            Some(id) => Some(find(id).ok_or_else(|| AppendError::UnknownCause(id.to_string()))?),
+        };
+        let corr_pos = match item.opts.correlation {
+            Some(id) => {
+                Some(find(id).ok_or_else(|| AppendError::UnknownCorrelation(id.to_string()))?)
+            }
+            None => cause,
+        };
+        let correlation = corr_pos.map(|p| idx.seq_at(idx.corr_root(p)));
+        Ok((cause.map(|p| idx.seq_at(p)), correlation))
+    }
+
+    /// Rolls to a new segment when the items would not fit in the active one.
+    pub(super) fn ensure_room(
+        &mut self,
+        idx: &mut Index,
+        items: &[Item],
+        plans: &[Plan],
+    ) -> Result<(), StageError> {
+        let need: u64 = items
+            .iter()
+            .zip(plans)
+            .filter(|(_, p)| matches!(p, Plan::New { .. }))
+            .map(|(it, _)| frame_bound(it))
+            .sum();
+        if need == 0 {
+            return Ok(());
+        }
+        let max = self.cfg.segment_max_bytes;
+        if need + HEADER_LEN as u64 + 16 > max {
+            return Err(AppendError::TooLarge { size: need, max }.into());
+        }
+        let used = self.active.as_ref().map(|a| a.len + self.buf.len() as u64);
+        if used.is_none_or(|u| u + need > max) {
+            self.roll(idx).map_err(StageError::Io)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn put_event(
+        &mut self,
+        idx: &mut Index,
+        item: &Item,
+        ts: u64,
+        cause: Option<u64>,
+        correlation: Option<u64>,
+        batch_continues: bool,
+    ) -> Result<AppendReceipt, StageError> {
+        let (entity, scope) = self.define_names(idx, item);
+        let a = self
+            .active
+            .as_ref()
+            .ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.unsynced_events += 1;
+        let off = a.len + self.buf.len() as u64;
+        let h = EventHeader {
+            seq,
+            ts,
+            kind: item.kind.0,
+            entity,
+            scope,
+            cause,
+            correlation: correlation.unwrap_or(seq),
+            key: item.opts.idempotency_key,
+            batch_continues,
+        };
+        frame::put_event(
+            &mut self.buf,
+            &a.base,
+            &h,
+            item.bypass.as_deref().map(str::as_bytes),
+            &item.payload,
+        );
+        let no = a.no;
+        idx.push(NewEvent {
+            seq,
+            seg: no,
+            off: off as u32,
+            entity,
+            scope,
+            kind: item.kind.0,
+            cause,
+            correlation: h.correlation,
+            key: h.key,
+        });
+        note_event(idx, no, seq);
+        if self.shared.has_subscribers() {
+            self.publish
+                .push(Arc::new(self.shared.event_from(&h, item)));
+        }
+        Ok(AppendReceipt {
+            id: EventId::new(self.shared.store_id, seq),
+            sequence: seq,
+            segment: u64::from(no),
+            offset: off,
+            timestamp_us: ts,
+            durable: false,
+            deduplicated: false,
+        })
+    }
+
+    /// Dictionary ids of the item's names, writing a definition frame for each name not
+    /// yet defined in the active segment.
+    pub(super) fn define_names(&mut self, idx: &mut Index, item: &Item) -> (u32, u32) {
+        let entity = idx
+            .entities
+            .id(&item.coord.entity)
+            .unwrap_or_else(|| idx.entities.intern(&item.coord.entity));
+        let scope = idx
+            .scopes
+            .id(&item.coord.scope)
+            .unwrap_or_else(|| idx.scopes.intern(&item.coord.scope));
+        if let Some(a) = self.active.as_mut() {
+            if !a.entities.contains(entity) {
+                frame::put_def(
+                    &mut self.buf,
+                    frame::ENTITY_DEF,
+                    entity,
+                    item.coord.entity.as_bytes(),
+                );
+                a.entities.insert(entity);
+            }
+            if !a.scopes.contains(scope) {
+                frame::put_def(
+                    &mut self.buf,
+                    frame::SCOPE_DEF,
+                    scope,
+                    item.coord.scope.as_bytes(),
+                );
+                a.scopes.insert(scope);
+            }
+        }
+        (entity, scope)
+    }
+
+    pub(super) fn duplicate_receipt(&self, idx: &Index, seq: u64) -> AppendReceipt {
+        let (segment, offset, ts) = match idx.pos_of(seq) {
+            Some(pos) => {
+                let loc = super::super::query::locate(idx, pos);
+                let ts = self
+                    .shared
+                    .read_located(&loc)
+                    .map(|e| e.timestamp_us)
+                    .unwrap_or(0);
+                (u64::from(loc.seg), u64::from(loc.off), ts)
+            }
+            None => (0, 0, 0),
+        };
+        AppendReceipt {
+            id: EventId::new(self.shared.store_id, seq),
+            sequence: seq,
+            segment,
+            offset,
+            timestamp_us: ts,
+            durable: seq <= self.shared.durable_seq.load(Ordering::Acquire),
+            deduplicated: true,
+        }
+    }
+}
+
+/// An upper bound of an item's bytes in a segment: its event frame with the widest ids,
+/// plus definitions of both names.
+fn frame_bound(item: &Item) -> u64 {
+    let names =
+        item.coord.entity.len() + item.coord.scope.len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
+    let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
+    let reason = item.bypass.as_ref().map_or(0, |r| r.len() + 10);
+    (item.payload.len() + header + names + reason) as u64
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), AppendError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(AppendError::InvalidCoordinate(format!(
+            "{what} name must be 1..={MAX_NAME_BYTES} bytes, got {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_expected(
+    entity: &str,
+    expected: Option<Expected>,
+    actual: Option<u64>,
+) -> Result<(), AppendError> {
+    let want = match expected {
+        None => return Ok(()),
+        Some(Expected::NoEvents) => None,
+        Some(Expected::Sequence(s)) => Some(s),
+    };
+    if want == actual {
+        return Ok(());
+    }
+    Err(AppendError::Conflict {
+        entity: entity.to_string(),
+        expected: want,
+        actual,
+    })
+}
+
+fn note_event(idx: &mut Index, seg: u32, seq: u64) {
+    if let Some(m) = idx.segments.get_mut(&seg) {
+        m.note(seq);
+    }
+}
