@@ -35,6 +35,7 @@ pub mod preset;
 pub mod process;
 pub mod projection;
 pub mod store;
+pub mod workload;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
 pub use error::{AppendError, ConfigError, Error, OpenError, ReadError, Result, SyncError};

@@ -1,0 +1,86 @@
+//! Keeping synthetic events away from real data: the workload mark, the free-space floor
+//! and `wipe`.
+
+use std::path::{Path, PathBuf};
+
+/// The file that marks a directory as holding only workload data.
+pub const MARK_FILE: &str = ".batpak-workload";
+
+/// Files and directories a workload directory may hold.
+fn is_store_file(name: &str) -> bool {
+    name == MARK_FILE
+        || name == "store.id"
+        || name == "store.id.tmp"
+        || name == "batpak.lock"
+        || name == "index.ckpt"
+        || name == "index.ckpt.tmp"
+        || name == "cache"
+        || name == "salvaged"
+        || (name.starts_with("seg-") && name.ends_with(".bpk"))
+}
+
+/// Marks `dir` (created if missing) as workload data.
+pub fn mark_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARK_FILE),
+        "synthetic events written by the batpak workload generator\n",
+    )
+}
+
+/// `true` if `dir` carries the workload mark.
+pub fn is_workload_dir(dir: &Path) -> bool {
+    dir.join(MARK_FILE).is_file()
+}
+
+/// Why `wipe` refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WipeError {
+    /// No workload mark.
+    #[error("{0} is not marked as workload data ({MARK_FILE} is missing); nothing was deleted")]
+    NotWorkload(PathBuf),
+    /// Something that is not store data.
+    #[error("{dir} holds {entry}, which is not workload data; nothing was deleted")]
+    Foreign {
+        /// The directory.
+        dir: PathBuf,
+        /// The unexpected entry.
+        entry: String,
+    },
+    /// A file-system error.
+    #[error("{0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+}
+
+/// Deletes `dir` if it holds nothing but workload data (no symlinks followed).
+pub fn wipe(dir: &Path) -> Result<(), WipeError> {
+    if !is_workload_dir(dir) {
+        return Err(WipeError::NotWorkload(dir.to_path_buf()));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| WipeError::Io(dir.to_path_buf(), e))?;
+    for e in entries {
+        let e = e.map_err(|e| WipeError::Io(dir.to_path_buf(), e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let kind = e.file_type().map_err(|err| WipeError::Io(e.path(), err))?;
+        if kind.is_symlink() || !is_store_file(&name) {
+            return Err(WipeError::Foreign {
+                dir: dir.to_path_buf(),
+                entry: name,
+            });
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| WipeError::Io(dir.to_path_buf(), e))
+}
+
+/// Free bytes on the file system holding `dir` (the longest matching mount point).
+pub fn available_bytes(dir: &Path) -> Option<u64> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list();
+    disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| d.available_space())
+}

@@ -1,0 +1,239 @@
+//! The workload generator shared by the workbench, `batpak-tui bench` and the benchmarks.
+//!
+//! Producer threads append the reference workload (entities `order:<n>`, scopes
+//! `tenant-<k>`, random payloads, a share naming the entity's previous event as cause, a
+//! share built to be denied by the store's gates); subscriber threads consume (some slowly,
+//! on purpose); reader threads mix `get`, `query`, causal walks and projections. With a
+//! target rate the load is open loop and every latency is measured from the moment the
+//! append was *due*, so a stalled writer shows up in the figures instead of slowing the
+//! generator down (no coordinated omission); without one it is closed loop. It can be
+//! paused, resumed and pointed at a reopened store, and it is deterministic for a seed.
+
+mod disk;
+mod threads;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use hdrhistogram::Histogram;
+
+use crate::preset::{GateSpec, WorkloadSpec};
+use crate::store::Store;
+
+pub use disk::{available_bytes, is_workload_dir, mark_dir, wipe, WipeError, MARK_FILE};
+
+/// Kind of the proposals built to be denied (no cause, where `[gates]` requires one).
+pub const DENIED_KIND: crate::EventKind = crate::EventKind::new(9, 9);
+
+/// Counters of a running workload.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub appended: AtomicU64,
+    pub denied: AtomicU64,
+    pub errors: AtomicU64,
+    pub reads: AtomicU64,
+    pub received: AtomicU64,
+}
+
+/// What a workload has done so far.
+#[derive(Clone)]
+pub struct WorkloadStats {
+    /// Events acknowledged.
+    pub appended: u64,
+    /// Proposals the gates denied.
+    pub denied: u64,
+    /// Appends that failed otherwise.
+    pub errors: u64,
+    /// Reader operations done.
+    pub reads: u64,
+    /// Events the subscribers received.
+    pub received: u64,
+    /// Append latency in microseconds, from the intended start (open loop) or the call.
+    pub latency_us: Histogram<u64>,
+    /// Why the workload stopped itself, if it did.
+    pub stopped: Option<String>,
+    /// Paused right now.
+    pub paused: bool,
+}
+
+impl std::fmt::Debug for WorkloadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadStats")
+            .field("appended", &self.appended)
+            .field("denied", &self.denied)
+            .field("errors", &self.errors)
+            .field("reads", &self.reads)
+            .field("received", &self.received)
+            .field("latency_p50_us", &self.latency_us.value_at_quantile(0.5))
+            .field("latency_p99_us", &self.latency_us.value_at_quantile(0.99))
+            .field("stopped", &self.stopped)
+            .field("paused", &self.paused)
+            .finish()
+    }
+}
+
+pub(crate) struct Shared {
+    pub spec: WorkloadSpec,
+    pub gates: Option<GateSpec>,
+    pub store: RwLock<Arc<Store>>,
+    pub paused: AtomicBool,
+    pub stop: AtomicBool,
+    pub counters: Counters,
+    pub latency: Mutex<Histogram<u64>>,
+    pub stopped: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn store(&self) -> Arc<Store> {
+        self.store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops every thread, recording why (the first reason wins).
+    pub fn halt(&self, why: String) {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
+        self.stop.store(true, Ordering::Release);
+    }
+
+    pub fn running(&self) -> bool {
+        !self.stop.load(Ordering::Acquire)
+    }
+}
+
+/// A running workload; stops when dropped.
+pub struct Workload {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("spec", &self.shared.spec)
+            .finish()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
+}
+
+impl Workload {
+    /// Starts the threads against `store`; `gates` is the `[gates]` table the store was
+    /// opened with (it decides how denied proposals are built). Starts paused if `paused`.
+    pub fn start(
+        store: Arc<Store>,
+        spec: WorkloadSpec,
+        gates: Option<GateSpec>,
+        paused: bool,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            spec,
+            gates,
+            store: RwLock::new(store),
+            paused: AtomicBool::new(paused),
+            stop: AtomicBool::new(false),
+            counters: Counters::default(),
+            latency: Mutex::new(histogram()),
+            stopped: Mutex::new(None),
+        });
+        let threads = threads::spawn_all(&shared)?;
+        Ok(Self { shared, threads })
+    }
+
+    /// Pauses producers and readers (subscribers keep draining).
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Release);
+    }
+
+    /// Resumes after [`Workload::pause`].
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Release);
+    }
+
+    /// `true` while paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// Points every thread at another store (after a reopen). Subscribers re-subscribe.
+    pub fn retarget(&self, store: Arc<Store>) {
+        *self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = store;
+    }
+
+    /// What the workload has done so far.
+    pub fn stats(&self) -> WorkloadStats {
+        let c = &self.shared.counters;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkloadStats {
+            appended: ld(&c.appended),
+            denied: ld(&c.denied),
+            errors: ld(&c.errors),
+            reads: ld(&c.reads),
+            received: ld(&c.received),
+            latency_us: self
+                .shared
+                .latency
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            stopped: self
+                .shared
+                .stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            paused: self.is_paused(),
+        }
+    }
+
+    /// Stops the threads and returns the final figures.
+    pub fn stop(mut self) -> WorkloadStats {
+        self.join();
+        self.stats()
+    }
+
+    fn join(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// `true` once the workload stopped itself (see [`WorkloadStats::stopped`]).
+    pub fn has_stopped(&self) -> bool {
+        !self.shared.running()
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Checks that `dir` may receive synthetic events: it is missing, empty, or marked as
+/// workload data; otherwise only with `allow_existing`.
+pub fn check_target(dir: &Path, allow_existing: bool) -> Result<(), String> {
+    let occupied = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if !occupied || allow_existing || is_workload_dir(dir) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} holds data that was not written by the workload; refusing to add synthetic events (use --allow-existing-data to do it anyway)",
+        dir.display()
+    ))
+}
