@@ -124,3 +124,87 @@ fn export_prints_the_edited_preset_as_a_snippet_and_as_toml() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn bench_json_reports_every_documented_key_and_marks_the_directory() -> TestResult {
+    let parent = tempfile::tempdir()?;
+    let dir = parent.path().join("bench");
+    let path = dir.display().to_string();
+    let (ok, out, err) = batpak_tui(&[
+        "bench",
+        &path,
+        "--preset",
+        "embedded",
+        "--duration",
+        "500ms",
+        "--json",
+        "--set",
+        "workload.readers=0",
+    ])?;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    for key in [
+        "throughput_events_per_s",
+        "append_latency_us",
+        "sync_latency_us",
+        "events_per_sync",
+        "bytes_per_event",
+        "rss_bytes",
+        "open_fds",
+        "subscriber_drops",
+        "denials",
+        "config",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {out}");
+    }
+    for p in ["p50", "p99", "p999", "max"] {
+        assert!(v["append_latency_us"][p].is_u64() && v["sync_latency_us"][p].is_u64());
+    }
+    assert!(v["throughput_events_per_s"]
+        .as_f64()
+        .is_some_and(|t| t > 0.0));
+    assert_eq!(v["config"]["fd_budget"], 8);
+    assert!(dir.join(".batpak-workload").exists());
+    let (ok, _, err) = batpak_tui(&["wipe", &path, "--yes"])?;
+    assert!(ok, "{err}");
+    assert!(!dir.exists());
+    Ok(())
+}
+
+#[test]
+fn bench_refuses_a_directory_of_real_data_without_allow_existing_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let path = dir.path().display().to_string();
+    let (ok, _, err) = batpak_tui(&["bench", &path, "--duration", "200ms", "--json"])?;
+    assert!(!ok && err.contains("--allow-existing-data"), "{err}");
+    let (ok, _, err) = batpak_tui(&["wipe", &path, "--yes"])?;
+    assert!(!ok && err.contains("not marked"), "{err}");
+    assert!(
+        dir.path().join("seg-0000000001.bpk").exists(),
+        "nothing was deleted"
+    );
+    Ok(())
+}
+
+#[test]
+fn compare_runs_both_presets_and_prints_ratios() -> TestResult {
+    let parent = tempfile::tempdir()?;
+    let runs = parent.path().join("runs");
+    let (ok, out, err) = batpak_tui(&[
+        "compare",
+        "embedded",
+        "server",
+        "--duration",
+        "300ms",
+        "--dir",
+        &runs.display().to_string(),
+    ])?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("b / a") && out.contains("throughput") && out.contains("events per sync"),
+        "{out}"
+    );
+    assert!(!runs.exists(), "run directories are removed without --keep");
+    Ok(())
+}

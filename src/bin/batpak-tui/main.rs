@@ -1,5 +1,6 @@
 //! `batpak-tui`: inspect and repair batpak data directories from the command line.
 
+mod bench;
 mod inspect;
 mod units;
 
@@ -24,6 +25,56 @@ enum Command {
         /// The data directory.
         dir: PathBuf,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the preset's workload on DIR and report throughput, latency and resources.
+    Bench {
+        /// The data directory (created and marked as workload data if missing).
+        dir: PathBuf,
+        /// A built-in preset (default, embedded, server) or a .toml file.
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Override a field: `fd_budget=8` ([store]) or `workload.producers=4`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+        /// How long to run: 10s, 500ms, 2m.
+        #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+        duration: std::time::Duration,
+        /// Write synthetic events into a directory that holds other data.
+        #[arg(long)]
+        allow_existing_data: bool,
+        /// Print JSON (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run two presets on fresh subdirectories and print them side by side with ratios.
+    Compare {
+        /// The first preset.
+        a: String,
+        /// The second preset.
+        b: String,
+        /// How long each runs.
+        #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+        duration: std::time::Duration,
+        /// Where the runs go (on the disk under test).
+        #[arg(long, default_value = "./batpak-compare")]
+        dir: PathBuf,
+        /// Keep the run directories.
+        #[arg(long)]
+        keep: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a directory that holds nothing but workload data.
+    Wipe {
+        /// The directory.
+        dir: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Accepted for symmetry; wipe prints one line either way.
         #[arg(long)]
         json: bool,
     },
@@ -90,6 +141,26 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
         Command::Salvage { dir, json } => inspect::salvage(&dir, json),
+        Command::Bench {
+            dir,
+            preset,
+            sets,
+            duration,
+            allow_existing_data,
+            json,
+        } => batpak::preset::Preset::load(&preset, &sets)
+            .map_err(Into::into)
+            .and_then(|p| bench::run(&dir, &p, duration, json, allow_existing_data))
+            .and_then(|r| bench::print(&r, json)),
+        Command::Compare {
+            a,
+            b,
+            duration,
+            dir,
+            keep,
+            json,
+        } => bench::compare(&a, &b, duration, &dir, keep, json),
+        Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Export {
             preset,
             sets,
