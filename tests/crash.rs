@@ -109,7 +109,7 @@ fn run_child(dir: &std::path::Path, cycle: u64, run_for: Duration) -> Res<Vec<Pr
 #[test]
 fn every_event_a_sigkilled_child_printed_is_present_and_intact_after_reopen() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
     let mut all_acked = Vec::new();
     // Start from a store closed cleanly, so the first reopen uses a checkpoint and then
     // scans what the killed child appended after it.

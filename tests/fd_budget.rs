@@ -39,7 +39,7 @@ fn open_and_mapped_segment_files_never_exceed_the_fd_budget_while_reading_three_
     cfg.segment_max_bytes = 4096;
     cfg.fd_budget = 4;
     let store = Store::open(cfg.clone())?;
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let mut ids = Vec::new();
     while store.stats().segments.len() < 3 * cfg.fd_budget as usize + 1 {
         let (coord, kind, payload) = reference_event(&mut rng);

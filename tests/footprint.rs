@@ -52,7 +52,7 @@ const EVENTS: u64 = 1_000_000;
 /// Appends the reference workload: half the events are caused by the previous event of
 /// the same entity.
 fn write_reference(store: &Store) -> TestResult {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut last: Vec<Option<EventId>> = vec![None; 10_000];
     let mut tickets = Vec::with_capacity(1024);
     for i in 0..EVENTS {

@@ -68,21 +68,21 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
 
 /// (durable events checked, acknowledged events the cut took)
 fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed);
     let fs = SimFs::new();
     let sync_every = [1, 2, 7, 1000][rng.below(4) as usize];
     let store = Arc::new(open(&fs, sync_every)?);
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
         let (store, stop) = (store.clone(), stop.clone());
-        let mut prng = Rng(rng.next() | 1);
+        let mut prng = Rng::new(rng.next_u64());
         std::thread::spawn(move || produce(&store, &mut prng, &stop))
     };
     let cut_after = fs.operations() + 20 + rng.below(400);
     while fs.operations() < cut_after && !producer.is_finished() {
         std::thread::yield_now();
     }
-    let after = fs.power_cut(rng.next());
+    let after = fs.power_cut(rng.next_u64());
     stop.store(true, Ordering::Relaxed);
     let acked = producer.join().map_err(|_| "producer panicked")?;
     drop(store);
@@ -106,7 +106,7 @@ fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
     }
     // Whatever recovery kept must survive the next cut too (recovery syncs its repairs).
     let seen = store.stats().events;
-    let again = after.power_cut(rng.next());
+    let again = after.power_cut(rng.next_u64());
     drop(store);
     let store = open(&again, sync_every)?;
     assert!(

@@ -258,11 +258,14 @@ fn a_damaged_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&ck, &bytes)?;
-    let store = Store::open(StoreConfig::new(dir.path()))?;
-    assert!(matches!(
-        store.recovery_report().checkpoint,
-        CheckpointStatus::Damaged(_)
-    ));
+    assert_rebuilt_from_damaged_checkpoint(dir.path(), &written)
+}
+
+/// Opens `dir`, expecting the checkpoint to be reported damaged and every event rebuilt.
+fn assert_rebuilt_from_damaged_checkpoint(dir: &Path, written: &[(u64, String)]) -> TestResult {
+    let store = Store::open(StoreConfig::new(dir))?;
+    let status = &store.recovery_report().checkpoint;
+    assert!(matches!(status, CheckpointStatus::Damaged(_)), "{status:?}");
     assert_eq!(read_all(&store)?, written);
     Ok(())
 }
@@ -274,13 +277,7 @@ fn a_checkpoint_from_another_store_is_not_used() -> TestResult {
     let written = populate(a.path(), 10)?;
     populate(b.path(), 10)?;
     std::fs::copy(b.path().join("index.ckpt"), a.path().join("index.ckpt"))?;
-    let store = Store::open(StoreConfig::new(a.path()))?;
-    assert!(matches!(
-        store.recovery_report().checkpoint,
-        CheckpointStatus::Damaged(_)
-    ));
-    assert_eq!(read_all(&store)?, written);
-    Ok(())
+    assert_rebuilt_from_damaged_checkpoint(a.path(), &written)
 }
 
 #[test]

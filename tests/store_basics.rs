@@ -12,7 +12,7 @@ use common::*;
 #[test]
 fn append_get_and_query_survive_reopen_across_several_segment_rolls() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut written = Vec::new();
     {
         let store = Store::open(small_config(dir.path()))?;
