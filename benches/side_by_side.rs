@@ -1,0 +1,254 @@
+//! This engine and batpak 0.1.0 (from crates.io) on the same workloads, config and
+//! filesystem, in one run; prints both figures and their ratio.
+//!
+//! `cargo bench --bench side_by_side` (stores under `target/bench-data/side-by-side`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batpak::prelude::*;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Reference {
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn root() -> PathBuf {
+    std::env::var_os("BATPAK_BENCH_DIR")
+        .map_or_else(|| PathBuf::from("target/bench-data"), PathBuf::from)
+        .join("side-by-side")
+}
+
+fn fresh(name: &str) -> PathBuf {
+    let dir = root().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn payload(i: u64) -> Reference {
+    Reference {
+        data: (0..64)
+            .map(|b| (i as u8).wrapping_mul(31).wrapping_add(b))
+            .collect(),
+    }
+}
+
+fn entity(i: u64) -> (String, String) {
+    (
+        format!("order:{}", (i * 7919) % 10_000),
+        format!("tenant-{}", i % 8),
+    )
+}
+
+/// Events per second of `n` appends spread over `threads`, each waiting for its receipt.
+fn rate(n: u64, threads: u64, append: Arc<dyn Fn(u64) + Send + Sync>) -> f64 {
+    let start = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let append = append.clone();
+            std::thread::spawn(move || (t..n).step_by(threads as usize).for_each(|i| append(i)))
+        })
+        .collect();
+    hs.into_iter().for_each(|h| {
+        let _ = h.join();
+    });
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn ours(name: &str, tune: impl FnOnce(&mut StoreConfig)) -> Res<Arc<Store>> {
+    let mut c = StoreConfig::new(fresh(name));
+    tune(&mut c);
+    Ok(Arc::new(Store::open(c)?))
+}
+
+fn theirs(name: &str, sync_every: u32) -> Res<Arc<batpak_v01::store::Store>> {
+    let mut c = batpak_v01::store::StoreConfig::new(fresh(name));
+    c.sync_every_n_events = sync_every;
+    Ok(Arc::new(
+        batpak_v01::store::Store::open(c).map_err(|e| format!("{e:?}"))?,
+    ))
+}
+
+fn ours_append(s: Arc<Store>) -> Arc<dyn Fn(u64) + Send + Sync> {
+    Arc::new(move |i| {
+        let (e, sc) = entity(i);
+        let _ = s.append(
+            &Coordinate::new(e, sc),
+            EventKind::new(1, (i % 4 + 1) as u8),
+            &payload(i),
+        );
+    })
+}
+
+fn theirs_append(s: Arc<batpak_v01::store::Store>) -> Arc<dyn Fn(u64) + Send + Sync> {
+    Arc::new(move |i| {
+        let (e, sc) = entity(i);
+        if let Ok(c) = batpak_v01::prelude::Coordinate::new(e, sc) {
+            let kind = batpak_v01::prelude::EventKind::custom(1, (i % 4 + 1) as u16);
+            let _ = s.append(&c, kind, &payload(i));
+        }
+    })
+}
+
+fn pipelined(s: &Store, n: u64) -> f64 {
+    let start = Instant::now();
+    let mut tickets = Vec::with_capacity(1024);
+    for i in 0..n {
+        let (e, sc) = entity(i);
+        if let Ok(t) = s.submit(
+            &Coordinate::new(e, sc),
+            EventKind::new(1, 1),
+            &payload(i),
+            AppendOptions::default(),
+        ) {
+            tickets.push(t);
+        }
+        if tickets.len() == 1024 {
+            tickets.drain(..).for_each(|t| drop(t.wait()));
+        }
+    }
+    tickets.drain(..).for_each(|t| drop(t.wait()));
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn dir_bytes(dir: &Path, prefix: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// p50 of `write` of `size` bytes appended to a file + `fdatasync`: the floor of a durable
+/// append on this file system.
+fn fdatasync_floor(size: usize, n: usize) -> Res<Duration> {
+    use std::io::Write;
+    let path = fresh("floor");
+    std::fs::create_dir_all(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path.join("f"))?;
+    let buf = vec![7u8; size];
+    let mut t: Vec<Duration> = (0..n)
+        .map(|_| {
+            let s = Instant::now();
+            let _ = f.write_all(&buf);
+            let _ = f.sync_data();
+            s.elapsed()
+        })
+        .collect();
+    t.sort();
+    Ok(t[t.len() / 2])
+}
+
+fn row(what: &str, ours: f64, theirs: f64, unit: &str) {
+    println!(
+        "{what:<44} {ours:>14.1} {theirs:>14.1} {:>8.2}x  {unit}",
+        ours / theirs.max(1e-9)
+    );
+}
+
+fn main() -> Res<()> {
+    println!(
+        "{:<44} {:>14} {:>14} {:>9}",
+        "workload", "this engine", "batpak 0.1.0", "ratio"
+    );
+    let n = 20_000;
+    let (a, b) = (ours("single", |_| {})?, theirs("single-v01", 1000)?);
+    row(
+        "single producer, append and wait (events/s)",
+        rate(n, 1, ours_append(a.clone())),
+        rate(n, 1, theirs_append(b)),
+        "",
+    );
+    let v01_single = rate(n, 1, theirs_append(theirs("pipe-v01", 1000)?));
+    row(
+        "pipelined: submit vs 0.1.0 append (events/s)",
+        pipelined(&a, 200_000),
+        v01_single,
+        "0.1.0 has no pipelined API",
+    );
+    let (a4, b4) = (ours("four", |_| {})?, theirs("four-v01", 1000)?);
+    row(
+        "4 producers, append and wait (events/s)",
+        rate(n, 4, ours_append(a4)),
+        rate(n, 4, theirs_append(b4)),
+        "",
+    );
+    let durable = |c: &mut StoreConfig| {
+        c.sync_every_n_events = 1;
+        c.sync_mode = SyncMode::SyncData;
+    };
+    let (ad, bd) = (ours("durable", durable)?, theirs("durable-v01", 1)?);
+    let ours_1 = rate(500, 1, ours_append(ad));
+    row(
+        "durable, 1 producer (events/s)",
+        ours_1,
+        rate(500, 1, theirs_append(bd)),
+        "0.1.0 acks before its sync",
+    );
+    let ours_4 = rate(2000, 4, ours_append(ours("durable-4", durable)?));
+    row(
+        "durable, 4 producers (events/s)",
+        ours_4,
+        rate(2000, 4, theirs_append(theirs("durable-4-v01", 1)?)),
+        "",
+    );
+    let floor = fdatasync_floor(110, 500)?;
+    println!(
+        "durable floor (p50 write 110 B + fdatasync, appended file): {:?} = {:.0}/s; this engine at {:.0} % of it; 4 producers {:.2}x one",
+        floor,
+        1.0 / floor.as_secs_f64(),
+        ours_1 * floor.as_secs_f64() * 100.0,
+        ours_4 / ours_1
+    );
+    reopen_and_size()?;
+    Ok(())
+}
+
+fn reopen_and_size() -> Res<()> {
+    let n = 200_000;
+    let a = ours("reopen", |_| {})?;
+    rate(n, 4, ours_append(a.clone()));
+    let dir_a = a.dir().to_path_buf();
+    a.close()?;
+    drop(a);
+    let b = theirs("reopen-v01", 1000)?;
+    rate(n, 4, theirs_append(b.clone()));
+    let dir_b = root().join("reopen-v01");
+    drop(b);
+    let t = Instant::now();
+    let reopened = Store::open(StoreConfig::new(&dir_a))?;
+    let ours_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(reopened.stats().events, n);
+    let t = Instant::now();
+    let theirs_store = batpak_v01::store::Store::open(batpak_v01::store::StoreConfig::new(&dir_b))
+        .map_err(|e| format!("{e:?}"))?;
+    let theirs_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "{:<44} {ours_ms:>14.1} {theirs_ms:>14.1} {:>8.2}x  lower is better",
+        "reopen 200k events (ms)",
+        theirs_ms / ours_ms
+    );
+    drop(theirs_store);
+    let per = |bytes: u64| bytes as f64 / n as f64;
+    let (ours_b, theirs_b) = (
+        per(dir_bytes(&dir_a, "seg-")),
+        per(dir_bytes(&dir_b, "") + dir_bytes(&dir_b.join("segments"), "")),
+    );
+    println!(
+        "{:<44} {ours_b:>14.1} {theirs_b:>14.1} {:>8.2}x  lower is better",
+        "bytes on disk per event (segments)",
+        theirs_b / ours_b
+    );
+    Ok(())
+}
