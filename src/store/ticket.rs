@@ -2,10 +2,12 @@
 //!
 //! A producer waiting for its receipt first spins briefly (the writer usually answers
 //! within microseconds, and waking a parked thread costs tens of microseconds), then parks.
-//! The writer only pays for `unpark` when the waiter actually parked.
+//! The writer only pays for `unpark` when the waiter actually parked. At most one waiter
+//! per spare core spins at a time (the writer needs a core of its own): with more
+//! producers than cores, the others park at once instead of stealing the writer's time.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,35 @@ const PARKED: u8 = 2;
 
 /// How long a waiter spins before parking.
 const SPIN: Duration = Duration::from_micros(60);
+
+/// Waiters spinning right now.
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many waiters may spin at once: the cores left when the writer has one.
+fn spin_slots() -> usize {
+    static SLOTS: OnceLock<usize> = OnceLock::new();
+    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
+}
+
+/// A spin slot, released when dropped.
+struct SpinSlot;
+
+impl SpinSlot {
+    fn take() -> Option<Self> {
+        if SPINNING.fetch_add(1, Ordering::AcqRel) < spin_slots() {
+            Some(Self)
+        } else {
+            SPINNING.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 struct Inner<T> {
     state: AtomicU8,
@@ -73,13 +104,16 @@ impl<T> Waiter<T> {
             return self.wait_polling();
         }
         let start = Instant::now();
+        let mut slot = SpinSlot::take();
+        let budget = if slot.is_some() { SPIN } else { Duration::ZERO };
         let mut spins = 0u32;
         while self.0.state.load(Ordering::Acquire) != READY {
             spins += 1;
-            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(64) || start.elapsed() < budget {
                 std::hint::spin_loop();
                 continue;
             }
+            slot = None;
             if self
                 .0
                 .state
@@ -91,6 +125,7 @@ impl<T> Waiter<T> {
                 }
             }
         }
+        drop(slot);
         self.0.value.lock().ok().and_then(|mut v| v.take())
     }
 
