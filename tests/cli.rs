@@ -50,6 +50,10 @@ fn inspect_lists_segments_and_counts_while_another_open_holds_the_store() -> Tes
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&json)?;
     assert_eq!(v["events"], 500);
+    assert_eq!(v["checkpoint"], "loaded");
+    assert_eq!(v["cache"]["present"], true);
+    assert_eq!(v["workload_data"], false);
+    assert!(v["torn_tails"].as_array().is_some_and(|t| t.is_empty()));
     assert!(v["segments"].as_array().is_some_and(|s| s.len() >= 3));
     Ok(())
 }

@@ -24,7 +24,11 @@ static SPINNING: AtomicUsize = AtomicUsize::new(0);
 /// How many waiters may spin at once: the cores left when the writer has one.
 fn spin_slots() -> usize {
     static SLOTS: OnceLock<usize> = OnceLock::new();
-    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
+    *SLOTS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+    })
 }
 
 /// A spin slot, released when dropped.

@@ -29,7 +29,32 @@ struct Report {
     checkpoint: String,
     torn_tails: Vec<String>,
     salvaged: Vec<String>,
+    recovery_ms: f64,
+    cache: CacheRow,
+    workload_data: bool,
     segments: Vec<SegmentRow>,
+}
+
+#[derive(Serialize)]
+struct CacheRow {
+    present: bool,
+    bytes: u64,
+}
+
+fn cache_row(dir: &Path) -> CacheRow {
+    let cache = dir.join(batpak::projection::CACHE_DIR);
+    let bytes = std::fs::read_dir(&cache)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    CacheRow {
+        present: cache.is_dir(),
+        bytes,
+    }
 }
 
 fn checkpoint_text(c: &CheckpointStatus) -> String {
@@ -69,6 +94,9 @@ fn report(store: &Store, stats: &Stats, rec: &RecoveryReport) -> Report {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        recovery_ms: rec.elapsed.as_secs_f64() * 1000.0,
+        cache: cache_row(store.dir()),
+        workload_data: batpak::workload::is_workload_dir(store.dir()),
         segments: stats
             .segments
             .iter()
@@ -98,7 +126,19 @@ fn print(r: &Report, json: bool) -> Result<(), Box<dyn Error>> {
         units::bytes(r.segment_bytes),
         per_event
     );
-    println!("index checkpoint: {}", r.checkpoint);
+    println!(
+        "index checkpoint: {} (opened in {:.1} ms)",
+        r.checkpoint, r.recovery_ms
+    );
+    let cache = if r.cache.present {
+        units::bytes(r.cache.bytes)
+    } else {
+        "none".into()
+    };
+    println!("projection cache: {cache}");
+    if r.workload_data {
+        println!("holds synthetic workload data (batpak-tui wipe can delete it)");
+    }
     for t in &r.torn_tails {
         println!("torn tail: {t}");
     }
