@@ -17,6 +17,7 @@ mod subscription;
 mod supervisor;
 mod telemetry;
 mod ticket;
+mod verify;
 mod writer;
 
 use std::path::Path;
@@ -48,6 +49,7 @@ pub use recovery::{RecoveryReport, Truncation};
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;
+pub use verify::{verify, Problem, VerifyReport};
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;

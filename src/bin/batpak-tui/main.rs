@@ -96,6 +96,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a store end to end without taking its lock: every frame, seals, numbering,
+    /// sequences, causal references, the checkpoint. Exit 0 clean, 1 problems, 2 could not run.
+    Verify {
+        /// The data directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Open a damaged store keeping everything before the first bad frame; the rest moves
     /// to DIR/salvaged/ and nothing is deleted.
     Salvage {
@@ -136,8 +145,51 @@ fn export(
     Ok(())
 }
 
+fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
+    let report = match batpak::store::verify(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("batpak-tui: cannot verify {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "clean": report.is_clean(), "report": report })
+        );
+    } else {
+        for p in &report.problems {
+            println!("problem: {p}");
+        }
+        for n in &report.notes {
+            println!("note: {n}");
+        }
+        let verdict = if report.is_clean() {
+            "clean".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        };
+        println!(
+            "{}: {} events in {} segments checked in {:.1} ms: {verdict}",
+            dir.display(),
+            report.events,
+            report.segments,
+            report.elapsed.as_secs_f64() * 1000.0
+        );
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Verify { dir, json } = &cli.command {
+        return verify(dir, *json);
+    }
     let result = match cli.command {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
         Command::Salvage { dir, json } => inspect::salvage(&dir, json),
@@ -161,6 +213,7 @@ fn main() -> ExitCode {
             json,
         } => bench::compare(&a, &b, duration, &dir, keep, json),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
+        Command::Verify { .. } => Ok(()),
         Command::Export {
             preset,
             sets,

@@ -1,0 +1,236 @@
+//! Offline verification: checks a store end to end without taking its lock or writing
+//! anything, so it works on a store another process holds.
+//!
+//! Every frame's checksum and decoding, the seal of every segment before the newest, the
+//! segment numbering (a missing file), sequence order and continuity within and across
+//! segments, causal references (cause and correlation must be earlier events of the
+//! store), and the checkpoint against the segments. Each problem names the file and, where
+//! it has one, the byte offset.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::codec::frame::{Base, Frame};
+use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use crate::error::OpenError;
+use crate::fs::{FileSystem, StdFs};
+
+use super::checkpoint::{self, CheckpointStatus};
+use super::{identity, segment};
+
+/// One thing wrong with a store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// The byte offset, where the problem has one.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(o) => write!(
+                f,
+                "{} at byte offset {o}: {}",
+                self.file.display(),
+                self.what
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.what),
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Segment files read.
+    pub segments: usize,
+    /// Events found.
+    pub events: u64,
+    /// Frames checked.
+    pub frames: u64,
+    /// Problems, in file order.
+    pub problems: Vec<Problem>,
+    /// Things that are not problems but worth knowing (a torn tail the next open cuts).
+    pub notes: Vec<String>,
+    /// Time taken.
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl VerifyReport {
+    /// `true` when no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct Checker<'a> {
+    dir: &'a Path,
+    report: VerifyReport,
+    seen: HashSet<u64>,
+    last_seq: u64,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, file: &Path, offset: Option<u64>, what: impl Into<String>) {
+        self.report.problems.push(Problem {
+            file: file.to_path_buf(),
+            offset,
+            what: what.into(),
+        });
+    }
+
+    fn event(&mut self, path: &Path, off: u64, seq: u64, cause: Option<u64>, corr: u64) {
+        self.report.events += 1;
+        if seq <= self.last_seq {
+            self.problem(
+                path,
+                Some(off),
+                format!("sequence {seq} does not follow {}", self.last_seq),
+            );
+        } else if self.last_seq > 0 && seq != self.last_seq + 1 {
+            self.problem(
+                path,
+                Some(off),
+                format!("sequence jumps from {} to {seq}", self.last_seq),
+            );
+        }
+        for (what, r) in [
+            ("cause", cause),
+            ("correlation", (corr != seq).then_some(corr)),
+        ] {
+            if let Some(r) = r.filter(|r| !self.seen.contains(r)) {
+                self.problem(
+                    path,
+                    Some(off),
+                    format!("event {seq} names {what} {r}, which is not an earlier event"),
+                );
+            }
+        }
+        self.seen.insert(seq);
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    fn segment(&mut self, fs: &dyn FileSystem, store_id: u64, no: u32, is_last: bool) {
+        let path = segment::path(self.dir, no);
+        let view = match fs.map(&path) {
+            Ok(v) => v,
+            Err(e) => return self.problem(&path, None, format!("cannot read: {e}")),
+        };
+        let bytes = view.bytes();
+        let header = match segment::check_header(bytes, &path, store_id) {
+            Ok(h) => h,
+            Err(e) => return self.problem(&path, Some(0), e.to_string()),
+        };
+        let base = Base {
+            seq: header.base_seq,
+            ts: header.base_ts,
+        };
+        let mut events = Vec::new();
+        let scan = segment::scan(
+            bytes,
+            base,
+            HEADER_LEN as u64,
+            HEADER_LEN as u64,
+            |off, f| {
+                if let Frame::Event(h, ..) = f {
+                    events.push((off, h.seq, h.cause, h.correlation));
+                }
+            },
+        );
+        self.report.frames += events.len() as u64;
+        for (off, seq, cause, corr) in events {
+            self.event(&path, off, seq, cause, corr);
+        }
+        self.check_end(&path, &scan, bytes.len() as u64, is_last);
+    }
+
+    fn check_end(&mut self, path: &Path, scan: &segment::Scan, len: u64, is_last: bool) {
+        let torn = scan.error.as_ref().map(|(o, e)| match e {
+            crate::codec::frame::FrameError::Truncated => (
+                *o,
+                "segment is truncated: the frame here runs past the end of the file".to_string(),
+            ),
+            other => (*o, other.to_string()),
+        });
+        if !is_last {
+            if let Some((off, e)) = torn {
+                self.problem(path, Some(off), e);
+            } else if !scan.sealed || scan.commit != len {
+                self.problem(
+                    path,
+                    Some(scan.commit),
+                    "segment ends without its seal (truncated?)",
+                );
+            }
+            return;
+        }
+        if let Some((off, e)) = scan.damage_in_synced_part() {
+            self.problem(path, Some(off), format!("{e} inside data that was synced"));
+        } else if scan.commit < len {
+            self.report.notes.push(format!(
+                "{}: torn tail of {} bytes from offset {} (the next read-write open cuts it)",
+                path.display(),
+                len - scan.commit,
+                scan.commit
+            ));
+        }
+    }
+}
+
+/// Verifies the store in `dir` without writing anything. An `Err` means the check could
+/// not run at all (no store there, unreadable directory).
+pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
+    let start = Instant::now();
+    let fs = StdFs;
+    let store_id = identity::load_or_create(&fs, dir, true)?;
+    let nos = segment::list(&fs, dir)?;
+    let mut c = Checker {
+        dir,
+        report: VerifyReport::default(),
+        seen: HashSet::new(),
+        last_seq: 0,
+    };
+    c.report.segments = nos.len();
+    if let (Some(first), Some(last)) = (nos.first(), nos.last()) {
+        let present: HashSet<u32> = nos.iter().copied().collect();
+        for no in (*first..=*last).filter(|n| !present.contains(n)) {
+            let missing = segment::path(dir, no);
+            c.problem(
+                &missing,
+                None,
+                "segment file is missing (the numbering has a gap)",
+            );
+        }
+    }
+    for (i, &no) in nos.iter().enumerate() {
+        c.segment(&fs, store_id, no, i + 1 == nos.len());
+    }
+    match checkpoint::load(&fs, dir, store_id, &nos) {
+        Ok(_) | Err(CheckpointStatus::Missing) => {}
+        Err(CheckpointStatus::Stale(why)) => c.problem(
+            &dir.join(checkpoint::FILE_NAME),
+            None,
+            format!("stale: {why}"),
+        ),
+        Err(CheckpointStatus::Damaged(why)) => c.problem(
+            &dir.join(checkpoint::FILE_NAME),
+            None,
+            format!("damaged: {why}"),
+        ),
+        Err(_) => {}
+    }
+    let id_path = dir.join(identity::FILE_NAME);
+    if let Ok(bytes) = std::fs::read(&id_path) {
+        if FileHeader::decode(&bytes, FileKind::Identity).is_err() {
+            c.problem(&id_path, Some(0), "identity header does not decode");
+        }
+    }
+    c.report.elapsed = start.elapsed();
+    Ok(c.report)
+}

@@ -1,0 +1,171 @@
+//! Offline verify: a clean store is clean; a flipped byte, a truncated segment, a missing
+//! segment and a stale checkpoint are each found and named; exit codes 0 / 1 / 2.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use batpak::prelude::*;
+use batpak::store::verify;
+use common::*;
+
+fn store_with_segments(dir: &Path) -> TestResult {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.segment_max_bytes = 4096;
+    let store = Store::open(cfg)?;
+    let mut last: Option<EventId> = None;
+    for i in 0..1500u32 {
+        let opts = AppendOptions {
+            causation: last.filter(|_| i % 2 == 0),
+            ..AppendOptions::default()
+        };
+        last = Some(
+            store
+                .append_with(
+                    &Coordinate::new(format!("e{}", i % 5), "s"),
+                    EventKind::new(1, 1),
+                    &i,
+                    opts,
+                )?
+                .id,
+        );
+    }
+    assert!(store.stats().segments.len() >= 4);
+    store.close()?;
+    Ok(())
+}
+
+fn seg(dir: &Path, no: u32) -> std::path::PathBuf {
+    dir.join(format!("seg-{no:010}.bpk"))
+}
+
+fn problems(dir: &Path) -> Res<Vec<String>> {
+    Ok(verify(dir)?
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect())
+}
+
+#[test]
+fn a_clean_store_verifies_clean_even_while_another_open_holds_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let _holder = Store::open(StoreConfig::new(dir.path()))?;
+    let report = verify(dir.path())?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.events, 1500);
+    Ok(())
+}
+
+#[test]
+fn a_flipped_byte_is_found_with_its_file_and_offset() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let path = seg(dir.path(), 2);
+    let mut bytes = std::fs::read(&path)?;
+    bytes[500] ^= 0x08;
+    std::fs::write(&path, &bytes)?;
+    let found = problems(dir.path())?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("seg-0000000002.bpk at byte offset")),
+        "{found:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_truncated_segment_is_found() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let path = seg(dir.path(), 1);
+    let len = std::fs::metadata(&path)?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)?
+        .set_len(len - 30)?;
+    let found = problems(dir.path())?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("seg-0000000001.bpk at byte offset") && p.contains("truncated")),
+        "{found:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_segment_is_found() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    std::fs::remove_file(seg(dir.path(), 2))?;
+    let found = problems(dir.path())?;
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("seg-0000000002.bpk") && p.contains("missing")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("sequence jumps")),
+        "the gap in sequences is named too: {found:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_stale_checkpoint_is_found() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    // The newest segment loses most of what the checkpoint says it covers.
+    let last = std::fs::read_dir(dir.path())?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .count() as u32;
+    let path = seg(dir.path(), last);
+    let len = std::fs::metadata(&path)?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)?
+        .set_len(len / 2)?;
+    let report = verify(dir.path())?;
+    let found: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("index.ckpt") && p.contains("stale")),
+        "{found:?}"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("torn tail")),
+        "{:?}",
+        report.notes
+    );
+    Ok(())
+}
+
+#[test]
+fn the_verify_command_exits_0_when_clean_1_with_problems_and_2_when_it_cannot_run() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let run = |d: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
+            .args(["verify", &d.display().to_string()])
+            .output()
+    };
+    let clean = run(dir.path())?;
+    assert_eq!(clean.status.code(), Some(0));
+    assert!(String::from_utf8(clean.stdout)?.contains(": clean"));
+    std::fs::remove_file(seg(dir.path(), 3))?;
+    let bad = run(dir.path())?;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8(bad.stdout)?.contains("problem: "));
+    let nothing = tempfile::tempdir()?;
+    let none = run(nothing.path())?;
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8(none.stderr)?.contains("cannot verify"));
+    Ok(())
+}
