@@ -15,7 +15,7 @@ mod shared;
 mod stats;
 mod subscription;
 mod supervisor;
-mod telemetry;
+pub(crate) mod telemetry;
 mod ticket;
 mod verify;
 mod writer;

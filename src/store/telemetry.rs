@@ -26,7 +26,8 @@ pub struct Histograms {
     pub bytes_per_sync: Histogram<u64>,
 }
 
-fn histogram(max: u64) -> Histogram<u64> {
+/// A histogram of 1..=`max` with 2 significant digits.
+pub(crate) fn histogram(max: u64) -> Histogram<u64> {
     Histogram::new_with_bounds(1, max, 2).expect("constant histogram bounds are valid")
 }
 

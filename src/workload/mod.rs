@@ -123,7 +123,7 @@ impl std::fmt::Debug for Workload {
 }
 
 fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
+    crate::store::telemetry::histogram(3_600_000_000)
 }
 
 impl Workload {
