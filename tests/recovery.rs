@@ -295,3 +295,56 @@ fn a_read_only_open_never_truncates_a_torn_tail() -> TestResult {
     assert_eq!(std::fs::read(&path)?, bytes, "the file is untouched");
     Ok(())
 }
+
+#[test]
+fn a_batch_cut_anywhere_by_a_crash_is_all_or_nothing_after_reopen() -> TestResult {
+    let src = tempfile::tempdir()?;
+    let (before, batch_start, batch_end) = {
+        let store = Store::open(StoreConfig::new(src.path()))?;
+        let c = Coordinate::new("acct", "s");
+        let before = store.append(&c, EventKind::new(1, 1), &"before".to_string())?;
+        let items = (0..5)
+            .map(|i| {
+                BatchItem::new(
+                    &c,
+                    EventKind::new(1, 2),
+                    &format!("batch item {i} {}", "x".repeat(40)),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let receipts = store.append_batch(items, true)?;
+        store.close()?;
+        let frames = event_frames(&std::fs::read(seg(src.path(), 1))?)?;
+        let first = frames
+            .iter()
+            .find(|f| f.2 == receipts[0].sequence)
+            .ok_or("batch frame")?
+            .0;
+        let last = frames
+            .iter()
+            .find(|f| f.2 == receipts[4].sequence)
+            .ok_or("batch frame")?
+            .1;
+        (before, first, last)
+    };
+    let work = tempfile::tempdir()?;
+    for cut in (batch_start + 1..batch_end).step_by(7) {
+        let dir = work.path().join(format!("cut-{cut}"));
+        copy_dir(src.path(), &dir)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(seg(&dir, 1))?
+            .set_len(cut as u64)?;
+        let store = Store::open(StoreConfig::new(&dir))?;
+        let events = store.stream("acct")?;
+        assert_eq!(
+            events.len(),
+            1,
+            "cut at {cut}: no part of the batch survives"
+        );
+        assert_eq!(events[0].id, before.id);
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
