@@ -120,12 +120,19 @@ impl OpenOptions {
 
 /// A pending append from [`Store::submit`]; wait on it later.
 #[must_use = "a ticket says whether the append was written; wait on it"]
-pub struct Ticket(Waiter<Result<AppendReceipt, AppendError>>);
+pub struct Ticket(Waiter<Result<AppendReceipt, AppendError>>, bool);
 
 impl Ticket {
     /// Waits for the receipt.
     pub fn wait(self) -> Result<AppendReceipt, AppendError> {
-        self.0.wait().unwrap_or_else(|| Err(writer_gone()))
+        let spin = if self.1 {
+            ticket::DURABLE_SPIN
+        } else {
+            ticket::SPIN
+        };
+        self.0
+            .wait_spinning(spin)
+            .unwrap_or_else(|| Err(writer_gone()))
     }
 
     /// `true` once the receipt (or an error) is available.
@@ -307,8 +314,9 @@ impl Store {
     fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
         let (reply, waiter) = ticket::pair();
         let at = self.shared.telemetry.stamp();
+        let durable = item.opts.durable || self.shared.every_append_durable.load(Ordering::Relaxed);
         self.send(Command::Append { item, reply, at })?;
-        Ok(Ticket(waiter))
+        Ok(Ticket(waiter, durable))
     }
 
     /// Appends several events in one message and one write: all of them or none, also
@@ -337,7 +345,14 @@ impl Store {
             reply,
             at,
         })?;
-        let receipts = waiter.wait().unwrap_or_else(|| Err(writer_gone()))?;
+        let spin = if durable {
+            ticket::DURABLE_SPIN
+        } else {
+            ticket::SPIN
+        };
+        let receipts = waiter
+            .wait_spinning(spin)
+            .unwrap_or_else(|| Err(writer_gone()))?;
         for (a, r) in allowed.into_iter().zip(&receipts) {
             self.log_allowed(a, Some(r));
         }

@@ -204,6 +204,8 @@ impl super::shared::Shared {
     /// Replaces the configuration in force and lets the writer and the map cache see it.
     pub fn set_config(&self, c: StoreConfig) {
         self.resize_maps(c.fd_budget.saturating_sub(1) as usize);
+        self.every_append_durable
+            .store(c.sync_every_n_events == 1, Ordering::Relaxed);
         *self
             .config_lock()
             .write()

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub telemetry: super::telemetry::Telemetry,
     /// Bumped by every `set_config`, so the writer reloads its copy.
     pub config_gen: AtomicU64,
+    /// `sync_every_n_events == 1`: every receipt waits for a sync (waiters spin longer).
+    pub every_append_durable: AtomicBool,
 }
 
 impl Shared {
@@ -62,6 +64,7 @@ impl Shared {
         telemetry: bool,
     ) -> Self {
         let last = index.visible;
+        let durable_every = config.sync_every_n_events == 1;
         let maps = MapCache::new(config.fd_budget.saturating_sub(1) as usize);
         Self {
             dir: config.data_dir.clone(),
@@ -81,6 +84,7 @@ impl Shared {
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
             config_gen: AtomicU64::new(0),
+            every_append_durable: AtomicBool::new(durable_every),
         }
     }
 

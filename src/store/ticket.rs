@@ -16,7 +16,10 @@ const READY: u8 = 1;
 const PARKED: u8 = 2;
 
 /// How long a waiter spins before parking.
-const SPIN: Duration = Duration::from_micros(60);
+pub(crate) const SPIN: Duration = Duration::from_micros(60);
+/// How long a waiter for a durable receipt spins: a sync takes longer than a write, and
+/// waking a parked thread afterwards would add tens of microseconds to every durable append.
+pub(crate) const DURABLE_SPIN: Duration = Duration::from_millis(1);
 
 /// Waiters spinning right now.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
@@ -104,12 +107,17 @@ impl<T> Waiter<T> {
     ///
     /// On the thread that created the pair it spins, then parks; elsewhere it polls.
     pub fn wait(self) -> Option<T> {
+        self.wait_spinning(SPIN)
+    }
+
+    /// [`Waiter::wait`] with another spin budget (used only when a spin slot is free).
+    pub fn wait_spinning(self, spin: Duration) -> Option<T> {
         if std::thread::current().id() != self.0.waiter.id() {
             return self.wait_polling();
         }
         let start = Instant::now();
         let mut slot = SpinSlot::take();
-        let budget = if slot.is_some() { SPIN } else { Duration::ZERO };
+        let budget = if slot.is_some() { spin } else { Duration::ZERO };
         let mut spins = 0u32;
         while self.0.state.load(Ordering::Acquire) != READY {
             spins += 1;
