@@ -7,6 +7,7 @@ mod gating;
 mod identity;
 mod index;
 mod query;
+mod read;
 mod reader;
 mod reconfigure;
 mod recovery;
@@ -30,8 +31,8 @@ use crossbeam_channel::{Sender, TrySendError};
 use serde::Serialize;
 
 use crate::config::StoreConfig;
-use crate::error::{AppendError, OpenError, ReadError, SyncError};
-use crate::event::{AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Region};
+use crate::error::{AppendError, OpenError, SyncError};
+use crate::event::{AppendOptions, AppendReceipt, Coordinate, EventKind};
 use crate::fs::{FileSystem, LockGuard, StdFs};
 use crate::gate::{DecisionLog, GateSet};
 
@@ -394,75 +395,6 @@ impl Store {
                 res
             }
         }
-    }
-
-    /// The event with this id, if it exists.
-    pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
-        if id.store() != self.shared.store_id {
-            return Ok(None);
-        }
-        let loc = {
-            let idx = self.shared.index();
-            match idx
-                .pos_of(id.sequence())
-                .filter(|_| id.sequence() <= idx.visible)
-            {
-                Some(pos) => query::locate(&idx, pos),
-                None => return Ok(None),
-            }
-        };
-        self.shared.read_located(&loc).map(Some)
-    }
-
-    /// Every event in the region, in sequence order.
-    pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
-        self.query_iter(region).collect()
-    }
-
-    /// The events of a region as a lazy iterator (read in chunks).
-    pub fn query_iter(&self, region: &Region) -> Query<'_> {
-        Query {
-            shared: &self.shared,
-            cursor: query::QueryCursor::new(region.clone()),
-            buffer: Vec::new().into_iter(),
-        }
-    }
-
-    /// Every event of one entity, in sequence order.
-    pub fn stream(&self, entity: &str) -> Result<Vec<Event>, ReadError> {
-        self.query(&Region::entity(entity))
-    }
-
-    /// A live feed of new events matching `region`.
-    pub fn subscribe(&self, region: Region) -> Subscription {
-        self.subscribe_inner(region, None)
-    }
-
-    /// A feed that first reads the matching history from sequence `from` on, then continues
-    /// live without a gap or a duplicate.
-    pub fn subscribe_from(&self, region: Region, from: u64) -> Subscription {
-        self.subscribe_inner(region, Some(from))
-    }
-
-    fn subscribe_inner(&self, region: Region, from: Option<u64>) -> Subscription {
-        let cap = self.shared.config().broadcast_capacity as usize;
-        let ring = Arc::new(subscription::Ring::new(region.clone(), cap));
-        self.shared.add_subscriber(ring.clone());
-        let live_after = self.shared.index().visible;
-        let history = from.map(|f| {
-            let (lo, hi) = (
-                f.max(region.from_sequence),
-                live_after.min(region.to_sequence),
-            );
-            let r = region.with_sequences(lo..=hi);
-            query::QueryCursor::new(r)
-        });
-        Subscription::new(
-            ring,
-            Arc::downgrade(&self.shared),
-            history,
-            if from.is_some() { live_after } else { 0 },
-        )
     }
 
     /// A snapshot of everything the engine does: counters, histograms, segments, fd
