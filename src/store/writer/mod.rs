@@ -29,6 +29,8 @@ use super::Shared;
 const MAX_BATCH: usize = 4096;
 /// How long the writer polls an empty channel before blocking.
 const SPIN: Duration = Duration::from_micros(50);
+/// Longest a sync waits for more producers' commands to share it (group commit).
+const GATHER: Duration = Duration::from_micros(50);
 /// After this long without commands, unsynced events are synced.
 pub const IDLE_SYNC_AFTER: Duration = Duration::from_millis(20);
 
@@ -123,6 +125,8 @@ pub(crate) struct Writer {
     publish: Vec<Arc<Event>>,
     /// Enqueue times of the commands staged in this batch, with their event counts.
     stamps: Vec<(Instant, u64)>,
+    /// Commands the last sync covered (group commit gathers as many before the next).
+    last_sync_commands: usize,
     /// Events and bytes written since the last sync (for events and bytes per sync).
     unsynced_events: u64,
     unsynced_bytes: u64,
@@ -148,6 +152,7 @@ impl Writer {
             shutdown: None,
             publish: Vec::new(),
             stamps: Vec::new(),
+            last_sync_commands: 0,
             unsynced_events: 0,
             unsynced_bytes: 0,
             #[cfg(feature = "testkit")]
@@ -169,7 +174,7 @@ impl Writer {
             self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
             self.reload_config();
             self.shared.telemetry.note_depth(cmds.len() + rx.len());
-            self.handle(&mut cmds);
+            self.handle(&mut cmds, rx);
             if self.shutdown.is_some() {
                 self.finish_shutdown(rx);
                 return;
@@ -216,7 +221,7 @@ impl Writer {
                 .is_some_and(|a| a.synced < a.len || a.marked < a.synced)
     }
 
-    fn handle(&mut self, cmds: &mut Vec<Command>) {
+    fn handle(&mut self, cmds: &mut Vec<Command>, rx: &Receiver<Command>) {
         if let Some(msg) = self.shared.poison_message() {
             for cmd in cmds.drain(..) {
                 match cmd {
@@ -236,11 +241,42 @@ impl Writer {
         self.make_visible();
         let want_sync = self.wants_sync();
         if want_sync {
+            if let Err(e) = self.gather(rx) {
+                return self.poison(e);
+            }
+            self.last_sync_commands = self.done.len();
             if let Err(e) = self.sync() {
                 return self.poison(e);
             }
         }
         self.reply_all(want_sync);
+    }
+
+    /// Group commit: when the last sync was shared by several producers, waits up to
+    /// `GATHER` for as many commands again and writes them before syncing, so one sync
+    /// covers them all instead of each waiting for the next. A lone producer never waits.
+    fn gather(&mut self, rx: &Receiver<Command>) -> Result<(), String> {
+        let want = self.last_sync_commands;
+        if want < 2 || self.shutdown.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + GATHER;
+        let mut more = Vec::new();
+        while self.done.len() + more.len() < want && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(c) => more.push(c),
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if more.is_empty() {
+            return Ok(());
+        }
+        self.put_marker();
+        self.stage_all(&mut more)?;
+        self.flush()?;
+        self.make_visible();
+        Ok(())
     }
 
     fn stage_all(&mut self, cmds: &mut Vec<Command>) -> Result<(), String> {
