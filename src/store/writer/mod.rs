@@ -127,6 +127,9 @@ pub(crate) struct Writer {
     stamps: Vec<(Instant, u64)>,
     /// Commands the last sync covered (group commit gathers as many before the next).
     last_sync_commands: usize,
+    /// Reused buffers of staging (no allocation per append).
+    plans: Vec<Plan>,
+    receipts: Vec<AppendReceipt>,
     /// Events and bytes written since the last sync (for events and bytes per sync).
     unsynced_events: u64,
     unsynced_bytes: u64,
@@ -153,6 +156,8 @@ impl Writer {
             publish: Vec::new(),
             stamps: Vec::new(),
             last_sync_commands: 0,
+            plans: Vec::new(),
+            receipts: Vec::new(),
             unsynced_events: 0,
             unsynced_bytes: 0,
             #[cfg(feature = "testkit")]
@@ -308,16 +313,19 @@ impl Writer {
     fn stage_command(&mut self, idx: &mut Index, cmd: Command) -> Result<(), String> {
         match cmd {
             Command::Append { item, reply, at } => {
-                match self.stage(idx, std::slice::from_ref(&item)) {
-                    Ok(mut r) => match r.pop() {
-                        Some(rec) => {
-                            self.stamps.extend(at.map(|t| (t, 1)));
-                            self.done.push(Done::One(reply, rec, item.opts.durable));
-                        }
-                        None => reply.send(Err(AppendError::EmptyBatch)),
-                    },
-                    Err(StageError::Reject(e)) => reply.send(Err(e)),
-                    Err(StageError::Io(e)) => return Err(e),
+                let mut out = std::mem::take(&mut self.receipts);
+                out.clear();
+                let staged = self.stage(idx, std::slice::from_ref(&item), &mut out);
+                let receipt = out.pop();
+                self.receipts = out;
+                match (staged, receipt) {
+                    (Ok(()), Some(rec)) => {
+                        self.stamps.extend(at.map(|t| (t, 1)));
+                        self.done.push(Done::One(reply, rec, item.opts.durable));
+                    }
+                    (Ok(()), None) => reply.send(Err(AppendError::EmptyBatch)),
+                    (Err(StageError::Reject(e)), _) => reply.send(Err(e)),
+                    (Err(StageError::Io(e)), _) => return Err(e),
                 }
             }
             Command::Batch {
@@ -325,14 +333,17 @@ impl Writer {
                 durable,
                 reply,
                 at,
-            } => match self.stage(idx, &items) {
-                Ok(r) => {
-                    self.stamps.extend(at.map(|t| (t, r.len() as u64)));
-                    self.done.push(Done::Many(reply, r, durable));
+            } => {
+                let mut r = Vec::with_capacity(items.len());
+                match self.stage(idx, &items, &mut r) {
+                    Ok(()) => {
+                        self.stamps.extend(at.map(|t| (t, r.len() as u64)));
+                        self.done.push(Done::Many(reply, r, durable));
+                    }
+                    Err(StageError::Reject(e)) => reply.send(Err(e)),
+                    Err(StageError::Io(e)) => return Err(e),
                 }
-                Err(StageError::Reject(e)) => reply.send(Err(e)),
-                Err(StageError::Io(e)) => return Err(e),
-            },
+            }
             Command::Sync { reply } => self.sync_waiters.push(reply),
             Command::Shutdown { reply } => self.shutdown = Some(reply),
             #[cfg(feature = "testkit")]

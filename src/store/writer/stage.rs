@@ -13,20 +13,35 @@ use super::super::index::{Index, NewEvent};
 use super::{Plan, StageError, Writer};
 
 impl Writer {
-    /// Validates every item, then frames and indexes them; all or nothing.
+    /// Validates every item, then frames and indexes them, pushing a receipt per item to
+    /// `receipts`; all or nothing (a rejection pushes nothing).
     pub(super) fn stage(
         &mut self,
         idx: &mut Index,
         items: &[Item],
-    ) -> Result<Vec<AppendReceipt>, StageError> {
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), StageError> {
         if items.is_empty() {
             return Err(AppendError::EmptyBatch.into());
         }
-        let plans = self.plan(idx, items)?;
-        self.ensure_room(idx, items, &plans)?;
+        // The plan buffer is reused across commands: no allocation per append.
+        let mut plans = std::mem::take(&mut self.plans);
+        let staged = self.stage_planned(idx, items, &mut plans, receipts);
+        self.plans = plans;
+        staged
+    }
+
+    fn stage_planned(
+        &mut self,
+        idx: &mut Index,
+        items: &[Item],
+        plans: &mut Vec<Plan>,
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), StageError> {
+        self.plan(idx, items, plans)?;
+        self.ensure_room(idx, items, plans)?;
         let last_new = plans.iter().rposition(|p| matches!(p, Plan::New { .. }));
-        let mut receipts = Vec::with_capacity(items.len());
-        for (i, (item, plan)) in items.iter().zip(&plans).enumerate() {
+        for (i, (item, plan)) in items.iter().zip(plans.iter()).enumerate() {
             let receipt = match *plan {
                 Plan::Duplicate(seq) => self.duplicate_receipt(idx, seq),
                 Plan::New {
@@ -37,12 +52,18 @@ impl Writer {
             };
             receipts.push(receipt);
         }
-        Ok(receipts)
+        Ok(())
     }
 
-    pub(super) fn plan(&self, idx: &Index, items: &[Item]) -> Result<Vec<Plan>, StageError> {
-        let mut plans = Vec::with_capacity(items.len());
+    pub(super) fn plan(
+        &self,
+        idx: &Index,
+        items: &[Item],
+        plans: &mut Vec<Plan>,
+    ) -> Result<(), StageError> {
+        plans.clear();
         let mut staged_entities: Vec<(&str, u64)> = Vec::new();
+        let batch = items.len() > 1;
         let mut seq = self.next_seq;
         for item in items {
             check_name("entity", &item.coord.entity)?;
@@ -71,10 +92,12 @@ impl Writer {
                 cause,
                 correlation,
             });
-            staged_entities.push((&item.coord.entity, seq));
+            if batch {
+                staged_entities.push((&item.coord.entity, seq));
+            }
             seq += 1;
         }
-        Ok(plans)
+        Ok(())
     }
 
     pub(super) fn resolve_causal(
