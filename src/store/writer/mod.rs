@@ -257,12 +257,20 @@ impl Writer {
         self.reply_all(want_sync);
     }
 
-    /// Group commit: when the last sync was shared by several producers, waits up to
-    /// `GATHER` for as many commands again and writes them before syncing, so one sync
-    /// covers them all instead of each waiting for the next. A lone producer never waits.
+    /// Group commit: when producers wait for this sync and the last one was shared by
+    /// several commands, waits up to `GATHER` for as many commands again and writes them
+    /// before syncing, so one sync covers them all instead of each waiting for the next.
+    /// A lone producer never waits, nor does a background sync.
     fn gather(&mut self, rx: &Receiver<Command>) -> Result<(), String> {
         let want = self.last_sync_commands;
-        if want < 2 || self.shutdown.is_some() {
+        // Only producers waiting for this sync gain from sharing it; a background sync
+        // (sync_every_n_events reached) never waits.
+        let waiting = self.cfg.sync_every_n_events == 1
+            || self
+                .done
+                .iter()
+                .any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
+        if want < 2 || !waiting || self.shutdown.is_some() {
             return Ok(());
         }
         let deadline = Instant::now() + GATHER;
