@@ -73,14 +73,21 @@ pub fn wipe(dir: &Path) -> Result<(), WipeError> {
     std::fs::remove_dir_all(dir).map_err(|e| WipeError::Io(dir.to_path_buf(), e))
 }
 
-/// Free bytes on the file system holding `dir` (the longest matching mount point).
+/// Free bytes available to this user on the file system holding `dir` (`statvfs`).
 pub fn available_bytes(dir: &Path) -> Option<u64> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list();
-    disks
-        .list()
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space())
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable memory
+    // of the size `statvfs` fills; the result is read only when the call succeeded.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: `statvfs` returned 0, so it initialised the struct.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between platforms (u32 on some 32-bit targets).
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
+    Some(blocks.saturating_mul(size))
 }
