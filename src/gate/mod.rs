@@ -146,7 +146,7 @@ impl StoreView<'_> {
 
     /// The store's clock, microseconds since the epoch.
     pub fn now_micros(&self) -> u64 {
-        self.store.config().now_micros()
+        self.store.now_micros()
     }
 }
 
@@ -206,6 +206,16 @@ impl GateSet {
     pub fn with(mut self, gate: impl Gate + 'static) -> Self {
         self.gates.push(Arc::new(gate));
         self
+    }
+
+    /// Number of gates.
+    pub fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    /// `true` when the set has no gate.
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
     }
 
     /// Names of the gates, in order.

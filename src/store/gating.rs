@@ -31,25 +31,21 @@ impl Store {
     /// The sequence of an entity's latest written event (`None` = no events).
     pub fn entity_sequence(&self, entity: &str) -> Option<u64> {
         let idx = self.shared.index();
-        let seq = idx
-            .entities
-            .id(entity)
-            .and_then(|e| idx.entity_last_seq(e))?;
-        if seq <= idx.visible {
-            return Some(seq);
+        let e = idx.entities.id(entity)?;
+        match idx.entity_last_seq(e) {
+            Some(seq) if seq <= idx.visible => Some(seq),
+            // The latest is staged but not written yet: the newest written one.
+            _ => idx.visible_entity_seqs(e).last(),
         }
-        // The latest is staged but not written yet: walk to the newest written one.
-        let mut best = None;
-        let mut pos = idx.entities.lists[idx.entities.id(entity)? as usize].head;
-        while pos != super::index::NONE && idx.seq_at(pos) <= idx.visible {
-            best = Some(idx.seq_at(pos));
-            pos = idx.slot(pos).entity_next;
-        }
-        best
+    }
+
+    /// The store's clock, in microseconds since the epoch.
+    pub(crate) fn now_micros(&self) -> u64 {
+        self.shared.now_micros()
     }
 
     pub(crate) fn gate_count(&self) -> usize {
-        self.gates.as_ref().map_or(0, |g| g.names().len())
+        self.gates.as_ref().map_or(0, |g| g.len())
     }
 
     /// Writes around the gates, recording `reason` durably in the event (its bypass flag
@@ -71,7 +67,7 @@ impl Store {
         item.bypass = Some(reason.to_string());
         let receipt = self.submit_ungated(item)?.wait()?;
         self.decisions.record(Decision {
-            at_us: self.shared.config().now_micros(),
+            at_us: self.shared.now_micros(),
             outcome: Outcome::Bypass,
             gate: None,
             code: None,
@@ -101,7 +97,7 @@ impl Store {
         if !verdict.denials.is_empty() {
             for d in &verdict.denials {
                 self.decisions.record(Decision {
-                    at_us: self.shared.config().now_micros(),
+                    at_us: self.shared.now_micros(),
                     outcome: Outcome::Deny,
                     gate: Some(d.gate.clone()),
                     code: Some(d.code.clone()),
@@ -132,7 +128,7 @@ impl Store {
     pub(crate) fn log_allowed(&self, allowed: Option<Allowed>, event: Option<&AppendReceipt>) {
         let Some(a) = allowed else { return };
         self.decisions.record(Decision {
-            at_us: self.shared.config().now_micros(),
+            at_us: self.shared.now_micros(),
             outcome: Outcome::Allow,
             gate: None,
             code: None,

@@ -313,6 +313,21 @@ impl Index {
         (tail != NONE).then(|| self.seq_at(tail))
     }
 
+    /// Sequences of an entity's written (visible) events, oldest first.
+    pub fn visible_entity_seqs(&self, entity: u32) -> impl Iterator<Item = u64> + '_ {
+        let head = self
+            .entities
+            .lists
+            .get(entity as usize)
+            .map_or(NONE, |l| l.head);
+        std::iter::successors((head != NONE).then_some(head), move |&p| {
+            let next = self.slot(p).entity_next;
+            (next != NONE).then_some(next)
+        })
+        .map(move |p| self.seq_at(p))
+        .take_while(move |s| *s <= self.visible)
+    }
+
     /// Appends a slot and links it into every list. The cause and correlation, when given,
     /// must already be in the index (the writer checks before staging).
     pub fn push(&mut self, e: NewEvent) -> u32 {

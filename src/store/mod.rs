@@ -216,13 +216,7 @@ impl Store {
         let cache = (!options.read_only).then(|| {
             crate::projection::cache::Cache::open(&dir, store_id, config.cache_map_size_bytes)
         });
-        let shared = Arc::new(Shared::new(
-            config.clone(),
-            fs,
-            store_id,
-            Index::default(),
-            options.telemetry,
-        ));
+        let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
         let (tx, writer) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
             (None, None)
@@ -474,8 +468,6 @@ impl Drop for Store {
         let _ = self.close();
     }
 }
-
-use index::Index;
 
 fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, OpenError> {
     let lock = dir.join(LOCK_FILE);

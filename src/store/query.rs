@@ -201,19 +201,8 @@ impl super::Store {
     /// Written events of `entity` with a sequence above `after`.
     pub(crate) fn entity_events_after(&self, entity: &str, after: u64) -> u64 {
         let idx = self.shared.index();
-        let Some(e) = idx.entities.id(entity) else {
-            return 0;
-        };
-        let mut pos = idx.entities.lists[e as usize].head;
-        let mut n = 0;
-        while pos != NONE {
-            let seq = idx.seq_at(pos);
-            if seq > idx.visible {
-                break;
-            }
-            n += u64::from(seq > after);
-            pos = idx.slot(pos).entity_next;
-        }
-        n
+        idx.entities.id(entity).map_or(0, |e| {
+            idx.visible_entity_seqs(e).filter(|s| *s > after).count() as u64
+        })
     }
 }

@@ -60,10 +60,8 @@ impl Shared {
         config: StoreConfig,
         fs: Arc<dyn FileSystem>,
         store_id: u64,
-        index: Index,
         telemetry: bool,
     ) -> Self {
-        let last = index.visible;
         let durable_every = config.sync_every_n_events == 1;
         let maps = MapCache::new(config.fd_budget.saturating_sub(1) as usize);
         Self {
@@ -71,15 +69,15 @@ impl Shared {
             config: RwLock::new(config),
             fs,
             store_id,
-            index: RwLock::new(index),
+            index: RwLock::new(Index::default()),
             maps: Mutex::new(maps),
             active: RwLock::new(None),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             stats: Counters::default(),
-            written_seq: AtomicU64::new(last),
-            durable_seq: AtomicU64::new(last),
+            written_seq: AtomicU64::new(0),
+            durable_seq: AtomicU64::new(0),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
@@ -94,6 +92,14 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The store's clock (the configured one or system time) without copying the config.
+    pub fn now_micros(&self) -> u64 {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .now_micros()
     }
 
     pub fn config_lock(&self) -> &RwLock<StoreConfig> {

@@ -49,13 +49,23 @@ pub(crate) fn recover_dir(
     Ok(rec)
 }
 
-/// Installs the recovered index and returns the writer state.
-fn install(shared: &Arc<Shared>, rec: Recovered) -> Writer {
+/// Installs the recovered index and the newest segment's handle for readers.
+pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
     let last = rec.index.visible;
     *shared.index_mut() = rec.index;
     shared.written_seq.store(last, Ordering::Release);
     shared.durable_seq.store(last, Ordering::Release);
-    let active = rec.active.map(|a| {
+    if let Some(a) = rec.active {
+        shared.set_active(Some((a.no, a.file)));
+    }
+}
+
+/// Installs the recovered index and returns the writer state.
+fn install(shared: &Arc<Shared>, mut rec: Recovered) -> Writer {
+    let active = rec.active.take();
+    let (next_seg, next_seq) = (rec.next_seg, rec.next_seq);
+    install_read_only(shared, rec);
+    let active = active.map(|a| {
         shared.set_active(Some((a.no, a.file.clone())));
         Active {
             no: a.no,
@@ -68,12 +78,7 @@ fn install(shared: &Arc<Shared>, rec: Recovered) -> Writer {
             scopes: a.scopes,
         }
     });
-    Writer::new(shared.clone(), active, rec.next_seg, rec.next_seq)
-}
-
-/// Installs a read-only view (no writer).
-pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
-    drop(install(shared, rec));
+    Writer::new(shared.clone(), active, next_seg, next_seq)
 }
 
 /// Starts the named writer thread.
