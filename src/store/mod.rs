@@ -126,13 +126,8 @@ pub struct Ticket(Waiter<Result<AppendReceipt, AppendError>>, bool);
 impl Ticket {
     /// Waits for the receipt.
     pub fn wait(self) -> Result<AppendReceipt, AppendError> {
-        let spin = if self.1 {
-            ticket::DURABLE_SPIN
-        } else {
-            ticket::SPIN
-        };
         self.0
-            .wait_spinning(spin)
+            .wait_for(self.1)
             .unwrap_or_else(|| Err(writer_gone()))
     }
 
@@ -340,13 +335,8 @@ impl Store {
             reply,
             at,
         })?;
-        let spin = if durable {
-            ticket::DURABLE_SPIN
-        } else {
-            ticket::SPIN
-        };
         let receipts = waiter
-            .wait_spinning(spin)
+            .wait_for(durable)
             .unwrap_or_else(|| Err(writer_gone()))?;
         for (a, r) in allowed.into_iter().zip(&receipts) {
             self.log_allowed(a, Some(r));

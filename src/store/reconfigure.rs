@@ -110,28 +110,24 @@ impl Store {
     pub fn reconfigure(&self, new: &StoreConfig) -> Result<Reconfigured, ConfigError> {
         new.validate()?;
         let old = self.shared.config();
-        let mut report = Reconfigured::default();
-        let mut next = old.clone();
-        for field in changed(&old, new) {
-            if applies(field) == Some(Applies::Reopen) {
-                report.needs_reopen.push(field);
-                continue;
-            }
-            report.applied.push(field);
-            match field {
-                "segment_max_bytes" => next.segment_max_bytes = new.segment_max_bytes,
-                "sync_every_n_events" => next.sync_every_n_events = new.sync_every_n_events,
-                "fd_budget" => next.fd_budget = new.fd_budget,
-                "broadcast_capacity" => next.broadcast_capacity = new.broadcast_capacity,
-                "restart_policy" => next.restart_policy = new.restart_policy.clone(),
-                "shutdown_drain_limit" => next.shutdown_drain_limit = new.shutdown_drain_limit,
-                "sync_mode" => next.sync_mode = new.sync_mode,
-                _ => {}
-            }
+        let (applied, needs_reopen): (Vec<&'static str>, Vec<&'static str>) = changed(&old, new)
+            .into_iter()
+            .partition(|f| applies(f) != Some(Applies::Reopen));
+        if !applied.is_empty() {
+            // Every field that applies without a reopen comes from `new`; the others stay.
+            self.shared.set_config(StoreConfig {
+                data_dir: old.data_dir.clone(),
+                writer_channel_capacity: old.writer_channel_capacity,
+                cache_map_size_bytes: old.cache_map_size_bytes,
+                writer_stack_size: old.writer_stack_size,
+                clock: old.clock.clone(),
+                ..new.clone()
+            });
         }
-        if !report.applied.is_empty() {
-            self.shared.set_config(next);
-        }
+        let report = Reconfigured {
+            applied,
+            needs_reopen,
+        };
         Ok(report)
     }
 }

@@ -16,10 +16,10 @@ const READY: u8 = 1;
 const PARKED: u8 = 2;
 
 /// How long a waiter spins before parking.
-pub(crate) const SPIN: Duration = Duration::from_micros(60);
+const SPIN: Duration = Duration::from_micros(60);
 /// How long a waiter for a durable receipt spins: a sync takes longer than a write, and
 /// waking a parked thread afterwards would add tens of microseconds to every durable append.
-pub(crate) const DURABLE_SPIN: Duration = Duration::from_millis(1);
+const DURABLE_SPIN: Duration = Duration::from_millis(1);
 
 /// Waiters spinning right now.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
@@ -110,8 +110,13 @@ impl<T> Waiter<T> {
         self.wait_spinning(SPIN)
     }
 
+    /// [`Waiter::wait`] for a receipt that may wait for a sync: spins longer when `durable`.
+    pub fn wait_for(self, durable: bool) -> Option<T> {
+        self.wait_spinning(if durable { DURABLE_SPIN } else { SPIN })
+    }
+
     /// [`Waiter::wait`] with another spin budget (used only when a spin slot is free).
-    pub fn wait_spinning(self, spin: Duration) -> Option<T> {
+    fn wait_spinning(self, spin: Duration) -> Option<T> {
         if std::thread::current().id() != self.0.waiter.id() {
             return self.wait_polling();
         }
