@@ -100,24 +100,17 @@ fn matches(idx: &Index, r: &Region, pos: u32, seq: u64) -> bool {
 /// The location of the event in slot `pos`, for reading its frame.
 pub(crate) fn locate(idx: &Index, pos: u32) -> Located {
     let s = idx.slot(pos);
-    let meta = idx
+    // A segment the index does not know holds nothing readable: limit 0.
+    let (base, limit) = idx
         .segments
         .get(&s.seg)
-        .copied()
-        .unwrap_or(super::index::SegMeta {
-            base: Default::default(),
-            len: 0,
-            sealed: true,
-            events: 0,
-            first_seq: None,
-            last_seq: None,
-        });
+        .map_or((Default::default(), 0), |m| (m.base, m.len));
     Located {
         seq: idx.seq_at(pos),
         seg: s.seg,
         off: s.off,
-        base: meta.base,
-        limit: meta.len,
+        base,
+        limit,
         entity: idx.entities.name(s.entity),
         scope: idx.scopes.name(s.scope),
     }

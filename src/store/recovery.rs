@@ -21,7 +21,7 @@ use crate::error::OpenError;
 use crate::fs::{FileSystem, FsFile, OpenMode};
 
 use super::checkpoint::{self, CheckpointStatus};
-use super::index::{Index, NewEvent, SegMeta};
+use super::index::{Dict, Index, NewEvent, SegMeta};
 use super::segment::{self, Scan};
 use super::writer::BitSet;
 
@@ -252,21 +252,9 @@ fn apply(
 ) -> Result<(), String> {
     match f {
         Frame::EntityDef(id, name) => {
-            defined.0.insert(id);
-            let name =
-                std::str::from_utf8(name).map_err(|_| "entity name is not UTF-8".to_string())?;
-            if !index.entities.define(id, name) {
-                return Err(format!("entity id {id} defined twice with different names"));
-            }
+            define(&mut index.entities, &mut defined.0, "entity", id, name)?
         }
-        Frame::ScopeDef(id, name) => {
-            defined.1.insert(id);
-            let name =
-                std::str::from_utf8(name).map_err(|_| "scope name is not UTF-8".to_string())?;
-            if !index.scopes.define(id, name) {
-                return Err(format!("scope id {id} defined twice with different names"));
-            }
-        }
+        Frame::ScopeDef(id, name) => define(&mut index.scopes, &mut defined.1, "scope", id, name)?,
         Frame::Event(h, ..) if index_it => {
             if index.last_seq().is_some_and(|last| h.seq <= last) {
                 return Err(format!(
@@ -307,6 +295,22 @@ fn apply(
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Records a dictionary frame: the name must be UTF-8 and agree with earlier definitions.
+fn define(
+    dict: &mut Dict,
+    defined: &mut BitSet,
+    what: &str,
+    id: u32,
+    name: &[u8],
+) -> Result<(), String> {
+    defined.insert(id);
+    let name = std::str::from_utf8(name).map_err(|_| format!("{what} name is not UTF-8"))?;
+    if !dict.define(id, name) {
+        return Err(format!("{what} id {id} defined twice with different names"));
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use crate::error::AppendError;
 use crate::event::{AppendReceipt, EventId, Expected, MAX_NAME_BYTES};
 
 use super::super::command::Item;
-use super::super::index::{Index, NewEvent};
-use super::{Plan, StageError, Writer};
+use super::super::index::{Dict, Index, NewEvent};
+use super::{BitSet, Plan, StageError, Writer};
 
 impl Writer {
     /// Validates every item, then frames and indexes them, pushing a receipt per item to
@@ -219,34 +219,25 @@ impl Writer {
     /// Dictionary ids of the item's names, writing a definition frame for each name not
     /// yet defined in the active segment.
     pub(super) fn define_names(&mut self, idx: &mut Index, item: &Item) -> (u32, u32) {
-        let entity = idx
-            .entities
-            .id(&item.coord.entity)
-            .unwrap_or_else(|| idx.entities.intern(&item.coord.entity));
-        let scope = idx
-            .scopes
-            .id(&item.coord.scope)
-            .unwrap_or_else(|| idx.scopes.intern(&item.coord.scope));
-        if let Some(a) = self.active.as_mut() {
-            if !a.entities.contains(entity) {
-                frame::put_def(
-                    &mut self.buf,
-                    frame::ENTITY_DEF,
-                    entity,
-                    item.coord.entity.as_bytes(),
-                );
-                a.entities.insert(entity);
-            }
-            if !a.scopes.contains(scope) {
-                frame::put_def(
-                    &mut self.buf,
-                    frame::SCOPE_DEF,
-                    scope,
-                    item.coord.scope.as_bytes(),
-                );
-                a.scopes.insert(scope);
-            }
-        }
+        let (entities, scopes) = match self.active.as_mut() {
+            Some(a) => (Some(&mut a.entities), Some(&mut a.scopes)),
+            None => (None, None),
+        };
+        let buf = &mut self.buf;
+        let entity = define(
+            &mut idx.entities,
+            entities,
+            buf,
+            frame::ENTITY_DEF,
+            &item.coord.entity,
+        );
+        let scope = define(
+            &mut idx.scopes,
+            scopes,
+            buf,
+            frame::SCOPE_DEF,
+            &item.coord.scope,
+        );
         (entity, scope)
     }
 
@@ -319,4 +310,21 @@ fn note_event(idx: &mut Index, seg: u32, seq: u64) {
     if let Some(m) = idx.segments.get_mut(&seg) {
         m.note(seq);
     }
+}
+
+/// The dictionary id of `name`, writing its definition frame the first time the active
+/// segment (whose defined ids are `defined`) uses it.
+fn define(
+    dict: &mut Dict,
+    defined: Option<&mut BitSet>,
+    buf: &mut Vec<u8>,
+    ty: u8,
+    name: &str,
+) -> u32 {
+    let id = dict.id(name).unwrap_or_else(|| dict.intern(name));
+    if let Some(d) = defined.filter(|d| !d.contains(id)) {
+        frame::put_def(buf, ty, id, name.as_bytes());
+        d.insert(id);
+    }
+    id
 }
