@@ -95,9 +95,14 @@ fn theirs_append(s: Arc<batpak_v01::store::Store>) -> Arc<dyn Fn(u64) + Send + S
     })
 }
 
+/// Tickets a pipelined producer keeps in flight (the default channel capacity).
+const WINDOW: usize = 4096;
+
+/// One `submit` per event with a sliding window of outstanding tickets: once `WINDOW` are
+/// in flight, the oldest is awaited before the next submit. Every ticket is awaited.
 fn pipelined(s: &Store, n: u64) -> f64 {
     let start = Instant::now();
-    let mut tickets = Vec::with_capacity(1024);
+    let mut tickets = std::collections::VecDeque::with_capacity(WINDOW + 1);
     for i in 0..n {
         let (e, sc) = entity(i);
         if let Ok(t) = s.submit(
@@ -106,13 +111,30 @@ fn pipelined(s: &Store, n: u64) -> f64 {
             &payload(i),
             AppendOptions::default(),
         ) {
-            tickets.push(t);
+            tickets.push_back(t);
         }
-        if tickets.len() == 1024 {
-            tickets.drain(..).for_each(|t| drop(t.wait()));
+        if tickets.len() > WINDOW {
+            if let Some(t) = tickets.pop_front() {
+                let _ = t.wait();
+            }
         }
     }
     tickets.drain(..).for_each(|t| drop(t.wait()));
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `append_batch` of 100 events at a time.
+fn batched(s: &Store, n: u64) -> f64 {
+    let start = Instant::now();
+    for chunk in 0..n / 100 {
+        let items: Vec<BatchItem> = (chunk * 100..chunk * 100 + 100)
+            .filter_map(|i| {
+                let (e, sc) = entity(i);
+                BatchItem::new(&Coordinate::new(e, sc), EventKind::new(1, 1), &payload(i)).ok()
+            })
+            .collect();
+        let _ = s.append_batch(items, false);
+    }
     n as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -187,9 +209,15 @@ fn main() -> Res<()> {
     let v01_single = rate(n, 1, theirs_append(theirs("pipe-v01", 1000)?));
     row(
         "pipelined: submit vs 0.1.0 append (events/s)",
-        pipelined(&a, 200_000),
+        pipelined(&*ours("pipelined", |_| {})?, 1_000_000),
         v01_single,
         "0.1.0 has no pipelined API",
+    );
+    row(
+        "append_batch of 100 vs 0.1.0 append (events/s)",
+        batched(&*ours("batched", |_| {})?, 1_000_000),
+        v01_single,
+        "",
     );
     let (a4, b4) = (ours("four", |_| {})?, theirs("four-v01", 1000)?);
     row(

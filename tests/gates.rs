@@ -270,12 +270,12 @@ impl Gate for Racy {
     }
 
     fn check(&self, p: &Proposal, view: &StoreView<'_>) -> Result<(), Denial> {
-        let _seen = view.entity_sequence(&p.coordinate().entity);
+        let _seen = view.entity_sequence(p.entity());
         if p.kind() == SHIPPED {
             if let Some(store) = self.0.get() {
                 let _ = store.bypass(
                     "concurrent writer",
-                    p.coordinate(),
+                    &p.coordinate(),
                     PLACED,
                     &0u8,
                     AppendOptions::default(),

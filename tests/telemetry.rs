@@ -188,3 +188,49 @@ fn the_process_sampler_reports_resident_memory_and_descriptors() -> TestResult {
     assert!(p.open_fds.is_some_and(|n| n >= 3), "{p:?}");
     Ok(())
 }
+
+#[test]
+fn a_pipelined_producer_never_has_more_than_sync_every_minus_one_acknowledged_events_unsynced(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.sync_every_n_events = 50;
+    let store = Arc::new(Store::open(cfg)?);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let (mut worst, mut samples) = (0, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                worst = worst.max(store.stats().acked_unsynced);
+                samples += 1;
+            }
+            (worst, samples)
+        })
+    };
+    let mut tickets = std::collections::VecDeque::new();
+    for i in 0..20_000u32 {
+        tickets.push_back(store.submit(
+            &Coordinate::new(format!("e{}", i % 64), "s"),
+            EventKind::new(1, 1),
+            &i,
+            AppendOptions::default(),
+        )?);
+        if tickets.len() > 512 {
+            if let Some(t) = tickets.pop_front() {
+                t.wait()?;
+            }
+        }
+    }
+    for t in tickets {
+        t.wait()?;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, samples) = watcher.join().map_err(|_| "watcher panicked")?;
+    assert!(samples > 10, "the watcher sampled only {samples} times");
+    assert!(
+        worst <= 49,
+        "{worst} acknowledged events were unsynced at once with sync_every_n_events = 50"
+    );
+    Ok(())
+}

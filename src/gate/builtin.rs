@@ -50,7 +50,7 @@ impl Gate for AllowedKinds {
     }
 
     fn check(&self, p: &Proposal, _: &StoreView<'_>) -> Result<(), Denial> {
-        let scope = &p.coordinate().scope;
+        let scope = p.scope();
         let Some(allowed) = self.per_scope.get(scope).or(self.default.as_ref()) else {
             return Ok(());
         };
@@ -103,7 +103,7 @@ impl Gate for RateLimit {
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
         }
-        let q = seen.entry(p.coordinate().entity.clone()).or_default();
+        let q = seen.entry(p.entity().to_string()).or_default();
         while q
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window)
@@ -119,7 +119,7 @@ impl Gate for RateLimit {
             "rate_limited",
             format!(
                 "entity `{}` reached {} events per {:?}",
-                p.coordinate().entity,
+                p.entity(),
                 self.max_events,
                 self.window
             ),

@@ -88,9 +88,19 @@ impl Proposal {
         self
     }
 
-    /// Entity and scope.
-    pub fn coordinate(&self) -> &Coordinate {
-        &self.item.coord
+    /// The entity name.
+    pub fn entity(&self) -> &str {
+        self.item.entity()
+    }
+
+    /// The scope name.
+    pub fn scope(&self) -> &str {
+        self.item.scope()
+    }
+
+    /// Entity and scope as an owned [`Coordinate`].
+    pub fn coordinate(&self) -> Coordinate {
+        self.item.coordinate()
     }
 
     /// The kind.
@@ -100,12 +110,12 @@ impl Proposal {
 
     /// The encoded payload.
     pub fn payload_bytes(&self) -> &[u8] {
-        &self.item.payload
+        self.item.payload()
     }
 
     /// The payload decoded into `T`.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, String> {
-        rmp_serde::from_slice(&self.item.payload).map_err(|e| e.to_string())
+        rmp_serde::from_slice(self.item.payload()).map_err(|e| e.to_string())
     }
 
     /// The named cause.

@@ -3,14 +3,15 @@
 use crate::error::{AppendError, SyncError};
 use crate::event::{AppendOptions, AppendReceipt, Coordinate, EventKind};
 
+use super::body::Body;
 use super::ticket::Reply;
 
 /// One event to append, its payload already encoded on the caller's thread.
 #[derive(Debug, Clone)]
 pub struct BatchItem {
-    pub(crate) coord: Coordinate,
+    /// Entity, scope and encoded payload (inline when small: no allocation per event).
+    pub(crate) body: Body,
     pub(crate) kind: EventKind,
-    pub(crate) payload: Vec<u8>,
     pub(crate) opts: AppendOptions,
     /// The reason of a write around the gates (set only by `Store::bypass`).
     pub(crate) bypass: Option<String>,
@@ -25,18 +26,46 @@ impl BatchItem {
         kind: EventKind,
         payload: &T,
     ) -> Result<Self, AppendError> {
-        Ok(Self::raw(coord, kind, encode(payload)?))
+        let mut body = Body::new(&coord.entity, &coord.scope);
+        encode_into(payload, &mut body)?;
+        Ok(Self::with_body(body, kind))
     }
 
     /// An item whose payload is already encoded.
     pub fn raw(coord: &Coordinate, kind: EventKind, payload: Vec<u8>) -> Self {
-        Self {
-            coord: coord.clone(),
+        Self::with_body(
+            Body::with_payload(&coord.entity, &coord.scope, &payload),
             kind,
-            payload,
+        )
+    }
+
+    fn with_body(body: Body, kind: EventKind) -> Self {
+        Self {
+            body,
+            kind,
             opts: AppendOptions::default(),
             bypass: None,
         }
+    }
+
+    /// The entity name.
+    pub fn entity(&self) -> &str {
+        self.body.entity()
+    }
+
+    /// The scope name.
+    pub fn scope(&self) -> &str {
+        self.body.scope()
+    }
+
+    /// The encoded payload.
+    pub fn payload(&self) -> &[u8] {
+        self.body.payload()
+    }
+
+    /// Entity and scope as an owned [`Coordinate`].
+    pub fn coordinate(&self) -> Coordinate {
+        Coordinate::new(self.entity(), self.scope())
     }
 
     /// Sets the options (causation, correlation, expectation, idempotency key).
@@ -49,10 +78,17 @@ impl BatchItem {
 /// Encodes a payload as MessagePack with named fields.
 pub(crate) fn encode<T: serde::Serialize + ?Sized>(payload: &T) -> Result<Vec<u8>, AppendError> {
     let mut buf = Vec::with_capacity(128);
-    payload
-        .serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
-        .map_err(|e| AppendError::Encode(e.to_string()))?;
+    encode_into(payload, &mut buf)?;
     Ok(buf)
+}
+
+fn encode_into<T: serde::Serialize + ?Sized, W: std::io::Write>(
+    payload: &T,
+    out: &mut W,
+) -> Result<(), AppendError> {
+    payload
+        .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())
+        .map_err(|e| AppendError::Encode(e.to_string()))
 }
 
 /// What [`Store::close`](crate::Store::close) did.

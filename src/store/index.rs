@@ -7,8 +7,10 @@
 //! every walk step is one array access. Slots live in fixed-size chunks, so growth never
 //! copies the index and its slack is at most one chunk.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use crate::codec::frame::Base;
 use crate::event::IDEMPOTENCY_WINDOW;

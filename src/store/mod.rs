@@ -1,5 +1,6 @@
 //! The [`Store`]: a durable, segmented event log with a single writer thread.
 
+mod body;
 mod causal;
 mod checkpoint;
 mod command;
@@ -121,13 +122,13 @@ impl OpenOptions {
 
 /// A pending append from [`Store::submit`]; wait on it later.
 #[must_use = "a ticket says whether the append was written; wait on it"]
-pub struct Ticket(Waiter<Result<AppendReceipt, AppendError>>, bool);
+pub struct Ticket(Waiter<ticket::AppendResult>, bool);
 
 impl Ticket {
     /// Waits for the receipt.
     pub fn wait(self) -> Result<AppendReceipt, AppendError> {
         self.0
-            .wait_for(self.1)
+            .wait_recycling(self.1)
             .unwrap_or_else(|| Err(writer_gone()))
     }
 
@@ -289,20 +290,25 @@ impl Store {
         payload: &T,
         opts: AppendOptions,
     ) -> Result<Ticket, AppendError> {
-        let item = BatchItem::new(coord, kind, payload)?.with_options(opts);
+        let mut item = BatchItem::new(coord, kind, payload)?;
+        item.opts = opts;
         self.submit_item(item)
     }
 
     /// Queues an already built item. On a gated store the gates run first, on this thread;
     /// the decision is logged without the event id, which only the ticket knows.
     pub fn submit_item(&self, item: BatchItem) -> Result<Ticket, AppendError> {
+        if self.gates.is_none() {
+            return self.submit_ungated(item);
+        }
         let (item, allowed) = self.admit(item)?;
         self.log_allowed(allowed, None);
         self.submit_ungated(item)
     }
 
+    #[inline]
     fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
-        let (reply, waiter) = ticket::pair();
+        let (reply, waiter) = ticket::append_pair();
         let at = self.shared.telemetry.stamp();
         let durable = item.opts.durable || self.shared.every_append_durable.load(Ordering::Relaxed);
         self.send(Command::Append { item, reply, at })?;
@@ -357,6 +363,7 @@ impl Store {
         waiter.wait().unwrap_or(Err(SyncError::Closed))
     }
 
+    #[inline]
     fn send(&self, cmd: Command) -> Result<(), AppendError> {
         let tx = self.tx.as_ref().ok_or(AppendError::ReadOnly)?;
         if let Some(msg) = self.shared.poison_message() {

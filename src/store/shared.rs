@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub stats: Counters,
     pub written_seq: AtomicU64,
     pub durable_seq: AtomicU64,
+    /// Newest sequence whose receipt was sent (receipts go out in order).
+    pub acked_seq: AtomicU64,
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
     pub telemetry: super::telemetry::Telemetry,
@@ -78,6 +80,7 @@ impl Shared {
             stats: Counters::default(),
             written_seq: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
+            acked_seq: AtomicU64::new(0),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
@@ -192,12 +195,12 @@ impl Shared {
             sequence: h.seq,
             timestamp_us: h.ts,
             kind: EventKind(h.kind),
-            coordinate: item.coord.clone(),
+            coordinate: item.coordinate(),
             causation: h.cause.map(|c| EventId::new(self.store_id, c)),
             correlation: EventId::new(self.store_id, h.correlation),
             idempotency_key: h.key,
             bypass_reason: item.bypass.clone(),
-            payload: item.payload.clone(),
+            payload: item.payload().to_vec(),
         }
     }
 

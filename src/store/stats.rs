@@ -178,6 +178,8 @@ impl Stats {
 pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
     let c = &shared.stats;
     let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    // Acked before durable: a sync completing in between can only shrink the difference.
+    let acked = shared.acked_seq.load(Ordering::Acquire);
     let written = shared.written_seq.load(Ordering::Acquire);
     let durable = shared.durable_seq.load(Ordering::Acquire);
     let (events, segments, index_bytes, has_active) = {
@@ -213,7 +215,7 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         events,
         written_sequence: written,
         durable_sequence: durable,
-        acked_unsynced: written.saturating_sub(durable),
+        acked_unsynced: acked.min(written).saturating_sub(durable),
         batches: ld(&c.batches),
         writes: ld(&c.writes),
         bytes_written: ld(&c.bytes_written),

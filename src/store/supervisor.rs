@@ -55,6 +55,7 @@ pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
     *shared.index_mut() = rec.index;
     shared.written_seq.store(last, Ordering::Release);
     shared.durable_seq.store(last, Ordering::Release);
+    shared.acked_seq.store(last, Ordering::Release);
     if let Some(a) = rec.active {
         shared.set_active(Some((a.no, a.file)));
     }

@@ -5,11 +5,19 @@
 //! The writer only pays for `unpark` when the waiter actually parked. At most one waiter
 //! per spare core spins at a time (the writer needs a core of its own): with more
 //! producers than cores, the others park at once instead of stealing the writer's time.
+//!
+//! Slots for append receipts are recycled through a small per-thread pool: a producer
+//! pipelining thousands of appends allocates none after the first window, and no slot
+//! is freed on the writer's thread (a free across threads contends on the allocator).
 
+use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::Thread;
+use std::sync::{Arc, OnceLock};
+use std::thread::{Thread, ThreadId};
 use std::time::{Duration, Instant};
+
+use crate::error::AppendError;
+use crate::event::AppendReceipt;
 
 const EMPTY: u8 = 0;
 const READY: u8 = 1;
@@ -56,8 +64,27 @@ impl Drop for SpinSlot {
 
 struct Inner<T> {
     state: AtomicU8,
-    value: Mutex<Option<T>>,
+    /// Written once by the writer before `state` becomes `READY`; read by the waiter only
+    /// after it saw `READY`.
+    value: UnsafeCell<Option<T>>,
     waiter: Thread,
+}
+
+// SAFETY: `value` is accessed by one side at a time: the `Reply` (unique, consumed on
+// delivery) writes it before the release store of `READY`; the `Waiter` (unique) reads it
+// only after an acquire load saw `READY`, and a recycled slot is reset only when its
+// `Arc` is unique. So no two threads ever touch the cell at once, and `T: Send` lets the
+// value cross from the writer to the waiter.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+impl<T> Inner<T> {
+    fn new() -> Self {
+        Self {
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(None),
+            waiter: std::thread::current(),
+        }
+    }
 }
 
 /// The writer's end: fulfilled exactly once (or dropped, which the waiter sees as `None`).
@@ -68,12 +95,59 @@ pub(crate) struct Waiter<T>(Arc<Inner<T>>);
 
 /// A reply slot whose waiter is the current thread.
 pub(crate) fn pair<T>() -> (Reply<T>, Waiter<T>) {
-    let inner = Arc::new(Inner {
-        state: AtomicU8::new(EMPTY),
-        value: Mutex::new(None),
-        waiter: std::thread::current(),
-    });
+    let inner = Arc::new(Inner::new());
     (Reply(Some(inner.clone())), Waiter(inner))
+}
+
+/// What the writer answers to one append.
+pub(crate) type AppendResult = Result<AppendReceipt, AppendError>;
+
+/// Most recycled append slots one thread keeps.
+const POOL_MAX: usize = 4096;
+
+/// The current thread's id (`std::thread::current()` clones an `Arc` on every call).
+fn current_id() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.try_with(|id| *id)
+        .unwrap_or_else(|_| std::thread::current().id())
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<Arc<Inner<AppendResult>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A reply slot for one append, taken from this thread's pool when it has one.
+pub(crate) fn append_pair() -> (Reply<AppendResult>, Waiter<AppendResult>) {
+    let inner = POOL
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::new(Inner::new()));
+    (Reply(Some(inner.clone())), Waiter(inner))
+}
+
+impl Waiter<AppendResult> {
+    /// [`Waiter::wait_for`], then hands the slot back to this thread's pool.
+    pub fn wait_recycling(mut self, durable: bool) -> Option<AppendResult> {
+        let value = self.wait_ref(if durable { DURABLE_SPIN } else { SPIN });
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            // The writer has let go: the slot is ours alone and may be reused here.
+            if inner.waiter.id() == current_id() {
+                *inner.state.get_mut() = EMPTY;
+                *inner.value.get_mut() = None;
+                let slot = self.0;
+                let _ = POOL.try_with(|p| {
+                    let mut p = p.borrow_mut();
+                    if p.len() < POOL_MAX {
+                        p.push(slot);
+                    }
+                });
+            }
+        }
+        value
+    }
 }
 
 impl<T> Reply<T> {
@@ -86,9 +160,9 @@ impl<T> Reply<T> {
 }
 
 fn deliver<T>(inner: &Inner<T>, value: Option<T>) {
-    if let Ok(mut v) = inner.value.lock() {
-        *v = value;
-    }
+    // SAFETY: only this (unique, consumed) reply writes the cell, and the waiter reads it
+    // only after the release swap below made the write visible.
+    unsafe { *inner.value.get() = value };
     if inner.state.swap(READY, Ordering::AcqRel) == PARKED {
         inner.waiter.unpark();
     }
@@ -107,19 +181,29 @@ impl<T> Waiter<T> {
     ///
     /// On the thread that created the pair it spins, then parks; elsewhere it polls.
     pub fn wait(self) -> Option<T> {
-        self.wait_spinning(SPIN)
+        self.wait_ref(SPIN)
     }
 
-    /// [`Waiter::wait`] for a receipt that may wait for a sync: spins longer when `durable`.
+    /// [`Waiter::wait`] for a reply that may wait for a sync: spins longer when `durable`.
     pub fn wait_for(self, durable: bool) -> Option<T> {
-        self.wait_spinning(if durable { DURABLE_SPIN } else { SPIN })
+        self.wait_ref(if durable { DURABLE_SPIN } else { SPIN })
     }
 
-    /// [`Waiter::wait`] with another spin budget (used only when a spin slot is free).
-    fn wait_spinning(self, spin: Duration) -> Option<T> {
-        if std::thread::current().id() != self.0.waiter.id() {
-            return self.wait_polling();
+    /// Waits (spinning at most `spin` when a spin slot is free) and takes the value.
+    fn wait_ref(&self, spin: Duration) -> Option<T> {
+        if self.is_ready() {
+            // Answered already (the common case for a pipelined ticket): no clock, no slot.
+        } else if current_id() == self.0.waiter.id() {
+            self.spin_then_park(spin);
+        } else {
+            self.poll();
         }
+        // SAFETY: `state` is `READY` (acquire): the writer's single write is visible and
+        // it never touches the cell again; this waiter is the only reader.
+        unsafe { (*self.0.value.get()).take() }
+    }
+
+    fn spin_then_park(&self, spin: Duration) {
         let start = Instant::now();
         let mut slot = SpinSlot::take();
         let budget = if slot.is_some() { spin } else { Duration::ZERO };
@@ -143,7 +227,6 @@ impl<T> Waiter<T> {
             }
         }
         drop(slot);
-        self.0.value.lock().ok().and_then(|mut v| v.take())
     }
 
     /// `true` once the value (or the drop) arrived.
@@ -152,13 +235,12 @@ impl<T> Waiter<T> {
     }
 
     /// Waits on a thread other than the creator: polls with short sleeps.
-    fn wait_polling(self) -> Option<T> {
+    fn poll(&self) {
         let mut pause = Duration::from_micros(5);
         while !self.is_ready() {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(1));
         }
-        self.0.value.lock().ok().and_then(|mut v| v.take())
     }
 }
 
@@ -182,5 +264,17 @@ mod tests {
         let (reply, waiter) = pair::<u32>();
         std::thread::spawn(move || drop(reply));
         assert_eq!(waiter.wait(), None);
+    }
+
+    #[test]
+    fn a_recycled_append_slot_starts_empty_and_takes_a_new_value() {
+        for i in 0..3u64 {
+            let (reply, waiter) = append_pair();
+            assert!(!waiter.is_ready());
+            let t = std::thread::spawn(move || reply.send(Err(AppendError::Closed)));
+            let got = waiter.wait_recycling(false);
+            assert!(matches!(got, Some(Err(AppendError::Closed))), "round {i}");
+            t.join().ok();
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! Segment I/O: rolling, sealing, writing a batch, syncing and sync markers.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use crate::codec::frame::{self, Base};
 use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
@@ -71,6 +70,7 @@ impl Writer {
     }
 
     pub(super) fn put_marker(&mut self) {
+        self.refresh_synced();
         if let Some(a) = self.active.as_mut() {
             if a.marked < a.synced {
                 frame::put_sync_mark(&mut self.buf, a.synced);
@@ -102,7 +102,6 @@ impl Writer {
             )
         })?;
         a.len += self.buf.len() as u64;
-        self.unsynced_bytes += self.buf.len() as u64;
         let stats = &self.shared.stats;
         stats
             .bytes_written
@@ -112,38 +111,11 @@ impl Writer {
         Ok(())
     }
 
+    /// Syncs everything written so far on this thread and releases the receipts it covers.
     pub(super) fn sync(&mut self) -> Result<(), String> {
-        let Some(a) = self.active.as_mut() else {
-            return Ok(());
-        };
-        if a.synced < a.len {
-            let start = Instant::now();
-            a.file.sync(self.cfg.sync_mode).map_err(|e| {
-                format!(
-                    "sync {}: {e}",
-                    segment::path(&self.shared.dir, a.no).display()
-                )
-            })?;
-            a.synced = a.len;
-            let took = start.elapsed();
-            let stats = &self.shared.stats;
-            stats.syncs.fetch_add(1, Ordering::Relaxed);
-            stats
-                .sync_nanos
-                .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
-            stats
-                .synced_events
-                .fetch_add(self.unsynced_events, Ordering::Relaxed);
-            self.shared
-                .telemetry
-                .record_sync(took, self.unsynced_events, self.unsynced_bytes);
-            self.unsynced_events = 0;
-            self.unsynced_bytes = 0;
-        }
-        self.acked_unsynced = 0;
-        self.shared
-            .durable_seq
-            .store(self.next_seq - 1, Ordering::Release);
+        let target = self.target();
+        self.syncer.sync_now(target)?;
+        self.refresh_synced();
         Ok(())
     }
 

@@ -2,11 +2,13 @@
 //! batch into one buffer, writes it with one call, and syncs as the policy demands.
 //!
 //! Receipts are sent after `write` returned (never at enqueue); a receipt is marked
-//! durable only when the sync covering it completed before it was sent. Producers that
-//! queue while a sync runs share the next one (group commit).
+//! durable only when the sync covering it completed before it was sent. Syncs run beside
+//! the writer (see [`syncer`]); producers that queue while a sync runs share the next one
+//! (group commit).
 
 mod io;
 mod stage;
+mod syncer;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,20 +19,19 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use crate::codec::frame::Base;
 use crate::config::StoreConfig;
 use crate::error::{AppendError, SyncError};
-use crate::event::{AppendReceipt, Event};
+use crate::event::Event;
 use crate::fs::FsFile;
 
 use super::command::{CloseReport, Command};
 use super::index::Index;
 use super::ticket::Reply;
 use super::Shared;
+use syncer::{Done, Held, Next, Syncer, Target};
 
 /// Most commands taken from the channel per batch.
 const MAX_BATCH: usize = 4096;
 /// How long the writer polls an empty channel before blocking.
 const SPIN: Duration = Duration::from_micros(50);
-/// Longest a sync waits for more producers' commands to share it (group commit).
-const GATHER: Duration = Duration::from_micros(50);
 /// After this long without commands, unsynced events are synced.
 pub const IDLE_SYNC_AFTER: Duration = Duration::from_millis(20);
 
@@ -69,20 +70,6 @@ pub(crate) struct Active {
     pub scopes: BitSet,
 }
 
-/// A staged command waiting for its reply.
-enum Done {
-    One(
-        Reply<Result<AppendReceipt, AppendError>>,
-        AppendReceipt,
-        bool,
-    ),
-    Many(
-        Reply<Result<Vec<AppendReceipt>, AppendError>>,
-        Vec<AppendReceipt>,
-        bool,
-    ),
-}
-
 /// Why staging failed.
 enum StageError {
     Reject(AppendError),
@@ -116,29 +103,24 @@ pub(crate) struct Writer {
     next_seg: u32,
     next_seq: u64,
     buf: Vec<u8>,
-    acked_unsynced: u64,
     after_close: u64,
     rejected: u64,
-    done: Vec<Done>,
-    sync_waiters: Vec<Reply<Result<(), SyncError>>>,
+    /// Commands of this batch, written and waiting to be handed to the syncer.
+    done: Vec<Held>,
+    syncer: Syncer,
     shutdown: Option<Reply<CloseReport>>,
     publish: Vec<Arc<Event>>,
-    /// Enqueue times of the commands staged in this batch, with their event counts.
-    stamps: Vec<(Instant, u64)>,
-    /// Commands the last sync covered (group commit gathers as many before the next).
-    last_sync_commands: usize,
     /// Reused buffers of staging (no allocation per append).
     plans: Vec<Plan>,
-    receipts: Vec<AppendReceipt>,
-    /// Events and bytes written since the last sync (for events and bytes per sync).
-    unsynced_events: u64,
-    unsynced_bytes: u64,
+    receipts: Vec<crate::event::AppendReceipt>,
     #[cfg(feature = "testkit")]
     panic_next_write: bool,
 }
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, active: Option<Active>, next_seg: u32, next_seq: u64) -> Self {
+        let synced = active.as_ref().map_or((0, 0), |a| (a.no, a.synced));
+        let syncer = Syncer::start(shared.clone(), synced, next_seq.saturating_sub(1));
         Self {
             cfg: shared.config(),
             cfg_gen: shared.config_gen.load(Ordering::Acquire),
@@ -147,19 +129,14 @@ impl Writer {
             next_seg,
             next_seq,
             buf: Vec::with_capacity(1 << 16),
-            acked_unsynced: 0,
             after_close: 0,
             rejected: 0,
             done: Vec::new(),
-            sync_waiters: Vec::new(),
+            syncer,
             shutdown: None,
             publish: Vec::new(),
-            stamps: Vec::new(),
-            last_sync_commands: 0,
             plans: Vec::new(),
             receipts: Vec::new(),
-            unsynced_events: 0,
-            unsynced_bytes: 0,
             #[cfg(feature = "testkit")]
             panic_next_write: false,
         }
@@ -218,12 +195,32 @@ impl Writer {
         rx.recv().ok()
     }
 
-    fn has_unsynced(&self) -> bool {
+    fn has_unsynced(&mut self) -> bool {
+        self.refresh_synced();
         !self.shared.is_poisoned()
             && self
                 .active
                 .as_ref()
                 .is_some_and(|a| a.synced < a.len || a.marked < a.synced)
+    }
+
+    /// Takes the synced length of the active segment from the syncer.
+    fn refresh_synced(&mut self) {
+        let (seg, len) = self.syncer.synced();
+        if let Some(a) = self.active.as_mut().filter(|a| a.no == seg) {
+            a.synced = a.synced.max(len);
+        }
+    }
+
+    /// What a sync now would cover.
+    fn target(&self) -> Option<Target> {
+        self.active.as_ref().map(|a| Target {
+            file: a.file.clone(),
+            seg: a.no,
+            len: a.len,
+            seq: self.next_seq.saturating_sub(1),
+            mode: self.cfg.sync_mode,
+        })
     }
 
     fn handle(&mut self, cmds: &mut Vec<Command>, rx: &Receiver<Command>) {
@@ -244,52 +241,24 @@ impl Writer {
             return self.poison(e);
         }
         self.make_visible();
-        let want_sync = self.wants_sync();
-        if want_sync {
-            if let Err(e) = self.gather(rx) {
-                return self.poison(e);
-            }
-            self.last_sync_commands = self.done.len();
+        self.settle(rx.is_empty());
+    }
+
+    /// Hands the written commands to the syncer, syncing here when that is quickest.
+    fn settle(&mut self, queue_empty: bool) {
+        let every = self.cfg.sync_every_n_events;
+        let target = self.target();
+        let next = self
+            .syncer
+            .hand_over(&mut self.done, target, every, queue_empty);
+        if next == Next::Inline {
             if let Err(e) = self.sync() {
                 return self.poison(e);
             }
         }
-        self.reply_all(want_sync);
-    }
-
-    /// Group commit: when producers wait for this sync and the last one was shared by
-    /// several commands, waits up to `GATHER` for as many commands again and writes them
-    /// before syncing, so one sync covers them all instead of each waiting for the next.
-    /// A lone producer never waits, nor does a background sync.
-    fn gather(&mut self, rx: &Receiver<Command>) -> Result<(), String> {
-        let want = self.last_sync_commands;
-        // Only producers waiting for this sync gain from sharing it; a background sync
-        // (sync_every_n_events reached) never waits.
-        let waiting = self.cfg.sync_every_n_events == 1
-            || self
-                .done
-                .iter()
-                .any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
-        if want < 2 || !waiting || self.shutdown.is_some() {
-            return Ok(());
+        if let Some(msg) = self.shared.poison_message() {
+            self.syncer.fail_all(&msg);
         }
-        let deadline = Instant::now() + GATHER;
-        let mut more = Vec::new();
-        while self.done.len() + more.len() < want && Instant::now() < deadline {
-            match rx.try_recv() {
-                Ok(c) => more.push(c),
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                Err(TryRecvError::Disconnected) => break,
-            }
-        }
-        if more.is_empty() {
-            return Ok(());
-        }
-        self.put_marker();
-        self.stage_all(&mut more)?;
-        self.flush()?;
-        self.make_visible();
-        Ok(())
     }
 
     fn stage_all(&mut self, cmds: &mut Vec<Command>) -> Result<(), String> {
@@ -328,8 +297,7 @@ impl Writer {
                 self.receipts = out;
                 match (staged, receipt) {
                     (Ok(()), Some(rec)) => {
-                        self.stamps.extend(at.map(|t| (t, 1)));
-                        self.done.push(Done::One(reply, rec, item.opts.durable));
+                        self.hold(Done::One(reply, rec, at), item.opts.durable);
                     }
                     (Ok(()), None) => reply.send(Err(AppendError::EmptyBatch)),
                     (Err(StageError::Reject(e)), _) => reply.send(Err(e)),
@@ -344,20 +312,26 @@ impl Writer {
             } => {
                 let mut r = Vec::with_capacity(items.len());
                 match self.stage(idx, &items, &mut r) {
-                    Ok(()) => {
-                        self.stamps.extend(at.map(|t| (t, r.len() as u64)));
-                        self.done.push(Done::Many(reply, r, durable));
-                    }
+                    Ok(()) => self.hold(Done::Many(reply, r, at), durable),
                     Err(StageError::Reject(e)) => reply.send(Err(e)),
                     Err(StageError::Io(e)) => return Err(e),
                 }
             }
-            Command::Sync { reply } => self.sync_waiters.push(reply),
+            Command::Sync { reply } => self.hold(Done::Sync(reply), true),
             Command::Shutdown { reply } => self.shutdown = Some(reply),
             #[cfg(feature = "testkit")]
             Command::InjectPanic => self.panic_next_write = true,
         }
         Ok(())
+    }
+
+    /// Keeps a staged command until its batch is written and handed to the syncer.
+    fn hold(&mut self, done: Done, durable: bool) {
+        self.done.push(Held {
+            done,
+            last_seq: self.next_seq.saturating_sub(1),
+            durable,
+        });
     }
 
     /// Makes the written events visible to readers and subscribers.
@@ -378,61 +352,13 @@ impl Writer {
         }
     }
 
-    fn wants_sync(&self) -> bool {
-        let new: u64 = self.done.iter().map(new_events).sum();
-        let durable = self
-            .done
-            .iter()
-            .any(|d| matches!(d, Done::One(_, _, true) | Done::Many(_, _, true)));
-        let every = u64::from(self.cfg.sync_every_n_events);
-        durable
-            || !self.sync_waiters.is_empty()
-            || self.shutdown.is_some()
-            || self.acked_unsynced + new >= every
-    }
-
-    fn reply_all(&mut self, synced: bool) {
-        if !self.stamps.is_empty() {
-            self.shared
-                .telemetry
-                .record_appends(Instant::now(), &self.stamps);
-            self.stamps.clear();
-        }
-        for d in self.done.drain(..) {
-            match d {
-                Done::One(reply, mut r, _) => {
-                    r.durable |= synced;
-                    reply.send(Ok(r));
-                }
-                Done::Many(reply, mut rs, _) => {
-                    rs.iter_mut().for_each(|r| r.durable |= synced);
-                    reply.send(Ok(rs));
-                }
-            }
-        }
-        if !synced {
-            self.acked_unsynced = self.shared.written_seq.load(Ordering::Acquire)
-                - self.shared.durable_seq.load(Ordering::Acquire);
-        }
-        self.sync_waiters.drain(..).for_each(|w| w.send(Ok(())));
-    }
-
     /// A failed write or sync: nothing more is acknowledged until the store is reopened.
     fn poison(&mut self, msg: String) {
         self.shared.set_poisoned(msg.clone());
         self.buf.clear();
-        self.stamps.clear();
         self.publish.clear();
-        let err = AppendError::Poisoned(msg.clone());
-        for d in self.done.drain(..) {
-            match d {
-                Done::One(reply, _, _) => reply.send(Err(err.clone())),
-                Done::Many(reply, _, _) => reply.send(Err(err.clone())),
-            }
-        }
-        self.sync_waiters
-            .drain(..)
-            .for_each(|w| w.send(Err(SyncError::Poisoned(msg.clone()))));
+        self.done.drain(..).for_each(|h| h.done.fail(&msg));
+        self.syncer.fail_all(&msg);
     }
 
     /// Rejects what is still queued, syncs, marks, and writes the index checkpoint.
@@ -470,13 +396,6 @@ impl Writer {
             Err(e) => report.error = Some(e),
         }
         report
-    }
-}
-
-fn new_events(d: &Done) -> u64 {
-    match d {
-        Done::One(_, r, _) => u64::from(!r.deduplicated),
-        Done::Many(_, rs, _) => rs.iter().filter(|r| !r.deduplicated).count() as u64,
     }
 }
 

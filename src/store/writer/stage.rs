@@ -66,8 +66,8 @@ impl Writer {
         let batch = items.len() > 1;
         let mut seq = self.next_seq;
         for item in items {
-            check_name("entity", &item.coord.entity)?;
-            check_name("scope", &item.coord.scope)?;
+            check_name("entity", item.entity())?;
+            check_name("scope", item.scope())?;
             if let Some(seq) = item.opts.idempotency_key.and_then(|k| idx.keys.get(k)) {
                 plans.push(Plan::Duplicate(seq));
                 continue;
@@ -76,14 +76,14 @@ impl Writer {
                 let actual = staged_entities
                     .iter()
                     .rev()
-                    .find(|(e, _)| *e == item.coord.entity)
+                    .find(|(e, _)| *e == item.entity())
                     .map(|(_, s)| *s)
                     .or_else(|| {
                         idx.entities
-                            .id(&item.coord.entity)
+                            .id(item.entity())
                             .and_then(|e| idx.entity_last_seq(e))
                     });
-                check_expected(&item.coord.entity, item.opts.expected, actual)?;
+                check_expected(item.entity(), item.opts.expected, actual)?;
             }
             let (cause, correlation) = self.resolve_causal(idx, item)?;
             let ts = self.cfg.now_micros();
@@ -93,7 +93,7 @@ impl Writer {
                 correlation,
             });
             if batch {
-                staged_entities.push((&item.coord.entity, seq));
+                staged_entities.push((item.entity(), seq));
             }
             seq += 1;
         }
@@ -168,7 +168,6 @@ impl Writer {
             .ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.unsynced_events += 1;
         let off = a.len + self.buf.len() as u64;
         let h = EventHeader {
             seq,
@@ -186,7 +185,7 @@ impl Writer {
             &a.base,
             &h,
             item.bypass.as_deref().map(str::as_bytes),
-            &item.payload,
+            item.payload(),
         );
         let no = a.no;
         idx.push(NewEvent {
@@ -229,15 +228,9 @@ impl Writer {
             entities,
             buf,
             frame::ENTITY_DEF,
-            &item.coord.entity,
+            item.entity(),
         );
-        let scope = define(
-            &mut idx.scopes,
-            scopes,
-            buf,
-            frame::SCOPE_DEF,
-            &item.coord.scope,
-        );
+        let scope = define(&mut idx.scopes, scopes, buf, frame::SCOPE_DEF, item.scope());
         (entity, scope)
     }
 
@@ -269,11 +262,10 @@ impl Writer {
 /// An upper bound of an item's bytes in a segment: its event frame with the widest ids,
 /// plus definitions of both names.
 fn frame_bound(item: &Item) -> u64 {
-    let names =
-        item.coord.entity.len() + item.coord.scope.len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
+    let names = item.entity().len() + item.scope().len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
     let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
     let reason = item.bypass.as_ref().map_or(0, |r| r.len() + 10);
-    (item.payload.len() + header + names + reason) as u64
+    (item.payload().len() + header + names + reason) as u64
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), AppendError> {
