@@ -32,6 +32,31 @@ const DURABLE_SPIN: Duration = Duration::from_millis(1);
 /// Waiters spinning right now.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 
+/// Waiters for a sync right now. A lone one spins (its sync is the only thing running);
+/// with several, they share the next syncs (group commit) and spinning would only take
+/// the cores their next appends and the writer need, so they park.
+static SYNC_WAITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a waiter for a sync while it lives.
+struct SyncWaiter;
+
+impl SyncWaiter {
+    fn enter() -> Self {
+        SYNC_WAITERS.fetch_add(1, Ordering::AcqRel);
+        Self
+    }
+
+    fn alone() -> bool {
+        SYNC_WAITERS.load(Ordering::Acquire) <= 1
+    }
+}
+
+impl Drop for SyncWaiter {
+    fn drop(&mut self) {
+        SYNC_WAITERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How many waiters may spin at once: the cores left when the writer has one.
 fn spin_slots() -> usize {
     static SLOTS: OnceLock<usize> = OnceLock::new();
@@ -131,7 +156,7 @@ pub(crate) fn append_pair() -> (Reply<AppendResult>, Waiter<AppendResult>) {
 impl Waiter<AppendResult> {
     /// [`Waiter::wait_for`], then hands the slot back to this thread's pool.
     pub fn wait_recycling(mut self, durable: bool) -> Option<AppendResult> {
-        let value = self.wait_ref(if durable { DURABLE_SPIN } else { SPIN });
+        let value = self.wait_ref(durable);
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             // The writer has let go: the slot is ours alone and may be reused here.
             if inner.waiter.id() == current_id() {
@@ -181,20 +206,20 @@ impl<T> Waiter<T> {
     ///
     /// On the thread that created the pair it spins, then parks; elsewhere it polls.
     pub fn wait(self) -> Option<T> {
-        self.wait_ref(SPIN)
+        self.wait_ref(false)
     }
 
     /// [`Waiter::wait`] for a reply that may wait for a sync: spins longer when `durable`.
     pub fn wait_for(self, durable: bool) -> Option<T> {
-        self.wait_ref(if durable { DURABLE_SPIN } else { SPIN })
+        self.wait_ref(durable)
     }
 
     /// Waits (spinning at most `spin` when a spin slot is free) and takes the value.
-    fn wait_ref(&self, spin: Duration) -> Option<T> {
+    fn wait_ref(&self, durable: bool) -> Option<T> {
         if self.is_ready() {
             // Answered already (the common case for a pipelined ticket): no clock, no slot.
         } else if current_id() == self.0.waiter.id() {
-            self.spin_then_park(spin);
+            self.spin_then_park(durable);
         } else {
             self.poll();
         }
@@ -203,14 +228,18 @@ impl<T> Waiter<T> {
         unsafe { (*self.0.value.get()).take() }
     }
 
-    fn spin_then_park(&self, spin: Duration) {
+    fn spin_then_park(&self, durable: bool) {
+        let _counted = durable.then(SyncWaiter::enter);
+        let spin = if durable { DURABLE_SPIN } else { SPIN };
         let start = Instant::now();
         let mut slot = SpinSlot::take();
         let budget = if slot.is_some() { spin } else { Duration::ZERO };
         let mut spins = 0u32;
         while self.0.state.load(Ordering::Acquire) != READY {
             spins += 1;
-            if !spins.is_multiple_of(64) || start.elapsed() < budget {
+            if !spins.is_multiple_of(64)
+                || (start.elapsed() < budget && (!durable || SyncWaiter::alone()))
+            {
                 std::hint::spin_loop();
                 continue;
             }

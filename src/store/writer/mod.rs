@@ -32,6 +32,8 @@ use syncer::{Done, Held, Next, Syncer, Target};
 const MAX_BATCH: usize = 4096;
 /// How long the writer polls an empty channel before blocking.
 const SPIN: Duration = Duration::from_micros(50);
+/// Longest the writer waits for more commands to share a sync producers wait for.
+const GATHER: Duration = Duration::from_micros(100);
 /// After this long without commands, unsynced events are synced.
 pub const IDLE_SYNC_AFTER: Duration = Duration::from_millis(20);
 
@@ -241,24 +243,52 @@ impl Writer {
             return self.poison(e);
         }
         self.make_visible();
-        self.settle(rx.is_empty());
+        self.settle(rx);
     }
 
     /// Hands the written commands to the syncer, syncing here when that is quickest.
-    fn settle(&mut self, queue_empty: bool) {
+    fn settle(&mut self, rx: &Receiver<Command>) {
         let every = self.cfg.sync_every_n_events;
         let target = self.target();
         let next = self
             .syncer
-            .hand_over(&mut self.done, target, every, queue_empty);
-        if next == Next::Inline {
-            if let Err(e) = self.sync() {
+            .hand_over(&mut self.done, target, every, rx.is_empty());
+        if let Next::Inline { gather } = next {
+            if let Err(e) = self.gather(rx, gather).and_then(|()| self.sync()) {
                 return self.poison(e);
             }
         }
         if let Some(msg) = self.shared.poison_message() {
             self.syncer.fail_all(&msg);
         }
+    }
+
+    /// Group commit: waits up to `GATHER` for `want` more commands (as many as shared the
+    /// last sync) and writes them, so the coming sync covers them too.
+    fn gather(&mut self, rx: &Receiver<Command>, want: usize) -> Result<(), String> {
+        if want == 0 || self.shutdown.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + GATHER;
+        let mut more = Vec::new();
+        while more.len() < want && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(c) => more.push(c),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if more.is_empty() {
+            return Ok(());
+        }
+        self.put_marker();
+        self.stage_all(&mut more)?;
+        self.flush()?;
+        self.make_visible();
+        let target = self.target();
+        let every = self.cfg.sync_every_n_events;
+        drop(self.syncer.add(&mut self.done, target, every));
+        Ok(())
     }
 
     fn stage_all(&mut self, cmds: &mut Vec<Command>) -> Result<(), String> {

@@ -93,7 +93,7 @@ pub(crate) struct Target {
     pub mode: SyncMode,
 }
 
-struct State {
+pub(crate) struct State {
     held: VecDeque<Held>,
     /// Newest sequence and position a completed sync covers.
     synced_seq: u64,
@@ -129,8 +129,9 @@ pub(crate) enum Next {
     Nothing,
     /// A sync is needed and the sync thread does it.
     Background,
-    /// A sync is needed and the writer had better do it at once itself.
-    Inline,
+    /// A sync is needed and the writer had better do it itself, after waiting for up to
+    /// this many more commands to share it (producers wait for it: group commit).
+    Inline { gather: usize },
 }
 
 impl Syncer {
@@ -170,6 +171,34 @@ impl Syncer {
         every: u32,
         queue_empty: bool,
     ) -> Next {
+        let st = self.add(done, target, every);
+        if !st.needs_sync() {
+            return Next::Nothing;
+        }
+        // Producers waiting for this sync have nothing to write meanwhile: the writer
+        // syncs itself (one thread hand-off less per sync). A background sync (the loss
+        // window filled up) overlaps with the writing of the next commands.
+        let waiting = st.waiting_producers();
+        if self.thread.is_none() || (!st.in_flight && (queue_empty || waiting)) {
+            let gather = if waiting {
+                st.last_cover.saturating_sub(st.held.len())
+            } else {
+                0
+            };
+            return Next::Inline { gather };
+        }
+        self.ctl.work.notify_one();
+        Next::Background
+    }
+
+    /// Hands over written commands and sends what the loss window allows, without
+    /// starting a sync.
+    pub fn add(
+        &self,
+        done: &mut Vec<Held>,
+        target: Option<Target>,
+        every: u32,
+    ) -> MutexGuard<'_, State> {
         let mut st = self.ctl.lock();
         st.every = u64::from(every.max(1));
         if target.is_some() {
@@ -177,15 +206,7 @@ impl Syncer {
         }
         st.held.extend(done.drain(..));
         self.ctl.release(&mut st);
-        if !st.needs_sync() {
-            return Next::Nothing;
-        }
-        let alone = queue_empty && st.last_cover < 2;
-        if self.thread.is_none() || (!st.in_flight && alone) {
-            return Next::Inline;
-        }
-        self.ctl.work.notify_one();
-        Next::Background
+        st
     }
 
     /// Syncs everything written now, on this thread (waiting for a running sync first),
