@@ -240,7 +240,12 @@ impl<T> Waiter<T> {
             if !spins.is_multiple_of(64)
                 || (start.elapsed() < budget && (!durable || SyncWaiter::alone()))
             {
-                std::hint::spin_loop();
+                if durable {
+                    // A sync runs in the kernel (journal, block layer): give way to it.
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
                 continue;
             }
             slot = None;
