@@ -205,6 +205,31 @@ pub enum SyncError {
     Closed,
 }
 
+/// Why [`Store::snapshot`](crate::Store::snapshot) failed. Nothing in the source store is
+/// changed either way; a failed copy may leave a partial destination behind, which never
+/// opens as a store of its own (its identity file is written last).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The destination exists and is not an empty directory.
+    #[error("snapshot destination {0} exists and is not empty")]
+    DestinationNotEmpty(PathBuf),
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Making the acknowledged events durable first failed.
+    #[error("cannot sync before the snapshot: {0}")]
+    Sync(#[from] SyncError),
+}
+
 /// Any batpak error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -224,6 +249,9 @@ pub enum Error {
     /// See [`SyncError`].
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// See [`SnapshotError`].
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// `Result` with the umbrella [`Error`].

@@ -38,7 +38,9 @@ pub mod store;
 pub mod workload;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
-pub use error::{AppendError, ConfigError, Error, OpenError, ReadError, Result, SyncError};
+pub use error::{
+    AppendError, ConfigError, Error, OpenError, ReadError, Result, SnapshotError, SyncError,
+};
 pub use event::{
     AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
 };

@@ -212,3 +212,58 @@ fn compare_runs_both_presets_and_prints_ratios() -> TestResult {
     assert!(!runs.exists(), "run directories are removed without --keep");
     Ok(())
 }
+
+#[test]
+fn snapshot_copies_a_store_held_by_another_open_and_the_copy_holds_every_event() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("store");
+    store_with_segments(&src)?;
+    let holder = Store::open(StoreConfig::new(&src))?;
+    let dest = dir.path().join("copy");
+    let (ok, out, err) = batpak_tui(&[
+        "snapshot",
+        &src.display().to_string(),
+        &dest.display().to_string(),
+        "--json",
+    ])?;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(
+        v["report"]["segments"].as_u64().is_some_and(|n| n > 1),
+        "{out}"
+    );
+    drop(holder);
+    let copy = Store::open(StoreConfig::new(&dest))?;
+    assert_eq!(copy.stats().events, 500);
+    let again = dir.path().join("copy2");
+    let (ok, out, err) = batpak_tui(&[
+        "snapshot",
+        &src.display().to_string(),
+        &again.display().to_string(),
+    ])?;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("hard-linked") && out.contains("copy2"),
+        "{out}"
+    );
+    Ok(())
+}
+
+#[test]
+fn snapshot_of_a_directory_without_a_store_fails_in_one_line_and_creates_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("nothing");
+    std::fs::create_dir_all(&empty)?;
+    let dest = dir.path().join("copy");
+    let (ok, _, err) = batpak_tui(&[
+        "snapshot",
+        &empty.display().to_string(),
+        &dest.display().to_string(),
+    ])?;
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no store here"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read_dir(&empty)?.count(), 0);
+    Ok(())
+}

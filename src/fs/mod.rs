@@ -64,6 +64,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creates, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Makes `to` a second name of the file `from` (a hard link). File systems without
+    /// links return `Unsupported`, and callers copy instead.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Maps a whole file read-only.
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>>;
     /// Takes an exclusive lock on `path` (created if missing); `Ok(None)` when another
@@ -184,6 +190,10 @@ impl FileSystem for StdFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>> {

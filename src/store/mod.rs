@@ -14,6 +14,7 @@ mod reconfigure;
 mod recovery;
 mod segment;
 mod shared;
+mod snapshot;
 mod stats;
 mod subscription;
 mod supervisor;
@@ -48,6 +49,7 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>
 pub use query::Query;
 pub use reconfigure::{applies, Applies, Reconfigured, ReopenableStore, Reopened, FIELDS};
 pub use recovery::{RecoveryReport, Truncation};
+pub use snapshot::SnapshotReport;
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;

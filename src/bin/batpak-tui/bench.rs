@@ -82,13 +82,11 @@ fn prepare(dir: &Path, allow_existing: bool) -> Result<(), Box<dyn Error>> {
 
 fn progress(start: Instant, duration: Duration, w: &Workload) {
     let done = start.elapsed().as_secs_f64() / duration.as_secs_f64().max(1e-9);
-    let filled = ((done.min(1.0)) * 30.0) as usize;
     let s = w.stats();
     let rate = s.appended as f64 / start.elapsed().as_secs_f64().max(1e-9);
     eprint!(
-        "\r[{}{}] {:>5.1}s/{:.0}s {:>10} events {:>9.0} events/s",
-        "#".repeat(filled),
-        " ".repeat(30 - filled),
+        "\r{} {:>5.1}s/{:.0}s {:>10} events {:>9.0} events/s",
+        crate::units::bar(done, 30),
         start.elapsed().as_secs_f64(),
         duration.as_secs_f64(),
         s.appended,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod lifecycle;
 mod units;
 
 use std::path::PathBuf;
@@ -105,6 +106,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a consistent store to DEST while it keeps running: sealed segments are
+    /// hard-linked where possible. Works through the read-only open on a store another
+    /// process holds.
+    Snapshot {
+        /// The data directory.
+        dir: PathBuf,
+        /// Where the copy goes (a new or empty directory).
+        dest: PathBuf,
+        /// Print JSON (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
     /// Open a damaged store keeping everything before the first bad frame; the rest moves
     /// to DIR/salvaged/ and nothing is deleted.
     Salvage {
@@ -193,6 +206,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
         Command::Salvage { dir, json } => inspect::salvage(&dir, json),
+        Command::Snapshot { dir, dest, json } => lifecycle::snapshot(&dir, &dest, json),
         Command::Bench {
             dir,
             preset,

@@ -16,6 +16,12 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A text progress bar of `width` cells for a fraction 0..=1.
+pub fn bar(fraction: f64, width: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0)) * width as f64) as usize;
+    format!("[{}{}]", "#".repeat(filled), " ".repeat(width - filled))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
