@@ -230,6 +230,52 @@ pub enum SnapshotError {
     Sync(#[from] SyncError),
 }
 
+/// Why [`Store::compact`](crate::Store::compact) failed. Nothing changed unless the
+/// message says the compaction committed (then the next open finishes it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// Compaction needs the directory lock.
+    #[error("compact needs the lock on {0}: this store was opened read-only (another process may hold it)")]
+    ReadOnly(PathBuf),
+    /// A sealed segment does not read clean: verify it, salvage if needed, then compact.
+    #[error(
+        "{path} is damaged at byte offset {offset}: {reason}; nothing was compacted (run verify)"
+    )]
+    Damaged {
+        /// The segment.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What.
+        reason: String,
+    },
+    /// A file operation failed before the commit: nothing changed.
+    #[error("{op} {path}: {source}; nothing was compacted")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The writer could not take the new files into use.
+    #[error("{0}")]
+    Commit(String),
+}
+
+impl CompactError {
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Any batpak error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -252,6 +298,9 @@ pub enum Error {
     /// See [`SnapshotError`].
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// See [`CompactError`].
+    #[error(transparent)]
+    Compact(#[from] CompactError),
 }
 
 /// `Result` with the umbrella [`Error`].

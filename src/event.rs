@@ -51,6 +51,18 @@ impl fmt::Display for EventId {
 pub struct EventKind(pub u16);
 
 impl EventKind {
+    /// The category of the store's own events; appends of it are refused.
+    pub const SYSTEM: u8 = 0xFF;
+    /// A tombstone of an entity (see [`Store::tombstone_entity`](crate::Store::tombstone_entity)).
+    pub const TOMBSTONE_ENTITY: Self = Self::new(Self::SYSTEM, 1);
+    /// A tombstone of a scope (see [`Store::tombstone_scope`](crate::Store::tombstone_scope)).
+    pub const TOMBSTONE_SCOPE: Self = Self::new(Self::SYSTEM, 2);
+
+    /// `true` for the store's own kinds (category 255).
+    pub const fn is_system(self) -> bool {
+        self.category() == Self::SYSTEM
+    }
+
     /// A kind from a category and a type code.
     pub const fn new(category: u8, code: u8) -> Self {
         Self(((category as u16) << 8) | code as u16)

@@ -39,7 +39,8 @@ pub mod workload;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
 pub use error::{
-    AppendError, ConfigError, Error, OpenError, ReadError, Result, SnapshotError, SyncError,
+    AppendError, CompactError, ConfigError, Error, OpenError, ReadError, Result, SnapshotError,
+    SyncError,
 };
 pub use event::{
     AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,

@@ -37,6 +37,8 @@ pub const SCOPE_DEF: u8 = 3;
 pub const SYNC_MARK: u8 = 4;
 /// Frame type: a seal (the segment is complete).
 pub const SEAL: u8 = 5;
+/// Frame type: events a compaction removed here (an inclusive sequence range).
+pub const GAP: u8 = 6;
 
 /// Event flag: a causation delta follows.
 pub const HAS_CAUSE: u8 = 1;
@@ -98,6 +100,13 @@ pub enum Frame<'a> {
     ScopeDef(u32, &'a [u8]),
     /// Bytes of the file known synced when the marker was written.
     SyncMark(u64),
+    /// A compaction removed the events `first..=last` that stood here.
+    Gap {
+        /// First removed sequence.
+        first: u64,
+        /// Last removed sequence.
+        last: u64,
+    },
     /// The segment is complete.
     Seal {
         /// Last sequence in the segment.
@@ -260,6 +269,15 @@ pub fn put_sync_mark(buf: &mut Vec<u8>, synced_len: u64) {
     });
 }
 
+/// Appends a gap frame: a compaction removed the events `first..=last` here.
+pub fn put_gap(buf: &mut Vec<u8>, first: u64, last: u64) {
+    put_frame(buf, 1 + varint::len(first) + varint::len(last), |b| {
+        b.push(GAP);
+        varint::put(b, first);
+        varint::put(b, last);
+    });
+}
+
 /// Appends a seal frame.
 pub fn put_seal(buf: &mut Vec<u8>, last_seq: u64, events: u64) {
     put_frame(buf, 1 + varint::len(last_seq) + varint::len(events), |b| {
@@ -320,6 +338,14 @@ fn decode_body<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError>
             })
         }
         SYNC_MARK => Ok(Frame::SyncMark(v(&mut pos)?)),
+        GAP => {
+            let first = v(&mut pos)?;
+            let last = v(&mut pos)?;
+            if last < first {
+                return Err(FrameError::BadBody("gap ends before it starts"));
+            }
+            Ok(Frame::Gap { first, last })
+        }
         SEAL => {
             let last_seq = v(&mut pos)?;
             Ok(Frame::Seal {

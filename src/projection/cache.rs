@@ -191,6 +191,42 @@ impl Cache {
         }
     }
 
+    /// Removes every cached state of the named entities (of any projection).
+    pub fn forget_entities(&self, entities: &std::collections::HashSet<String>) {
+        let Some((env, db)) = self.env.as_ref() else {
+            return;
+        };
+        let doomed: Vec<Vec<u8>> = match env.read_txn() {
+            Ok(r) => match db.iter(&r) {
+                Ok(iter) => iter
+                    .filter_map(Result::ok)
+                    .map(|(k, _)| k)
+                    .filter(|k| {
+                        k.iter().position(|&b| b == 0).is_some_and(|z| {
+                            std::str::from_utf8(&k[z + 1..]).is_ok_and(|e| entities.contains(e))
+                        })
+                    })
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let removed = env.write_txn().and_then(|mut w| {
+            for k in &doomed {
+                db.delete(&mut w, k)?;
+            }
+            w.commit()
+        });
+        if removed.is_err() {
+            // Stale values must not survive: without a way to remove them, drop them all.
+            let _ = env.write_txn().and_then(|mut w| {
+                db.clear(&mut w)?;
+                w.commit()
+            });
+        }
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;

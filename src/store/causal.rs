@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::event::{EventId, EventKind};
 
-use super::index::{Index, NONE};
+use super::index::{Index, CAUSE_REMOVED, NONE};
 use super::Store;
 
 /// One event reached by a walk.
@@ -51,6 +51,9 @@ pub struct Walk {
     pub nodes: Vec<CausalNode>,
     /// `true` when a limit stopped the walk before it was complete.
     pub truncated: bool,
+    /// The walk reached an event whose cause a compaction removed (retention): this is
+    /// that cause. The chain was cut there; it is not an error.
+    pub removed_cause: Option<EventId>,
 }
 
 /// A causal tree rooted at one event, ready to render: `nodes[0]` is the root and every
@@ -168,10 +171,22 @@ impl Store {
                 depth += 1;
                 nodes.push(g.node(pos, depth));
             }
-            Ok(Walk {
-                nodes,
-                truncated: false,
-            })
+            let cut = g.idx.slot(pos).flags & CAUSE_REMOVED != 0;
+            Ok((
+                Walk {
+                    nodes,
+                    truncated: false,
+                    removed_cause: None,
+                },
+                cut.then(|| EventId::new(g.store, g.idx.seq_at(pos))),
+            ))
+        })
+        .map(|(mut walk, cut_at)| {
+            // The removed cause's id is in the event that names it (one read, at the cut).
+            if let Some(at) = cut_at {
+                walk.removed_cause = self.get(at).ok().flatten().and_then(|e| e.causation);
+            }
+            walk
         })
     }
 
@@ -185,7 +200,11 @@ impl Store {
                 .skip(1)
                 .map(|&(p, d, _)| g.node(p, d))
                 .collect();
-            Ok(Walk { nodes, truncated })
+            Ok(Walk {
+                nodes,
+                truncated,
+                removed_cause: None,
+            })
         })
     }
 
@@ -201,6 +220,7 @@ impl Store {
             Ok(Walk {
                 nodes,
                 truncated: false,
+                removed_cause: None,
             })
         })
     }

@@ -15,6 +15,8 @@ pub struct BatchItem {
     pub(crate) opts: AppendOptions,
     /// The reason of a write around the gates (set only by `Store::bypass`).
     pub(crate) bypass: Option<String>,
+    /// Written by the store itself (a tombstone): may use the system kinds.
+    pub(crate) system: bool,
 }
 
 pub(crate) type Item = BatchItem;
@@ -45,6 +47,7 @@ impl BatchItem {
             kind,
             opts: AppendOptions::default(),
             bypass: None,
+            system: false,
         }
     }
 
@@ -125,6 +128,11 @@ pub(crate) enum Command {
     },
     Shutdown {
         reply: Reply<CloseReport>,
+    },
+    /// Run on the writer thread between batches (a compaction's commit).
+    Quiesced {
+        task: Box<dyn FnOnce() -> Result<(), String> + Send>,
+        reply: Reply<Result<(), String>>,
     },
     #[cfg(feature = "testkit")]
     InjectPanic,

@@ -23,6 +23,8 @@ const CHUNK: usize = 16 * 1024;
 pub(crate) const ROOT: u16 = 1;
 /// Slot flag: the event carries an idempotency key.
 pub(crate) const KEYED: u16 = 2;
+/// Slot flag: the event names a cause that a compaction removed.
+pub(crate) const CAUSE_REMOVED: u16 = 4;
 
 /// One event's entry in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,10 +353,14 @@ impl Index {
             flags: if e.key.is_some() { KEYED } else { 0 },
             ..Slot::EMPTY
         };
-        if let Some(parent) = e.cause.and_then(|c| self.pos_of(c)) {
-            slot.parent = parent;
-            slot.next_sibling = self.slot(parent).first_child;
-            self.slot_mut(parent).first_child = pos;
+        match e.cause.map(|c| self.pos_of(c)) {
+            Some(Some(parent)) => {
+                slot.parent = parent;
+                slot.next_sibling = self.slot(parent).first_child;
+                self.slot_mut(parent).first_child = pos;
+            }
+            Some(None) => slot.flags |= CAUSE_REMOVED,
+            None => {}
         }
         match self
             .pos_of(e.correlation)

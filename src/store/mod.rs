@@ -4,6 +4,7 @@ mod body;
 mod causal;
 mod checkpoint;
 mod command;
+mod compact;
 mod gating;
 mod identity;
 mod index;
@@ -12,6 +13,7 @@ mod read;
 mod reader;
 mod reconfigure;
 mod recovery;
+mod retention;
 mod segment;
 mod shared;
 mod snapshot;
@@ -49,6 +51,7 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>
 pub use query::Query;
 pub use reconfigure::{applies, Applies, Reconfigured, ReopenableStore, Reopened, FIELDS};
 pub use recovery::{RecoveryReport, Truncation};
+pub use retention::{CompactionReport, RetentionPolicy, SCOPE_TOMBSTONE_ENTITY};
 pub use snapshot::SnapshotReport;
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
@@ -162,6 +165,8 @@ pub struct Store {
     pub(crate) cache: std::sync::RwLock<Option<crate::projection::cache::Cache>>,
     read_only: bool,
     report: RecoveryReport,
+    /// Held by a running compaction (one at a time).
+    compacting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -232,6 +237,7 @@ impl Store {
             cache: std::sync::RwLock::new(cache),
             read_only: options.read_only,
             report,
+            compacting: Mutex::new(()),
         })
     }
 
@@ -452,6 +458,20 @@ impl Store {
             },
             None => Err(SyncError::Closed),
         }
+    }
+
+    /// Runs `task` on the writer thread between two batches (nothing is being written) and
+    /// returns its result.
+    pub(crate) fn run_quiesced(
+        &self,
+        task: Box<dyn FnOnce() -> Result<(), String> + Send>,
+    ) -> Result<(), String> {
+        let (reply, waiter) = ticket::pair();
+        self.send(Command::Quiesced { task, reply })
+            .map_err(|e| e.to_string())?;
+        waiter
+            .wait()
+            .unwrap_or_else(|| Err(writer_gone().to_string()))
     }
 
     /// Makes the writer panic after writing half of its next batch (restart tests).

@@ -64,6 +64,11 @@ impl MapCache {
         }
     }
 
+    /// Drops the map of `seg` (its file was replaced).
+    pub fn forget(&mut self, seg: u32) {
+        self.maps.remove(&seg);
+    }
+
     fn evict_one(&mut self, counters: &MapCounters) {
         if let Some(&victim) = self
             .maps

@@ -66,6 +66,8 @@ pub struct RecoveryReport {
     pub salvaged: Vec<PathBuf>,
     /// Whether the index checkpoint was used.
     pub checkpoint: CheckpointStatus,
+    /// A compaction the open finished (it had committed) or cleaned up (it had not).
+    pub compaction: Option<String>,
     /// Time spent opening.
     pub elapsed: Duration,
 }

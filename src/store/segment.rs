@@ -166,6 +166,7 @@ pub(crate) fn scan<'a>(
                 out.synced = out.synced.max(len.min(pos as u64));
                 !batch_open
             }
+            Frame::Gap { .. } => !batch_open,
             Frame::Seal { .. } => {
                 out.sealed = true;
                 true

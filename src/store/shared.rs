@@ -115,6 +115,12 @@ impl Shared {
         maps.set_capacity(capacity, &self.stats.maps);
     }
 
+    /// Drops the maps of segments whose files were replaced (readers holding one keep it).
+    pub fn forget_maps(&self, segs: &[u32]) {
+        let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        segs.iter().for_each(|s| maps.forget(*s));
+    }
+
     /// Reads the index. A panic elsewhere never makes the index unreadable: a panicking
     /// writer is restarted from disk, which replaces the index.
     pub fn index(&self) -> RwLockReadGuard<'_, Index> {

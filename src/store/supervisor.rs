@@ -33,7 +33,12 @@ pub(crate) fn recover_dir(
     mode: Mode,
     sync: SyncMode,
 ) -> Result<Recovered, OpenError> {
-    let rec = recovery::recover(fs, dir, store_id, mode, sync)?;
+    let finished = match mode {
+        Mode::ReadOnly => None,
+        Mode::ReadWrite { .. } => super::compact::finish_pending(fs, dir)?,
+    };
+    let mut rec = recovery::recover(fs, dir, store_id, mode, sync)?;
+    rec.report.compaction = finished;
     let stale = matches!(
         rec.report.checkpoint,
         CheckpointStatus::Stale(_) | CheckpointStatus::Damaged(_)

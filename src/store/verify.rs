@@ -53,6 +53,8 @@ pub struct VerifyReport {
     pub events: u64,
     /// Frames checked.
     pub frames: u64,
+    /// Events compactions removed (recorded as gaps).
+    pub removed: u64,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
     /// Things that are not problems but worth knowing (a torn tail the next open cuts).
@@ -74,6 +76,14 @@ struct Checker<'a> {
     report: VerifyReport,
     seen: HashSet<u64>,
     last_seq: u64,
+    /// Ranges compactions removed, in order.
+    removed: Vec<(u64, u64)>,
+}
+
+/// A frame the checks look at.
+enum Seen {
+    Event(u64, u64, Option<u64>, u64),
+    Gap(u64, u64, u64),
 }
 
 impl Checker<'_> {
@@ -104,7 +114,7 @@ impl Checker<'_> {
             ("cause", cause),
             ("correlation", (corr != seq).then_some(corr)),
         ] {
-            if let Some(r) = r.filter(|r| !self.seen.contains(r)) {
+            if let Some(r) = r.filter(|r| !self.seen.contains(r) && !self.removed(*r)) {
                 self.problem(
                     path,
                     Some(off),
@@ -114,6 +124,29 @@ impl Checker<'_> {
         }
         self.seen.insert(seq);
         self.last_seq = self.last_seq.max(seq);
+    }
+
+    /// A range a compaction removed: it must continue the sequence; causes and
+    /// correlations inside it are known removed, not dangling.
+    fn gap(&mut self, path: &Path, off: u64, first: u64, last: u64) {
+        if first <= self.last_seq || (self.last_seq > 0 && first != self.last_seq + 1) {
+            self.problem(
+                path,
+                Some(off),
+                format!(
+                    "removed range {first}..={last} does not follow {}",
+                    self.last_seq
+                ),
+            );
+        }
+        self.removed.push((first, last));
+        self.report.removed += last - first + 1;
+        self.last_seq = self.last_seq.max(last);
+    }
+
+    fn removed(&self, seq: u64) -> bool {
+        let i = self.removed.partition_point(|&(f, _)| f <= seq);
+        i > 0 && self.removed[i - 1].1 >= seq
     }
 
     fn segment(&mut self, fs: &dyn FileSystem, store_id: u64, no: u32, is_last: bool) {
@@ -137,15 +170,18 @@ impl Checker<'_> {
             base,
             HEADER_LEN as u64,
             HEADER_LEN as u64,
-            |off, f| {
-                if let Frame::Event(h, ..) = f {
-                    events.push((off, h.seq, h.cause, h.correlation));
-                }
+            |off, f| match f {
+                Frame::Event(h, ..) => events.push(Seen::Event(off, h.seq, h.cause, h.correlation)),
+                Frame::Gap { first, last } => events.push(Seen::Gap(off, first, last)),
+                _ => {}
             },
         );
         self.report.frames += events.len() as u64;
-        for (off, seq, cause, corr) in events {
-            self.event(&path, off, seq, cause, corr);
+        for seen in events {
+            match seen {
+                Seen::Event(off, seq, cause, corr) => self.event(&path, off, seq, cause, corr),
+                Seen::Gap(off, first, last) => self.gap(&path, off, first, last),
+            }
         }
         self.check_end(&path, &scan, bytes.len() as u64, is_last);
     }
@@ -195,6 +231,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
         report: VerifyReport::default(),
         seen: HashSet::new(),
         last_seq: 0,
+        removed: Vec::new(),
     };
     c.report.segments = nos.len();
     if let (Some(first), Some(last)) = (nos.first(), nos.last()) {

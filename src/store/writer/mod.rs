@@ -57,6 +57,12 @@ impl BitSet {
     }
 }
 
+/// Work run on the writer thread between batches, and where its result goes.
+type Task = (
+    Box<dyn FnOnce() -> Result<(), String> + Send>,
+    Reply<Result<(), String>>,
+);
+
 /// The segment being appended to.
 pub(crate) struct Active {
     pub no: u32,
@@ -111,6 +117,8 @@ pub(crate) struct Writer {
     done: Vec<Held>,
     syncer: Syncer,
     shutdown: Option<Reply<CloseReport>>,
+    /// Tasks to run once the batch is written (see `Command::Quiesced`).
+    tasks: Vec<Task>,
     publish: Vec<Arc<Event>>,
     /// Reused buffers of staging (no allocation per append).
     plans: Vec<Plan>,
@@ -136,6 +144,7 @@ impl Writer {
             done: Vec::new(),
             syncer,
             shutdown: None,
+            tasks: Vec::new(),
             publish: Vec::new(),
             plans: Vec::new(),
             receipts: Vec::new(),
@@ -244,6 +253,14 @@ impl Writer {
         }
         self.make_visible();
         self.settle(rx);
+        self.run_tasks();
+    }
+
+    /// Runs the quiesced tasks of this batch: everything staged is written by now.
+    fn run_tasks(&mut self) {
+        for (task, reply) in self.tasks.drain(..) {
+            reply.send(task());
+        }
     }
 
     /// Hands the written commands to the syncer, syncing here when that is quickest.
@@ -349,6 +366,7 @@ impl Writer {
             }
             Command::Sync { reply } => self.hold(Done::Sync(reply), true),
             Command::Shutdown { reply } => self.shutdown = Some(reply),
+            Command::Quiesced { task, reply } => self.tasks.push((task, reply)),
             #[cfg(feature = "testkit")]
             Command::InjectPanic => self.panic_next_write = true,
         }
@@ -389,6 +407,9 @@ impl Writer {
         self.publish.clear();
         self.done.drain(..).for_each(|h| h.done.fail(&msg));
         self.syncer.fail_all(&msg);
+        self.tasks
+            .drain(..)
+            .for_each(|(_, reply)| reply.send(Err(msg.clone())));
     }
 
     /// Rejects what is still queued, syncs, marks, and writes the index checkpoint.
@@ -441,6 +462,7 @@ fn reject(cmd: Command, err: &AppendError) {
             error: Some(err.to_string()),
             ..Default::default()
         }),
+        Command::Quiesced { reply, .. } => reply.send(Err(err.to_string())),
         #[cfg(feature = "testkit")]
         Command::InjectPanic => {}
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::codec::frame::{self, EventHeader};
 use crate::codec::header::HEADER_LEN;
 use crate::error::AppendError;
-use crate::event::{AppendReceipt, EventId, Expected, MAX_NAME_BYTES};
+use crate::event::{AppendReceipt, EventId, EventKind, Expected, MAX_NAME_BYTES};
 
 use super::super::command::Item;
 use super::super::index::{Dict, Index, NewEvent};
@@ -68,6 +68,14 @@ impl Writer {
         for item in items {
             check_name("entity", item.entity())?;
             check_name("scope", item.scope())?;
+            if item.kind.is_system() && !item.system {
+                return Err(AppendError::InvalidCoordinate(format!(
+                    "kind {} is reserved: category {} belongs to the store (tombstones)",
+                    item.kind,
+                    EventKind::SYSTEM
+                ))
+                .into());
+            }
             if let Some(seq) = item.opts.idempotency_key.and_then(|k| idx.keys.get(k)) {
                 plans.push(Plan::Duplicate(seq));
                 continue;

@@ -1,0 +1,397 @@
+//! Retention and compaction: survivors read back identical for each rule, a removed
+//! ancestor is reported by walks, a dry run changes nothing, keys and projections stay right.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use batpak::prelude::*;
+use batpak::projection::{Freshness, Projection};
+use batpak::store::{verify, RetentionPolicy};
+use common::*;
+
+fn config(dir: &Path) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.segment_max_bytes = 8 * 1024;
+    c
+}
+
+/// Every event of the store, by sequence.
+fn all_events(store: &Store) -> Res<BTreeMap<u64, Event>> {
+    let mut out = BTreeMap::new();
+    for e in store.query_iter(&Region::all()) {
+        let e = e?;
+        out.insert(e.sequence, e);
+    }
+    Ok(out)
+}
+
+/// Sequences held by sealed segments right now.
+fn sealed_range(store: &Store) -> (u64, u64) {
+    let segs = store.stats().segments;
+    let last_sealed = segs
+        .iter()
+        .filter(|s| s.sealed)
+        .filter_map(|s| s.last_sequence)
+        .max()
+        .unwrap_or(0);
+    (1, last_sealed)
+}
+
+/// Appends `n` events over entities `e0..e5` (payload = sequence-ish number); every third
+/// event names the previous one as its cause.
+fn fill(store: &Store, n: u64) -> Res<Vec<AppendReceipt>> {
+    let mut out: Vec<AppendReceipt> = Vec::new();
+    for i in 0..n {
+        let mut opts = AppendOptions::default();
+        if i % 3 == 2 {
+            if let Some(prev) = out.last() {
+                opts = opts.caused_by(prev.id);
+            }
+        }
+        out.push(store.append_with(
+            &Coordinate::new(format!("e{}", i % 6), format!("s{}", i % 2)),
+            EventKind::new(1, 1),
+            &(i as i64),
+            opts,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The survivors equal the events before minus `removed`, field by field, and a reopen
+/// (index rebuilt from the rewritten files) agrees.
+fn check_survivors(
+    dir: &Path,
+    store: &Store,
+    before: &BTreeMap<u64, Event>,
+    removed: impl Fn(&Event) -> bool,
+) -> Res<u64> {
+    let mut expected = before.clone();
+    expected.retain(|_, e| !removed(e));
+    let gone = (before.len() - expected.len()) as u64;
+    let after = all_events(store)?;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(after, expected, "survivors read back identical");
+    for e in expected.values() {
+        assert_eq!(store.get(e.id)?.as_ref(), Some(e));
+    }
+    let report = verify(dir)?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.removed, gone);
+    Ok(gone)
+}
+
+#[test]
+fn compaction_by_tombstone_drops_the_entity_s_earlier_events_in_sealed_segments_and_keeps_the_rest(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 600)?;
+    let tomb = store.tombstone_entity(&Coordinate::new("e1", "s1"))?;
+    fill(&store, 400)?;
+    let before = all_events(&store)?;
+    let (_, sealed_to) = sealed_range(&store);
+    let report = store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    let removed = |e: &Event| {
+        e.coordinate.entity == "e1" && e.sequence < tomb.sequence && e.sequence <= sealed_to
+    };
+    let gone = check_survivors(dir.path(), &store, &before, removed)?;
+    assert!(gone > 50, "{report:?}");
+    assert_eq!(report.events_removed, gone);
+    assert!(report.bytes_reclaimed() > 0);
+    assert!(store.get(tomb.id)?.is_some(), "the tombstone stays");
+    store.append(&Coordinate::new("e1", "s1"), EventKind::new(1, 1), &1i64)?;
+    drop(store);
+    let reopened = Store::open(config(dir.path()))?;
+    let mut expected = before.clone();
+    expected.retain(|_, e| !removed(e));
+    let after = all_events(&reopened)?;
+    assert_eq!(after.len(), expected.len() + 1);
+    assert!(expected.iter().all(|(s, e)| after.get(s) == Some(e)));
+    Ok(())
+}
+
+#[test]
+fn compaction_by_scope_tombstone_drops_every_earlier_event_of_the_scope() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 800)?;
+    let tomb = store.tombstone_scope("s0")?;
+    fill(&store, 300)?;
+    let before = all_events(&store)?;
+    let (_, sealed_to) = sealed_range(&store);
+    store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    let gone = check_survivors(dir.path(), &store, &before, |e| {
+        e.coordinate.scope == "s0" && e.sequence < tomb.sequence && e.sequence <= sealed_to
+    })?;
+    assert!(gone > 200);
+    Ok(())
+}
+
+#[test]
+fn compaction_by_age_drops_events_older_than_max_age_in_sealed_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(AtomicU64::new(1_000_000_000));
+    let mut cfg = config(dir.path());
+    let c = clock.clone();
+    cfg.clock = Some(Arc::new(move || c.load(Ordering::SeqCst)));
+    let store = Store::open(cfg)?;
+    for _ in 0..10 {
+        fill(&store, 100)?;
+        clock.fetch_add(60_000_000, Ordering::SeqCst); // a minute
+    }
+    let before = all_events(&store)?;
+    let (_, sealed_to) = sealed_range(&store);
+    let now = clock.load(Ordering::SeqCst);
+    let max_age = Duration::from_secs(5 * 60 + 30);
+    store.compact(&RetentionPolicy {
+        max_age: Some(max_age),
+        ..RetentionPolicy::default()
+    })?;
+    let cutoff = now - max_age.as_micros() as u64;
+    let gone = check_survivors(dir.path(), &store, &before, |e| {
+        e.timestamp_us < cutoff && e.sequence <= sealed_to
+    })?;
+    assert!(gone >= 500, "{gone}");
+    Ok(())
+}
+
+#[test]
+fn compaction_by_size_empties_the_oldest_sealed_segments_until_the_store_fits() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 2000)?;
+    let before = all_events(&store)?;
+    let seg_bytes = |s: &Store| s.stats().segments.iter().map(|g| g.bytes).sum::<u64>();
+    let total = seg_bytes(&store);
+    let cap = total / 2;
+    let report = store.compact(&RetentionPolicy {
+        max_total_bytes: Some(cap),
+        ..RetentionPolicy::default()
+    })?;
+    assert!(seg_bytes(&store) <= cap, "{} > {cap}", seg_bytes(&store));
+    let first_kept = all_events(&store)?.keys().next().copied().unwrap_or(0);
+    let gone = check_survivors(dir.path(), &store, &before, |e| e.sequence < first_kept)?;
+    assert_eq!(gone, report.events_removed);
+    assert!(gone > 500);
+    Ok(())
+}
+
+#[test]
+fn a_walk_that_reaches_a_removed_ancestor_says_so() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    let root = store.append(&Coordinate::new("gone", "s"), EventKind::new(1, 1), &0i64)?;
+    let child = store.append_with(
+        &Coordinate::new("kept", "s"),
+        EventKind::new(1, 2),
+        &1i64,
+        AppendOptions::default().caused_by(root.id),
+    )?;
+    let grandchild = store.append_with(
+        &Coordinate::new("kept", "s"),
+        EventKind::new(1, 3),
+        &2i64,
+        AppendOptions::default().caused_by(child.id),
+    )?;
+    store.tombstone_entity(&Coordinate::new("gone", "s"))?;
+    fill(&store, 600)?;
+    let dry = store.compact_dry_run(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    assert_eq!(dry.events_removed, 1);
+    assert!(
+        dry.chains_cut >= 2,
+        "child and grandchild lose their root: {dry:?}"
+    );
+    assert_eq!(dry.entities_sample, ["gone"]);
+    store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    let walk = store.ancestors(grandchild.id)?;
+    assert_eq!(walk.nodes.len(), 1);
+    assert_eq!(walk.nodes[0].id, child.id);
+    assert_eq!(walk.removed_cause, Some(root.id));
+    drop(store);
+    let store = Store::open(config(dir.path()))?;
+    assert_eq!(store.ancestors(grandchild.id)?.removed_cause, Some(root.id));
+    assert_eq!(store.ancestors(child.id)?.removed_cause, Some(root.id));
+    Ok(())
+}
+
+/// Every file of `dir` and its bytes.
+fn snapshot_files(dir: &Path) -> Res<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            out.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path())?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_dry_run_changes_no_byte_and_predicts_what_the_compaction_then_does() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 900)?;
+    store.tombstone_entity(&Coordinate::new("e2", "s0"))?;
+    store.sync()?;
+    let files = snapshot_files(dir.path())?;
+    let policy = RetentionPolicy {
+        tombstones: true,
+        max_total_bytes: Some(40 * 1024),
+        ..RetentionPolicy::default()
+    };
+    let dry = store.compact_dry_run(&policy)?;
+    assert!(dry.dry_run && dry.events_removed > 0);
+    assert_eq!(
+        snapshot_files(dir.path())?,
+        files,
+        "the dry run wrote nothing"
+    );
+    let done = store.compact(&policy)?;
+    assert_eq!(
+        (
+            done.events_removed,
+            &done.segments_touched,
+            done.bytes_after,
+            done.chains_cut
+        ),
+        (
+            dry.events_removed,
+            &dry.segments_touched,
+            dry.bytes_after,
+            dry.chains_cut
+        )
+    );
+    assert_ne!(snapshot_files(dir.path())?, files);
+    Ok(())
+}
+
+#[test]
+fn idempotency_keys_of_survivors_still_deduplicate_after_compaction_and_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    let keyed = store.append_with(
+        &Coordinate::new("keep", "s"),
+        EventKind::new(1, 1),
+        &7i64,
+        AppendOptions {
+            idempotency_key: Some(0xfeed),
+            ..AppendOptions::default()
+        },
+    )?;
+    let dropped = store.append_with(
+        &Coordinate::new("drop", "s"),
+        EventKind::new(1, 1),
+        &8i64,
+        AppendOptions {
+            idempotency_key: Some(0xbeef),
+            ..AppendOptions::default()
+        },
+    )?;
+    store.tombstone_entity(&Coordinate::new("drop", "s"))?;
+    fill(&store, 600)?;
+    store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    assert!(store.get(dropped.id)?.is_none());
+    let again = |s: &Store| {
+        s.append_with(
+            &Coordinate::new("keep", "s"),
+            EventKind::new(1, 1),
+            &7i64,
+            AppendOptions {
+                idempotency_key: Some(0xfeed),
+                ..AppendOptions::default()
+            },
+        )
+    };
+    let first = again(&store)?;
+    drop(store);
+    let second = again(&Store::open(config(dir.path()))?)?;
+    for r in [first, second] {
+        assert!(r.deduplicated);
+        assert_eq!(r.sequence, keyed.sequence);
+    }
+    Ok(())
+}
+
+struct Sum;
+
+impl Projection for Sum {
+    type State = (u64, i64);
+    const NAME: &'static str = "sum";
+    const VERSION: u32 = 1;
+    fn apply(state: &mut (u64, i64), event: &Event) {
+        state.0 += 1;
+        state.1 += event.payload::<i64>().unwrap_or(0);
+    }
+}
+
+#[test]
+fn a_cached_projection_is_recomputed_from_the_survivors_after_compaction() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 900)?;
+    let full = store.project::<Sum>("e3", Freshness::Latest)?;
+    let cached = store.project::<Sum>("e3", Freshness::AnyCached)?;
+    assert_eq!(cached, full);
+    let before = all_events(&store)?;
+    let (_, sealed_to) = sealed_range(&store);
+    let tomb = store.tombstone_scope("s1")?; // e3 lives in s1
+    store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    let expected = before
+        .values()
+        .filter(|e| e.coordinate.entity == "e3")
+        .filter(|e| !(e.sequence < tomb.sequence && e.sequence <= sealed_to))
+        .fold((0u64, 0i64), |(n, s), e| {
+            (n + 1, s + e.payload::<i64>().unwrap_or(0))
+        });
+    assert!(expected.0 < full.0);
+    assert_eq!(store.project::<Sum>("e3", Freshness::AnyCached)?, expected);
+    Ok(())
+}
+
+#[test]
+fn compaction_through_the_read_only_open_is_refused_naming_the_directory() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let holder = Store::open(config(dir.path()))?;
+    fill(&holder, 10)?;
+    let ro = Store::open_read_only(dir.path())?;
+    let err = ro
+        .compact(&RetentionPolicy::default())
+        .err()
+        .ok_or("a read-only compaction was accepted")?;
+    let msg = err.to_string();
+    assert!(
+        msg.contains("needs the lock") && msg.contains(&dir.path().display().to_string()),
+        "{msg}"
+    );
+    Ok(())
+}
