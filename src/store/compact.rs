@@ -34,6 +34,30 @@ pub(crate) const MANIFEST: &str = "compact.manifest";
 const MANIFEST_HEAD: &str = "batpak compaction 1";
 const STAGED: &str = ".compact";
 
+/// Pause after each step of a compaction's file work (crash tests kill a compacting
+/// process at random moments and need every step to last long enough to be hit).
+#[cfg(feature = "testkit")]
+static STEP_PAUSE_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes every file step of a compaction in this process pause for `pause`.
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub fn set_step_pause(pause: std::time::Duration) {
+    let us = u64::try_from(pause.as_micros()).unwrap_or(u64::MAX);
+    STEP_PAUSE_US.store(us, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One step of file work done (a pause in crash tests, nothing otherwise).
+fn step() {
+    #[cfg(feature = "testkit")]
+    {
+        let us = STEP_PAUSE_US.load(std::sync::atomic::Ordering::Relaxed);
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+}
+
 /// Path of the rewritten segment `no` before it takes effect.
 fn staged(dir: &Path, no: u32) -> PathBuf {
     dir.join(format!("{}{STAGED}", segment::file_name(no)))
@@ -374,6 +398,7 @@ impl Store {
             f.write_all_at(&r.bytes, 0)
                 .and_then(|()| f.sync(crate::config::SyncMode::SyncAll))
                 .map_err(|e| CompactError::io("write", &path, e))?;
+            step();
         }
         fs.sync_dir(dir)
             .map_err(|e| CompactError::io("sync directory", dir, e))?;
@@ -423,6 +448,7 @@ fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
     text.push_str("end\n");
     bfs::write_atomically(fs, dir, MANIFEST, &[text.as_bytes()])
         .map_err(|e| format!("write {}: {e}", dir.join(MANIFEST).display()))?;
+    step();
     let finished = roll_forward(fs, dir, nos).map_err(|e| {
         let msg = format!(
             "compaction committed but could not finish ({e}); reopen the store to complete it"
@@ -461,10 +487,12 @@ fn roll_forward(fs: &dyn FileSystem, dir: &Path, nos: &[u32]) -> std::io::Result
         let from = staged(dir, no);
         if fs.exists(&from) {
             fs.rename(&from, &segment::path(dir, no))?;
+            step();
         }
     }
     fs.sync_dir(dir)?;
     checkpoint::remove(fs, dir)?;
+    step();
     let manifest = dir.join(MANIFEST);
     if fs.exists(&manifest) {
         fs.remove_file(&manifest)?;

@@ -48,6 +48,9 @@ pub use command::{BatchItem, CloseReport};
 pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
     command::encode(value).ok()
 }
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub use compact::set_step_pause as set_compaction_step_pause;
 pub use query::Query;
 pub use reconfigure::{applies, Applies, Reconfigured, ReopenableStore, Reopened, FIELDS};
 pub use recovery::{RecoveryReport, Truncation};
