@@ -267,3 +267,72 @@ fn snapshot_of_a_directory_without_a_store_fails_in_one_line_and_creates_nothing
     assert_eq!(std::fs::read_dir(&empty)?.count(), 0);
     Ok(())
 }
+
+#[test]
+fn compact_dry_run_reports_and_changes_nothing_then_compact_removes_what_it_said() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.segment_max_bytes = 4096;
+    let store = Store::open(cfg)?;
+    for i in 0..600u32 {
+        store.append(
+            &Coordinate::new(format!("e{}", i % 3), "s"),
+            EventKind::new(1, 1),
+            &i,
+        )?;
+    }
+    store.tombstone_entity(&Coordinate::new("e0", "s"))?;
+    for i in 0..100u32 {
+        store.append(&Coordinate::new("e1", "s"), EventKind::new(1, 1), &i)?;
+    }
+    store.close()?;
+    let path = dir.path().display().to_string();
+    let before: Vec<(String, Vec<u8>)> = files(dir.path())?;
+    let (ok, out, err) = batpak_tui(&["compact", &path, "--tombstones", "--dry-run", "--json"])?;
+    assert!(ok, "{err}");
+    let dry: serde_json::Value = serde_json::from_str(&out)?;
+    let would = dry["report"]["events_removed"]
+        .as_u64()
+        .ok_or("no events_removed")?;
+    assert!(would > 100, "{out}");
+    assert!(files(dir.path())? == before, "the dry run changed a file");
+    let (ok, out, err) = batpak_tui(&["compact", &path, "--tombstones"])?;
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("removed {would} events")), "{out}");
+    let (ok, out, _) = batpak_tui(&["verify", &path])?;
+    assert!(ok && out.contains("clean"), "{out}");
+    let (ok, _, err) = batpak_tui(&["compact", &path])?;
+    assert!(!ok && err.contains("at least one retention rule"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn compact_of_a_store_another_process_holds_says_it_needs_the_lock() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let _holder = Store::open(StoreConfig::new(dir.path()))?;
+    let path = dir.path().display().to_string();
+    let (ok, _, err) = batpak_tui(&["compact", &path, "--max-age", "1d"])?;
+    assert!(!ok);
+    assert!(err.contains("needs the lock"), "{err}");
+    let (ok, out, err) = batpak_tui(&["compact", &path, "--max-age", "1d", "--dry-run"])?;
+    assert!(ok, "{err}");
+    assert!(out.contains("would remove 0 events"), "{out}");
+    Ok(())
+}
+
+/// Every file of `dir` with its bytes, sorted by name.
+fn files(dir: &std::path::Path) -> Res<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path())?,
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -247,7 +247,7 @@ impl Store {
     /// active one); appends go on meanwhile and wait only while the new files take effect
     /// and the index is rebuilt (`CompactionReport::writer_pause`).
     pub fn compact(&self, policy: &RetentionPolicy) -> Result<CompactionReport, CompactError> {
-        self.compaction(policy, false)
+        self.compact_with(policy, false, |_, _| {})
     }
 
     /// What [`Store::compact`] would remove, changing nothing.
@@ -255,23 +255,26 @@ impl Store {
         &self,
         policy: &RetentionPolicy,
     ) -> Result<CompactionReport, CompactError> {
-        self.compaction(policy, true)
+        self.compact_with(policy, true, |_, _| {})
     }
 
-    fn compaction(
+    /// [`Store::compact`] (or its dry run), calling `progress(segments_read, sealed_segments)`
+    /// as it reads the sealed segments (the long part).
+    pub fn compact_with(
         &self,
         policy: &RetentionPolicy,
         dry_run: bool,
+        mut progress: impl FnMut(u64, u64),
     ) -> Result<CompactionReport, CompactError> {
         let start = Instant::now();
-        if self.read_only {
+        if self.read_only && !dry_run {
             return Err(CompactError::ReadOnly(self.dir().to_path_buf()));
         }
         let _one_at_a_time = self
             .compacting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let plan = self.plan_compaction(policy)?;
+        let plan = self.plan_compaction(policy, &mut progress)?;
         let mut report = self.describe(&plan, dry_run);
         if !dry_run && !plan.is_empty() {
             report.writer_pause = self.apply(&plan, &report)?;
@@ -280,7 +283,11 @@ impl Store {
         Ok(report)
     }
 
-    fn plan_compaction(&self, policy: &RetentionPolicy) -> Result<Vec<Rewritten>, CompactError> {
+    fn plan_compaction(
+        &self,
+        policy: &RetentionPolicy,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<Rewritten>, CompactError> {
         let (sealed, mut total, tombstones) = {
             let idx = self.shared.index();
             let sealed: Vec<Sealed> = idx
@@ -301,7 +308,9 @@ impl Store {
             self.now_micros().saturating_sub(age)
         });
         let mut out: Vec<Rewritten> = Vec::new();
-        for s in &sealed {
+        let n = sealed.len() as u64;
+        for (i, s) in sealed.iter().enumerate() {
+            progress(i as u64, n);
             let r =
                 self.rewrite_sealed(s, |h| retention::removes(policy, &tombstones, cutoff, h))?;
             if !r.removed.is_empty() {
@@ -309,6 +318,7 @@ impl Store {
                 out.push(r);
             }
         }
+        progress(n, n);
         let Some(cap) = policy.max_total_bytes else {
             return Ok(out);
         };

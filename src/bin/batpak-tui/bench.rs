@@ -63,7 +63,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("`{s}`: unknown unit `{other}` (use ms, s, m, h)")),
+        "d" => n * 86_400.0,
+        other => {
+            return Err(format!(
+                "`{s}`: unknown unit `{other}` (use ms, s, m, h, d)"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(secs.max(0.0)))
 }

@@ -1,4 +1,4 @@
-//! `snapshot`: lifecycle commands on a data directory.
+//! `snapshot` and `compact`: lifecycle commands on a data directory.
 
 use std::error::Error;
 use std::io::Write;
@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use batpak::prelude::*;
+use batpak::store::{CompactionReport, RetentionPolicy};
 use batpak::OpenError;
 
 use crate::units::{bar, bytes};
@@ -98,4 +99,79 @@ pub fn snapshot(dir: &Path, dest: &Path, json: bool) -> Result<(), Box<dyn Error
         );
     }
     Ok(())
+}
+
+/// `batpak-tui compact DIR`.
+pub fn compact(
+    dir: &Path,
+    policy: &RetentionPolicy,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), Box<dyn Error>> {
+    if policy.max_age.is_none() && policy.max_total_bytes.is_none() && !policy.tombstones {
+        return Err(
+            "give at least one retention rule: --max-age, --max-bytes or --tombstones".into(),
+        );
+    }
+    let probe = Store::open_read_only(dir)?;
+    // A dry run writes nothing at all: not even the checkpoint a read-write close writes.
+    let opened = if dry_run {
+        Ok(probe)
+    } else {
+        drop(probe);
+        Store::open(StoreConfig::new(dir))
+    };
+    let store = match opened {
+        Ok(s) => s,
+        Err(OpenError::Locked { .. }) => {
+            return Err(format!(
+                "compact needs the lock on {}: another process holds the store (close it, or run --dry-run)",
+                dir.display()
+            )
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut progress = Progress::new(json);
+    let report = store.compact_with(policy, dry_run, |done, total| {
+        progress.show("reading segments", done, total)
+    });
+    progress.finish();
+    print_compaction(dir, &report?, json);
+    Ok(())
+}
+
+fn print_compaction(dir: &Path, r: &CompactionReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "report": r, "bytes_reclaimed": r.bytes_reclaimed() })
+        );
+        return;
+    }
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    println!(
+        "{}: {verb} {} events from {} segments, {} reclaimed ({} -> {}); {} causal chains cut; \
+         {} entities lose events{}",
+        dir.display(),
+        r.events_removed,
+        r.segments_touched.len(),
+        bytes(r.bytes_reclaimed()),
+        bytes(r.bytes_before),
+        bytes(r.bytes_after),
+        r.chains_cut,
+        r.entities_affected,
+        if r.entities_sample.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.entities_sample.join(", "))
+        }
+    );
+    if !r.dry_run && !r.segments_touched.is_empty() {
+        println!(
+            "appends waited {:.1} ms while the new files took effect; {:.1} ms in all",
+            r.writer_pause.as_secs_f64() * 1000.0,
+            r.elapsed.as_secs_f64() * 1000.0
+        );
+    }
 }

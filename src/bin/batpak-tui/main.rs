@@ -118,6 +118,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove what the retention rules no longer keep, rewriting sealed segments
+    /// (crash-safe; the active segment is never touched). Needs the lock, except --dry-run.
+    Compact {
+        /// The data directory.
+        dir: PathBuf,
+        /// Report what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove events older than this: 30s, 15m, 12h, 7d.
+        #[arg(long, value_parser = bench::parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Keep the segment files under this size: "512 MiB", "2 GB", bytes.
+        #[arg(long, value_parser = parse_size)]
+        max_bytes: Option<u64>,
+        /// Remove the events of tombstoned entities and scopes written before the tombstone.
+        #[arg(long)]
+        tombstones: bool,
+        /// Print JSON (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
     /// Open a damaged store keeping everything before the first bad frame; the rest moves
     /// to DIR/salvaged/ and nothing is deleted.
     Salvage {
@@ -136,6 +157,11 @@ enum Format {
     Rust,
     /// A preset file.
     Toml,
+}
+
+/// A size: `16 MiB` (binary), `16 MB` (decimal) or bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    batpak::preset::Size::parse(s).map(|z| z.0)
 }
 
 fn export(
@@ -207,6 +233,23 @@ fn main() -> ExitCode {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
         Command::Salvage { dir, json } => inspect::salvage(&dir, json),
         Command::Snapshot { dir, dest, json } => lifecycle::snapshot(&dir, &dest, json),
+        Command::Compact {
+            dir,
+            dry_run,
+            max_age,
+            max_bytes,
+            tombstones,
+            json,
+        } => lifecycle::compact(
+            &dir,
+            &batpak::store::RetentionPolicy {
+                max_age,
+                max_total_bytes: max_bytes,
+                tombstones,
+            },
+            dry_run,
+            json,
+        ),
         Command::Bench {
             dir,
             preset,
