@@ -169,3 +169,45 @@ fn the_verify_command_exits_0_when_clean_1_with_problems_and_2_when_it_cannot_ru
     assert!(String::from_utf8(none.stderr)?.contains("cannot verify"));
     Ok(())
 }
+
+struct Count;
+
+impl batpak::projection::Projection for Count {
+    type State = (u64, String);
+    const NAME: &'static str = "count";
+    const VERSION: u32 = 1;
+    fn apply(state: &mut (u64, String), _: &Event) {
+        state.0 += 1;
+        state.1 = "a marker the test finds in the cache file".into();
+    }
+}
+
+#[test]
+fn a_damaged_cached_projection_is_found_in_the_cache_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_with_segments(dir.path())?;
+    let store = Store::open(StoreConfig::new(dir.path()))?;
+    store.project::<Count>("e1", batpak::projection::Freshness::Latest)?;
+    store.close()?;
+    drop(store);
+    let clean = verify(dir.path())?;
+    assert!(clean.is_clean(), "{:?}", clean.problems);
+    assert_eq!(clean.cache_values, 1);
+    let data = dir.path().join("cache").join("data.mdb");
+    let mut bytes = std::fs::read(&data)?;
+    let marker = b"a marker the test finds";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .ok_or("the cached state is not in data.mdb")?;
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(&data, &bytes)?;
+    let found = problems(dir.path())?;
+    assert!(
+        found.iter().any(|p| p.contains("data.mdb")
+            && p.contains("count/e1")
+            && p.contains("checksum mismatch")),
+        "{found:?}"
+    );
+    Ok(())
+}

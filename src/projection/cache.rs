@@ -88,6 +88,97 @@ fn open_env(path: &Path, map_size: u64) -> heed::Result<(Env, Database<'static, 
     Ok((env, db))
 }
 
+/// What an offline check of a store's cache found.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCheck {
+    /// Values checked.
+    pub values: u64,
+    /// (key as text, what is wrong).
+    pub problems: Vec<(String, String)>,
+    /// Why the check did not run, when it did not.
+    pub skipped: Option<String>,
+}
+
+/// Checks the cache of `dir` without writing: it belongs to the store `store_id`, every
+/// value's checksum holds, and no value claims to have folded events past `last_seq`.
+pub(crate) fn check(dir: &Path, store_id: u64, last_seq: u64) -> CacheCheck {
+    let path = dir.join(CACHE_DIR);
+    let mut out = CacheCheck::default();
+    if !path.join("data.mdb").exists() {
+        out.skipped = Some("no projection cache".into());
+        return out;
+    }
+    // SAFETY: the environment is opened read-only; LMDB's lock file coordinates with a
+    // process that writes it, and nothing in this process has it open (if something
+    // does, heed refuses and the check is skipped).
+    let env = match unsafe {
+        EnvOpenOptions::new()
+            .max_dbs(1)
+            .flags(heed::EnvFlags::READ_ONLY)
+            .open(&path)
+    } {
+        Ok(env) => env,
+        Err(e) => {
+            out.skipped = Some(format!("cannot open {}: {e}", path.display()));
+            return out;
+        }
+    };
+    let checked = env.read_txn().and_then(|r| {
+        let db = env
+            .open_databases_and_commit(r, |opener, r| {
+                opener
+                    .open_database::<Bytes, Bytes>(r, None)
+                    .map(CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit();
+        let Some(db) = db else {
+            return Ok(());
+        };
+        let r = env.read_txn()?;
+        for item in db.iter(&r)? {
+            let (k, v) = item?;
+            check_value(&mut out, store_id, last_seq, k, v);
+        }
+        Ok(())
+    });
+    if let Err(e) = checked {
+        out.problems
+            .push(("(environment)".into(), format!("does not read: {e}")));
+    }
+    out
+}
+
+fn check_value(out: &mut CacheCheck, store_id: u64, last_seq: u64, k: &[u8], v: &[u8]) {
+    let key = String::from_utf8_lossy(k).replace('\0', "/");
+    if k == META_KEY {
+        if v != meta_value(store_id).as_slice() {
+            out.problems.push((
+                key,
+                "belongs to another store (it is cleared on open)".into(),
+            ));
+        }
+        return;
+    }
+    out.values += 1;
+    let version = v
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match version.and_then(|ver| decode_value(v, ver)) {
+        None => out.problems.push((
+            key,
+            "checksum mismatch (the value is recomputed on next use)".into(),
+        )),
+        Some(c) if c.last_seq > last_seq => out.problems.push((
+            key,
+            format!(
+                "folds events up to sequence {} but the log ends at {last_seq}",
+                c.last_seq
+            ),
+        )),
+        Some(_) => {}
+    }
+}
+
 fn meta_value(store_id: u64) -> Vec<u8> {
     let mut v = META_MAGIC.to_vec();
     v.extend_from_slice(&store_id.to_le_bytes());

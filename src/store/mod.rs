@@ -59,7 +59,7 @@ pub use snapshot::SnapshotReport;
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;
-pub use verify::{verify, Problem, VerifyReport};
+pub use verify::{verify, verify_with, Problem, VerifyReport};
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;

@@ -55,6 +55,8 @@ pub struct VerifyReport {
     pub frames: u64,
     /// Events compactions removed (recorded as gaps).
     pub removed: u64,
+    /// Cached projection values checked.
+    pub cache_values: u64,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
     /// Things that are not problems but worth knowing (a torn tail the next open cuts).
@@ -222,6 +224,14 @@ impl Checker<'_> {
 /// Verifies the store in `dir` without writing anything. An `Err` means the check could
 /// not run at all (no store there, unreadable directory).
 pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
+    verify_with(dir, |_, _| {})
+}
+
+/// [`verify`], calling `progress(segments_checked, segments)` as it goes.
+pub fn verify_with(
+    dir: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, OpenError> {
     let start = Instant::now();
     let fs = StdFs;
     let store_id = identity::load_or_create(&fs, dir, true)?;
@@ -246,8 +256,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
         }
     }
     for (i, &no) in nos.iter().enumerate() {
+        progress(i as u64, nos.len() as u64);
         c.segment(&fs, store_id, no, i + 1 == nos.len());
     }
+    progress(nos.len() as u64, nos.len() as u64);
     match checkpoint::load(&fs, dir, store_id, &nos) {
         Ok(_) | Err(CheckpointStatus::Missing) => {}
         Err(CheckpointStatus::Stale(why)) => c.problem(
@@ -261,6 +273,23 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
             format!("damaged: {why}"),
         ),
         Err(_) => {}
+    }
+    let cache = crate::projection::cache::check(dir, store_id, c.last_seq);
+    let cache_file = dir
+        .join(crate::projection::cache::CACHE_DIR)
+        .join("data.mdb");
+    for (key, what) in cache.problems {
+        c.problem(
+            &cache_file,
+            None,
+            format!("cached projection {key}: {what}"),
+        );
+    }
+    c.report.cache_values = cache.values;
+    if let Some(why) = cache.skipped {
+        c.report
+            .notes
+            .push(format!("projection cache not checked: {why}"));
     }
     let id_path = dir.join(identity::FILE_NAME);
     if let Ok(bytes) = std::fs::read(&id_path) {

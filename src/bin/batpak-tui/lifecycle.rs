@@ -31,38 +31,40 @@ fn open_any(dir: &Path, json: bool) -> Result<Store, Box<dyn Error>> {
 }
 
 /// A progress line on stderr, redrawn at most ten times a second.
-struct Progress {
+pub struct Progress {
     last: Instant,
     shown: bool,
     quiet: bool,
 }
 
 impl Progress {
-    fn new(quiet: bool) -> Self {
+    /// Quiet with `--json` and when stderr is not a terminal (a log or a pipe).
+    pub fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
         Self {
             last: Instant::now(),
             shown: false,
-            quiet,
+            quiet: quiet || !std::io::stderr().is_terminal(),
         }
     }
 
-    fn show(&mut self, what: &str, done: u64, total: u64) {
+    pub fn show(&mut self, what: &str, done: u64, total: u64) {
         if self.quiet || (self.last.elapsed() < Duration::from_millis(100) && done < total) {
             return;
         }
         self.last = Instant::now();
         self.shown = true;
         let f = done as f64 / total.max(1) as f64;
-        eprint!(
-            "\r{what} {} {} / {}   ",
-            bar(f, 30),
-            bytes(done),
-            bytes(total)
-        );
+        let (d, t) = if what.starts_with("copying") {
+            (bytes(done), bytes(total))
+        } else {
+            (done.to_string(), total.to_string())
+        };
+        eprint!("\r{what} {} {d} / {t}   ", bar(f, 30));
         let _ = std::io::stderr().flush();
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if self.shown {
             eprintln!();
         }

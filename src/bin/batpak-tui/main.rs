@@ -185,7 +185,10 @@ fn export(
 }
 
 fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
-    let report = match batpak::store::verify(dir) {
+    let mut progress = lifecycle::Progress::new(json);
+    let report = batpak::store::verify_with(dir, |d, t| progress.show("segments", d, t));
+    progress.finish();
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("batpak-tui: cannot verify {}: {e}", dir.display());
