@@ -1,5 +1,6 @@
 //! Store lifecycle at 1 M reference events: snapshot time (hard links for sealed segments,
-//! copying otherwise).
+//! copying otherwise) and compaction throughput (tombstones of a tenth of the entities,
+//! which touches every sealed segment; and a disk cap of half the store).
 //!
 //! `cargo bench --bench lifecycle` (stores under `target/bench-data/lifecycle`).
 
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use batpak::fs::{FileSystem, FsFile, LockGuard, OpenMode, ReadView, StdFs};
 use batpak::prelude::*;
+use batpak::store::RetentionPolicy;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -117,9 +119,59 @@ fn snapshot(src: &Path, links: bool) -> Res<()> {
     Ok(())
 }
 
+/// A fresh copy of the source (a snapshot: hard links, the source is never modified).
+fn work_copy(src: &Path, name: &str) -> Res<PathBuf> {
+    let dest = root().join(name);
+    let _ = std::fs::remove_dir_all(&dest);
+    Store::open(StoreConfig::new(src))?.snapshot(&dest)?;
+    Ok(dest)
+}
+
+fn compaction(src: &Path, what: &str, policy: RetentionPolicy, tombstones: bool) -> Res<()> {
+    for round in 0..3 {
+        let dir = work_copy(src, &format!("compact-{round}"))?;
+        let mut cfg = StoreConfig::new(&dir);
+        cfg.segment_max_bytes = 16 * 1024 * 1024;
+        let store = Store::open(cfg)?;
+        if tombstones {
+            for e in (0..10_000).step_by(10) {
+                store.tombstone_entity(&Coordinate::new(format!("order:{e}"), "tenant-0"))?;
+            }
+        }
+        let t = Instant::now();
+        let r = store.compact(&policy)?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "compaction ({what}) of {EVENTS} events: {:.0} ms, {} segments read and rewritten, \
+             {:.1} MiB in -> {:.1} MiB out = {:.0} MiB/s of segments; {} events removed; \
+             appends waited {:.1} ms (commit + index rebuild)",
+            secs * 1000.0,
+            r.segments_touched.len(),
+            r.bytes_before as f64 / (1 << 20) as f64,
+            r.bytes_after as f64 / (1 << 20) as f64,
+            r.bytes_before as f64 / (1 << 20) as f64 / secs,
+            r.events_removed,
+            r.writer_pause.as_secs_f64() * 1000.0
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let src = source()?;
     snapshot(&src, true)?;
     snapshot(&src, false)?;
+    let tombstones = RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    };
+    compaction(&src, "tombstones of 1,000 entities", tombstones, true)?;
+    let cap = RetentionPolicy {
+        max_total_bytes: Some(45 * 1024 * 1024),
+        ..RetentionPolicy::default()
+    };
+    compaction(&src, "cap at 45 MiB", cap, false)?;
     Ok(())
 }

@@ -459,6 +459,9 @@ fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
     bfs::write_atomically(fs, dir, MANIFEST, &[text.as_bytes()])
         .map_err(|e| format!("write {}: {e}", dir.join(MANIFEST).display()))?;
     step();
+    shared
+        .layout
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     let finished = roll_forward(fs, dir, nos).map_err(|e| {
         let msg = format!(
             "compaction committed but could not finish ({e}); reopen the store to complete it"
@@ -482,12 +485,21 @@ fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
         msg
     })?;
     install(shared, rec.index, nos);
+    // A checkpoint of the new index: the next open need not rebuild it. Without one (a
+    // failure here is harmless) the next open rebuilds from the segments.
+    let _ = shared.write_checkpoint();
     Ok(())
 }
 
-fn install(shared: &super::Shared, index: Index, nos: &[u32]) {
-    *shared.index_mut() = index;
+fn install(shared: &super::Shared, mut index: Index, nos: &[u32]) {
+    let mut idx = shared.index_mut();
+    index.generation = idx.generation + 1;
+    *idx = index;
+    drop(idx);
     shared.forget_maps(nos);
+    shared
+        .layout
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
 /// Renames the staged segments `nos` over the old ones (those still staged), removes the

@@ -245,6 +245,9 @@ pub(crate) struct Index {
     pub segments: BTreeMap<u32, SegMeta>,
     /// Highest sequence whose bytes were written; later slots are staged, not visible.
     pub visible: u64,
+    /// Bumped each time a compaction replaces the index: slot positions and frame offsets
+    /// taken from an older generation are no longer valid.
+    pub generation: u64,
 }
 
 impl Index {

@@ -25,6 +25,10 @@ pub(crate) struct QueryCursor {
     source: Option<Source>,
     /// Last slot visited; `None` before the first.
     last: Option<u32>,
+    /// Its sequence, to find the place again in a rebuilt index.
+    last_seq: u64,
+    /// Index generation `last` belongs to.
+    generation: u64,
     done: bool,
 }
 
@@ -34,6 +38,8 @@ impl QueryCursor {
             region,
             source: None,
             last: None,
+            last_seq: 0,
+            generation: 0,
             done: false,
         }
     }
@@ -97,6 +103,15 @@ fn matches(idx: &Index, r: &Region, pos: u32, seq: u64) -> bool {
             .is_none_or(|sc| &*idx.scopes.names[s.scope as usize] == sc)
 }
 
+/// The first position of `src` with a sequence of at least `from`.
+fn resume(idx: &Index, src: Source, from: u64) -> u32 {
+    let mut p = first(idx, src, from);
+    while p != NONE && idx.seq_at(p) < from {
+        p = next(idx, src, p);
+    }
+    p
+}
+
 /// The location of the event in slot `pos`, for reading its frame.
 pub(crate) fn locate(idx: &Index, pos: u32) -> Located {
     let s = idx.slot(pos);
@@ -123,8 +138,11 @@ fn collect(idx: &Index, c: &mut QueryCursor, limit: usize) -> Vec<Located> {
     let to = c.region.to_sequence.min(idx.visible);
     let mut pos = match c.last {
         None => first(idx, src, c.region.from_sequence),
-        Some(p) => next(idx, src, p),
+        Some(p) if c.generation == idx.generation => next(idx, src, p),
+        // A compaction rebuilt the index: positions moved, sequences did not.
+        Some(_) => resume(idx, src, c.last_seq + 1),
     };
+    c.generation = idx.generation;
     while pos != NONE {
         let seq = idx.seq_at(pos);
         if seq > to {
@@ -132,6 +150,7 @@ fn collect(idx: &Index, c: &mut QueryCursor, limit: usize) -> Vec<Located> {
             return out;
         }
         c.last = Some(pos);
+        c.last_seq = seq;
         if matches(idx, &c.region, pos, seq) {
             out.push(locate(idx, pos));
             if out.len() >= limit {
@@ -154,11 +173,21 @@ impl Shared {
         if c.done {
             return Ok(Vec::new());
         }
-        let locs = {
+        let before = c.clone();
+        let (locs, layout) = {
             let idx = self.index();
-            collect(&idx, c, limit)
+            let layout = self.layout.load(std::sync::atomic::Ordering::Acquire);
+            (collect(&idx, c, limit), layout)
         };
-        locs.iter().map(|l| self.read_located(l)).collect()
+        let read: Result<Vec<Event>, ReadError> =
+            locs.iter().map(|l| self.read_located(l)).collect();
+        if read.is_err() && self.layout_changed_since(layout) {
+            // A compaction replaced the files between locating and reading: again, once.
+            *c = before;
+            let locs = collect(&self.index(), c, limit);
+            return locs.iter().map(|l| self.read_located(l)).collect();
+        }
+        read
     }
 }
 

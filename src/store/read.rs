@@ -1,5 +1,6 @@
 //! Reads: `get`, queries, streams and subscriptions.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::ReadError;
@@ -15,17 +16,26 @@ impl Store {
         if id.store() != self.shared.store_id {
             return Ok(None);
         }
-        let loc = {
+        let locate = || {
             let idx = self.shared.index();
-            match idx
-                .pos_of(id.sequence())
+            let layout = self.shared.layout.load(Ordering::Acquire);
+            idx.pos_of(id.sequence())
                 .filter(|_| id.sequence() <= idx.visible)
-            {
-                Some(pos) => query::locate(&idx, pos),
-                None => return Ok(None),
-            }
+                .map(|pos| (query::locate(&idx, pos), layout))
         };
-        self.shared.read_located(&loc).map(Some)
+        let Some((loc, layout)) = locate() else {
+            return Ok(None);
+        };
+        match self.shared.read_located(&loc) {
+            Err(_) if self.shared.layout_changed_since(layout) => {
+                // A compaction replaced the file between locating and reading: again.
+                match locate() {
+                    Some((loc, _)) => self.shared.read_located(&loc).map(Some),
+                    None => Ok(None),
+                }
+            }
+            other => other.map(Some),
+        }
     }
 
     /// Every event in the region, in sequence order.

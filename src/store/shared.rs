@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub durable_seq: AtomicU64,
     /// Newest sequence whose receipt was sent (receipts go out in order).
     pub acked_seq: AtomicU64,
+    /// Odd while a compaction replaces segment files, bumped again once the new index is
+    /// in: a read that failed across a change is tried again.
+    pub layout: AtomicU64,
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
     pub telemetry: super::telemetry::Telemetry,
@@ -81,6 +84,7 @@ impl Shared {
             written_seq: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             acked_seq: AtomicU64::new(0),
+            layout: AtomicU64::new(0),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
@@ -113,6 +117,22 @@ impl Shared {
     pub fn resize_maps(&self, capacity: usize) {
         let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
         maps.set_capacity(capacity, &self.stats.maps);
+    }
+
+    /// After a read that failed with the layout at `seen`: waits out a compaction in
+    /// progress and says whether the layout changed (the read is worth one more try).
+    pub fn layout_changed_since(&self, seen: u64) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = self.layout.load(Ordering::Acquire);
+            if now == seen && now % 2 == 0 {
+                return false;
+            }
+            if now % 2 == 0 || std::time::Instant::now() > deadline {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 
     /// Drops the maps of segments whose files were replaced (readers holding one keep it).
