@@ -125,10 +125,10 @@ impl Shared {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let now = self.layout.load(Ordering::Acquire);
-            if now == seen && now % 2 == 0 {
+            if now == seen && now.is_multiple_of(2) {
                 return false;
             }
-            if now % 2 == 0 || std::time::Instant::now() > deadline {
+            if now.is_multiple_of(2) || std::time::Instant::now() > deadline {
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
