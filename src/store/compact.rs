@@ -484,10 +484,9 @@ fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
         shared.set_poisoned(msg.clone());
         msg
     })?;
+    // The stale checkpoint is gone (roll_forward); the next close writes a fresh one.
+    // Writing it here would hold appends for as long again as the rebuild.
     install(shared, rec.index, nos);
-    // A checkpoint of the new index: the next open need not rebuild it. Without one (a
-    // failure here is harmless) the next open rebuilds from the segments.
-    let _ = shared.write_checkpoint();
     Ok(())
 }
 
