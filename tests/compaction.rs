@@ -289,28 +289,25 @@ fn a_dry_run_changes_no_byte_and_predicts_what_the_compaction_then_does() -> Tes
     Ok(())
 }
 
+/// Appends `payload` to `entity` with an idempotency key.
+fn keyed(store: &Store, entity: &str, key: u128, payload: i64) -> Res<AppendReceipt> {
+    Ok(store.append_with(
+        &Coordinate::new(entity, "s"),
+        EventKind::new(1, 1),
+        &payload,
+        AppendOptions {
+            idempotency_key: Some(key),
+            ..AppendOptions::default()
+        },
+    )?)
+}
+
 #[test]
 fn idempotency_keys_of_survivors_still_deduplicate_after_compaction_and_reopen() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = Store::open(config(dir.path()))?;
-    let keyed = store.append_with(
-        &Coordinate::new("keep", "s"),
-        EventKind::new(1, 1),
-        &7i64,
-        AppendOptions {
-            idempotency_key: Some(0xfeed),
-            ..AppendOptions::default()
-        },
-    )?;
-    let dropped = store.append_with(
-        &Coordinate::new("drop", "s"),
-        EventKind::new(1, 1),
-        &8i64,
-        AppendOptions {
-            idempotency_key: Some(0xbeef),
-            ..AppendOptions::default()
-        },
-    )?;
+    let kept = keyed(&store, "keep", 0xfeed, 7)?;
+    let dropped = keyed(&store, "drop", 0xbeef, 8)?;
     store.tombstone_entity(&Coordinate::new("drop", "s"))?;
     fill(&store, 600)?;
     store.compact(&RetentionPolicy {
@@ -318,23 +315,12 @@ fn idempotency_keys_of_survivors_still_deduplicate_after_compaction_and_reopen()
         ..RetentionPolicy::default()
     })?;
     assert!(store.get(dropped.id)?.is_none());
-    let again = |s: &Store| {
-        s.append_with(
-            &Coordinate::new("keep", "s"),
-            EventKind::new(1, 1),
-            &7i64,
-            AppendOptions {
-                idempotency_key: Some(0xfeed),
-                ..AppendOptions::default()
-            },
-        )
-    };
-    let first = again(&store)?;
+    let first = keyed(&store, "keep", 0xfeed, 7)?;
     drop(store);
-    let second = again(&Store::open(config(dir.path()))?)?;
+    let second = keyed(&Store::open(config(dir.path()))?, "keep", 0xfeed, 7)?;
     for r in [first, second] {
         assert!(r.deduplicated);
-        assert_eq!(r.sequence, keyed.sequence);
+        assert_eq!(r.sequence, kept.sequence);
     }
     Ok(())
 }
