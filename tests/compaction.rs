@@ -464,3 +464,43 @@ fn readers_running_during_a_compaction_see_every_survivor_and_no_error() -> Test
     }
     Ok(())
 }
+
+#[cfg(feature = "testkit")]
+#[test]
+fn a_compaction_that_hits_a_full_disk_changes_nothing_and_leaves_no_file_behind() -> TestResult {
+    use batpak::fs::sim::SimFs;
+    let fs = SimFs::new();
+    let dir = Path::new("/sim/data");
+    let open = || {
+        Store::open_with(
+            config(dir),
+            OpenOptions::default().with_fs(Arc::new(fs.clone())),
+        )
+    };
+    let store = open()?;
+    fill(&store, 900)?;
+    store.tombstone_entity(&Coordinate::new("e1", "s1"))?;
+    let before = all_events(&store)?;
+    let listing = |fs: &SimFs| -> Res<Vec<String>> {
+        let mut names = batpak::fs::FileSystem::list_dir(fs, dir)?;
+        names.sort();
+        Ok(names)
+    };
+    let files = listing(&fs)?;
+    fs.fail_writes(std::io::ErrorKind::StorageFull);
+    let err = store
+        .compact(&RetentionPolicy {
+            tombstones: true,
+            ..RetentionPolicy::default()
+        })
+        .err()
+        .ok_or("a compaction on a full disk succeeded")?;
+    fs.heal();
+    assert!(err.to_string().contains("nothing was compacted"), "{err}");
+    assert_eq!(listing(&fs)?, files, "no staged file is left behind");
+    assert_eq!(all_events(&store)?, before);
+    store.append(&Coordinate::new("e0", "s0"), EventKind::new(1, 1), &1i64)?;
+    drop(store);
+    assert_eq!(all_events(&open()?)?.len(), before.len() + 1);
+    Ok(())
+}

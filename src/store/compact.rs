@@ -396,28 +396,24 @@ impl Store {
     ) -> Result<std::time::Duration, CompactError> {
         let fs = &*self.shared.fs;
         let dir = self.dir();
-        for r in plan {
-            let path = staged(dir, r.no);
-            if fs.exists(&path) {
-                fs.remove_file(&path)
-                    .map_err(|e| CompactError::io("remove", &path, e))?;
-            }
-            let f = fs
-                .open(&path, OpenMode::CreateNew)
-                .map_err(|e| CompactError::io("create", &path, e))?;
-            f.write_all_at(&r.bytes, 0)
-                .and_then(|()| f.sync(crate::config::SyncMode::SyncAll))
-                .map_err(|e| CompactError::io("write", &path, e))?;
-            step();
-        }
-        fs.sync_dir(dir)
-            .map_err(|e| CompactError::io("sync directory", dir, e))?;
-        self.forget_projections(plan, report);
         let nos: Vec<u32> = plan.iter().map(|r| r.no).collect();
+        if let Err(e) = stage(fs, dir, plan) {
+            discard_staged(fs, dir, &nos);
+            return Err(e);
+        }
+        self.forget_projections(plan, report);
         let shared = self.shared.clone();
         let started = Instant::now();
-        self.run_quiesced(Box::new(move || commit(&shared, &nos)))
-            .map_err(CompactError::Commit)?;
+        let task_nos = nos.clone();
+        let committed = self.run_quiesced(Box::new(move || commit(&shared, &task_nos)));
+        if let Err(e) = committed {
+            // Without a manifest the compaction never committed: its files go. With one,
+            // they stay for the roll forward of the next open.
+            if !fs.exists(&dir.join(MANIFEST)) {
+                discard_staged(fs, dir, &nos);
+            }
+            return Err(CompactError::Commit(e));
+        }
         Ok(started.elapsed())
     }
 
@@ -447,6 +443,38 @@ impl Store {
             c.forget_entities(&names);
         }
     }
+}
+
+/// Writes the rewritten segments beside the old ones and syncs them and the directory.
+fn stage(fs: &dyn FileSystem, dir: &Path, plan: &[Rewritten]) -> Result<(), CompactError> {
+    for r in plan {
+        let path = staged(dir, r.no);
+        if fs.exists(&path) {
+            fs.remove_file(&path)
+                .map_err(|e| CompactError::io("remove", &path, e))?;
+        }
+        let f = fs
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| CompactError::io("create", &path, e))?;
+        f.write_all_at(&r.bytes, 0)
+            .and_then(|()| f.sync(crate::config::SyncMode::SyncAll))
+            .map_err(|e| CompactError::io("write", &path, e))?;
+        step();
+    }
+    fs.sync_dir(dir)
+        .map_err(|e| CompactError::io("sync directory", dir, e))
+}
+
+/// Removes the staged files of a compaction that did not commit (best effort: an open
+/// removes any left over).
+fn discard_staged(fs: &dyn FileSystem, dir: &Path, nos: &[u32]) {
+    for &no in nos {
+        let p = staged(dir, no);
+        if fs.exists(&p) {
+            let _ = fs.remove_file(&p);
+        }
+    }
+    let _ = fs.sync_dir(dir);
 }
 
 /// The commit, run by the writer between batches: manifest, renames, index rebuild.
