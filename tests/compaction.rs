@@ -504,3 +504,71 @@ fn a_compaction_that_hits_a_full_disk_changes_nothing_and_leaves_no_file_behind(
     assert_eq!(all_events(&open()?)?.len(), before.len() + 1);
     Ok(())
 }
+
+#[test]
+fn appends_during_a_compaction_are_all_indexed_and_survive_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(config(dir.path()))?);
+    fill(&store, 3000)?;
+    store.tombstone_entity(&Coordinate::new("e2", "s0"))?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producers: Vec<_> = (0..2i64)
+        .map(|t| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || -> Result<Vec<(EventId, i64)>, String> {
+                let mut acked = Vec::new();
+                let mut i = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    let v = t * 1_000_000 + i;
+                    let r = store
+                        .append(
+                            &Coordinate::new(format!("live{t}"), "s9"),
+                            EventKind::new(1, 7),
+                            &v,
+                        )
+                        .map_err(|e| e.to_string())?;
+                    acked.push((r.id, v));
+                    i += 1;
+                }
+                Ok(acked)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let r = store.compact(&RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    })?;
+    std::thread::sleep(Duration::from_millis(30));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for p in producers {
+        acked.extend(p.join().map_err(|_| "producer panicked")??);
+    }
+    assert!(
+        r.events_removed > 100 && acked.len() > 100,
+        "{r:?} {}",
+        acked.len()
+    );
+    let check = |s: &Store| -> TestResult {
+        for (id, v) in &acked {
+            let e = s.get(*id)?.ok_or(format!("acked {id} missing"))?;
+            assert_eq!(e.payload::<i64>()?, *v);
+        }
+        Ok(())
+    };
+    check(&store)?;
+    let live =
+        store.query(&Region::entity("live0"))?.len() + store.query(&Region::entity("live1"))?.len();
+    assert_eq!(
+        live,
+        acked.len(),
+        "every acked event is in the entity lists once"
+    );
+    let count = all_events(&store)?.len();
+    drop(store);
+    let reopened = Store::open(config(dir.path()))?;
+    check(&reopened)?;
+    assert_eq!(all_events(&reopened)?.len(), count);
+    Ok(())
+}

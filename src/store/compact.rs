@@ -402,10 +402,11 @@ impl Store {
             return Err(e);
         }
         self.forget_projections(plan, report);
+        let pre = self.prebuild(plan);
         let shared = self.shared.clone();
         let started = Instant::now();
         let task_nos = nos.clone();
-        let committed = self.run_quiesced(Box::new(move || commit(&shared, &task_nos)));
+        let committed = self.run_quiesced(Box::new(move || commit(&shared, &task_nos, pre)));
         if let Err(e) = committed {
             // Without a manifest the compaction never committed: its files go. With one,
             // they stay for the roll forward of the next open.
@@ -415,6 +416,35 @@ impl Store {
             return Err(CompactError::Commit(e));
         }
         Ok(started.elapsed())
+    }
+
+    /// The index of the state after the commit, built before it (appends go on) from the
+    /// new bytes and the untouched files: the writer then indexes only what it wrote
+    /// meanwhile. `None` when anything does not read; the commit then rebuilds it all.
+    fn prebuild(&self, plan: &[Rewritten]) -> Option<Index> {
+        let fs = &*self.shared.fs;
+        let dir = self.dir();
+        let mut nos: Vec<u32> = fs
+            .list_dir(dir)
+            .ok()?
+            .iter()
+            .filter_map(|n| segment::parse_name(n))
+            .collect();
+        nos.sort_unstable();
+        let mut idx = Index::default();
+        let id = self.shared.store_id;
+        for no in nos {
+            let path = segment::path(dir, no);
+            let indexed = match plan.iter().find(|r| r.no == no) {
+                Some(r) => super::recovery::index_segment(&mut idx, no, &r.bytes, id, &path),
+                None => {
+                    let view = fs.map(&path).ok()?;
+                    super::recovery::index_segment(&mut idx, no, view.bytes(), id, &path)
+                }
+            };
+            indexed.ok()?;
+        }
+        Some(idx)
     }
 
     /// Drops cached projections of the entities that lose events (before the commit, so a
@@ -478,7 +508,7 @@ fn discard_staged(fs: &dyn FileSystem, dir: &Path, nos: &[u32]) {
 }
 
 /// The commit, run by the writer between batches: manifest, renames, index rebuild.
-fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
+fn commit(shared: &Arc<super::Shared>, nos: &[u32], pre: Option<Index>) -> Result<(), String> {
     let fs = &*shared.fs;
     let dir = &shared.dir;
     let mut text = format!("{MANIFEST_HEAD}\n");
@@ -499,12 +529,15 @@ fn commit(shared: &Arc<super::Shared>, nos: &[u32]) -> Result<(), String> {
     });
     finished?;
     let sync = shared.config().sync_mode;
-    let rec = super::recovery::recover(
+    // Every segment is checksummed again; only what was written since the prebuild (or
+    // everything, without one) is indexed.
+    let rec = super::recovery::recover_with(
         fs,
         dir,
         shared.store_id,
         super::recovery::Mode::ReadOnly,
         sync,
+        pre,
     )
     .map_err(|e| {
         let msg =

@@ -107,6 +107,19 @@ pub(crate) fn recover(
     mode: Mode,
     sync: SyncMode,
 ) -> Result<Recovered, OpenError> {
+    recover_with(fs, dir, store_id, mode, sync, None)
+}
+
+/// [`recover`] starting from `start` instead of the checkpoint when given: every segment
+/// is still checksummed whole, but only frames past what `start` covers are indexed.
+pub(crate) fn recover_with(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    mode: Mode,
+    sync: SyncMode,
+    start_from: Option<Index>,
+) -> Result<Recovered, OpenError> {
     let start = Instant::now();
     let ctx = Ctx {
         fs,
@@ -117,9 +130,10 @@ pub(crate) fn recover(
     };
     let nos = segment::list(fs, dir)?;
     // Salvage rebuilds from the segments alone: the checkpoint may cover what moves aside.
-    let loaded = match mode {
-        Mode::ReadWrite { salvage: true } => Err(CheckpointStatus::Skipped),
-        _ => checkpoint::load(fs, dir, store_id, &nos),
+    let loaded = match (start_from, mode) {
+        (Some(idx), _) => Ok(idx),
+        (None, Mode::ReadWrite { salvage: true }) => Err(CheckpointStatus::Skipped),
+        (None, _) => checkpoint::load(fs, dir, store_id, &nos),
     };
     let (mut index, mut report) = match loaded {
         Ok(idx) => (
@@ -209,23 +223,8 @@ fn open_segment(
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
-    let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
-    meta.base = base;
-    let mut defined = (BitSet::default(), BitSet::default());
-    let mut bad: Option<(u64, String)> = None;
-    let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
-        if bad.is_none() {
-            if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
-                bad = Some((off, why));
-            }
-        }
-    });
+    let (scan, bad, defined) = scan_into(index, no, bytes, base);
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
-    if let Some(m) = index.segments.get_mut(&no) {
-        m.len = scan.commit;
-        m.sealed = scan.sealed;
-    }
     let file_len = bytes.len() as u64;
     drop(view);
     if let Some((offset, reason)) = damage {
@@ -240,6 +239,53 @@ fn open_segment(
         None
     };
     Ok(SegmentOutcome::Ok { base, active_info })
+}
+
+/// Scans segment `no` (its whole `bytes`, header included) into `index`, indexing the
+/// frames past what the index already covers of it; records its length and seal.
+fn scan_into(
+    index: &mut Index,
+    no: u32,
+    bytes: &[u8],
+    base: Base,
+) -> (Scan, Option<(u64, String)>, (BitSet, BitSet)) {
+    let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
+    let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
+    meta.base = base;
+    let mut defined = (BitSet::default(), BitSet::default());
+    let mut bad: Option<(u64, String)> = None;
+    let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
+        if bad.is_none() {
+            if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
+                bad = Some((off, why));
+            }
+        }
+    });
+    if let Some(m) = index.segments.get_mut(&no) {
+        m.len = scan.commit;
+        m.sealed = scan.sealed;
+    }
+    (scan, bad, defined)
+}
+
+/// Indexes the segment `no` whose bytes are `bytes` (read from `path`) into `index`, as far
+/// as it holds complete units; an error names what is wrong with it.
+pub(crate) fn index_segment(
+    index: &mut Index,
+    no: u32,
+    bytes: &[u8],
+    store_id: u64,
+    path: &Path,
+) -> Result<(), String> {
+    let header = segment::check_header(bytes, path, store_id).map_err(|e| e.to_string())?;
+    let base = Base {
+        seq: header.base_seq,
+        ts: header.base_ts,
+    };
+    match scan_into(index, no, bytes, base) {
+        (_, Some((off, why)), _) => Err(format!("{} at offset {off}: {why}", path.display())),
+        _ => Ok(()),
+    }
 }
 
 /// Applies one frame of a complete unit to the index; `index_it` is false for frames the
