@@ -212,11 +212,17 @@ fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
         } else {
             format!("{} problems", report.problems.len())
         };
+        let removed = if report.removed > 0 {
+            format!(" ({} removed by compaction)", report.removed)
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} events in {} segments checked in {:.1} ms: {verdict}",
+            "{}: {} events{removed} in {} segments and {} cached projections checked in {:.1} ms: {verdict}",
             dir.display(),
             report.events,
             report.segments,
+            report.cache_values,
             report.elapsed.as_secs_f64() * 1000.0
         );
     }
