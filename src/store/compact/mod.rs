@@ -1,0 +1,276 @@
+//! Compaction: rewriting sealed segments without the events retention removes.
+//!
+//! Crash-safe by construction. The new segments are written beside the old ones as
+//! `seg-N.bpk.compact` and synced, with the directory. The manifest `compact.manifest`,
+//! listing them, is then written atomically: that is the commit point. Only after it are
+//! the new files renamed over the old ones. An open that finds a manifest finishes the
+//! renames (roll forward); one that finds `.compact` files without a manifest deletes them
+//! (the compaction never committed). A crash at any moment therefore leaves the old state
+//! or the new one, complete. The active segment is never touched.
+//!
+//! A rewritten segment keeps its header (number, base sequence and time), so every kept
+//! event frame is re-encoded to the same bytes (only a batch flag changes where a batch
+//! lost its later members). Removed events leave a gap frame recording their sequence
+//! range, so verify and the sequence checks know the hole is intended.
+
+mod commit;
+mod rewrite;
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::codec::frame::{Base, EventHeader};
+use crate::error::CompactError;
+
+use super::index::Index;
+use super::retention::{self, CompactionReport, RetentionPolicy, Tombstones};
+use super::segment;
+use super::Store;
+
+pub(crate) use commit::finish_pending;
+#[cfg(feature = "testkit")]
+pub use commit::set_step_pause;
+use commit::{commit, discard_staged, stage, MANIFEST};
+use rewrite::rewrite;
+pub(crate) use rewrite::Rewritten;
+
+/// A sealed segment as the index knows it.
+#[derive(Clone, Copy)]
+struct Sealed {
+    no: u32,
+    len: u64,
+    base: Base,
+}
+
+impl Store {
+    /// Removes what `policy` retains no longer, rewriting sealed segments (never the
+    /// active one); appends go on meanwhile and wait only while the new files take effect
+    /// and the index is rebuilt (`CompactionReport::writer_pause`).
+    pub fn compact(&self, policy: &RetentionPolicy) -> Result<CompactionReport, CompactError> {
+        self.compact_with(policy, false, |_, _| {})
+    }
+
+    /// What [`Store::compact`] would remove, changing nothing.
+    pub fn compact_dry_run(
+        &self,
+        policy: &RetentionPolicy,
+    ) -> Result<CompactionReport, CompactError> {
+        self.compact_with(policy, true, |_, _| {})
+    }
+
+    /// [`Store::compact`] (or its dry run), calling `progress(segments_read, sealed_segments)`
+    /// as it reads the sealed segments (the long part).
+    pub fn compact_with(
+        &self,
+        policy: &RetentionPolicy,
+        dry_run: bool,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<CompactionReport, CompactError> {
+        let start = Instant::now();
+        if self.read_only && !dry_run {
+            return Err(CompactError::ReadOnly(self.dir().to_path_buf()));
+        }
+        let _one_at_a_time = self
+            .compacting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let plan = self.plan_compaction(policy, &mut progress)?;
+        let mut report = self.describe(&plan, dry_run);
+        if !dry_run && !plan.is_empty() {
+            report.writer_pause = self.apply(&plan, &report)?;
+        }
+        report.elapsed = start.elapsed();
+        Ok(report)
+    }
+
+    fn plan_compaction(
+        &self,
+        policy: &RetentionPolicy,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<Rewritten>, CompactError> {
+        let (sealed, mut total, tombstones) = {
+            let idx = self.shared.index();
+            let sealed: Vec<Sealed> = idx
+                .segments
+                .iter()
+                .filter(|(_, m)| m.sealed)
+                .map(|(&no, m)| Sealed {
+                    no,
+                    len: m.len,
+                    base: m.base,
+                })
+                .collect();
+            let total: u64 = idx.segments.values().map(|m| m.len).sum();
+            (sealed, total, Tombstones::collect(&idx))
+        };
+        let cutoff = policy.max_age.map(|age| {
+            let age = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
+            self.now_micros().saturating_sub(age)
+        });
+        let mut out: Vec<Rewritten> = Vec::new();
+        let n = sealed.len() as u64;
+        for (i, s) in sealed.iter().enumerate() {
+            progress(i as u64, n);
+            let r =
+                self.rewrite_sealed(s, |h| retention::removes(policy, &tombstones, cutoff, h))?;
+            if !r.removed.is_empty() {
+                total -= s.len.saturating_sub(r.bytes.len() as u64);
+                out.push(r);
+            }
+        }
+        progress(n, n);
+        let Some(cap) = policy.max_total_bytes else {
+            return Ok(out);
+        };
+        for s in &sealed {
+            if total <= cap {
+                break;
+            }
+            let r = self.rewrite_sealed(s, |h| !crate::event::EventKind(h.kind).is_system())?;
+            let now = out.iter().position(|o| o.no == s.no);
+            let was = now.map_or(s.len, |i| out[i].bytes.len() as u64);
+            total -= was.saturating_sub(r.bytes.len() as u64);
+            match now {
+                Some(i) => out[i] = r,
+                None if !r.removed.is_empty() => out.push(r),
+                None => {}
+            }
+        }
+        out.sort_by_key(|r| r.no);
+        Ok(out)
+    }
+
+    fn rewrite_sealed(
+        &self,
+        s: &Sealed,
+        drop: impl Fn(&EventHeader) -> bool,
+    ) -> Result<Rewritten, CompactError> {
+        let path = segment::path(self.dir(), s.no);
+        let view = self
+            .shared
+            .fs
+            .map(&path)
+            .map_err(|e| CompactError::io("read", &path, e))?;
+        let (bytes, removed) = rewrite(view.bytes(), s.base, &path, drop)?;
+        Ok(Rewritten {
+            no: s.no,
+            bytes,
+            before: s.len,
+            removed,
+        })
+    }
+
+    fn describe(&self, plan: &[Rewritten], dry_run: bool) -> CompactionReport {
+        let mut removed: Vec<u64> = plan
+            .iter()
+            .flat_map(|r| r.removed.iter().copied())
+            .collect();
+        removed.sort_unstable();
+        let idx = self.shared.index();
+        let (chains_cut, entities) = retention::consequences(&idx, &removed);
+        let mut sample: Vec<String> = entities
+            .iter()
+            .map(|&e| idx.entities.name(e).to_string())
+            .collect();
+        sample.sort();
+        sample.truncate(20);
+        CompactionReport {
+            dry_run,
+            events_removed: removed.len() as u64,
+            segments_touched: plan.iter().map(|r| r.no).collect(),
+            bytes_before: plan.iter().map(|r| r.before).sum(),
+            bytes_after: plan.iter().map(|r| r.bytes.len() as u64).sum(),
+            chains_cut,
+            entities_affected: entities.len() as u64,
+            entities_sample: sample,
+            ..CompactionReport::default()
+        }
+    }
+
+    /// Writes the new segments beside the old ones, drops the affected projections, then
+    /// has the writer (between two batches) commit, rename and rebuild the index.
+    fn apply(
+        &self,
+        plan: &[Rewritten],
+        report: &CompactionReport,
+    ) -> Result<std::time::Duration, CompactError> {
+        let fs = &*self.shared.fs;
+        let dir = self.dir();
+        let nos: Vec<u32> = plan.iter().map(|r| r.no).collect();
+        if let Err(e) = stage(fs, dir, plan) {
+            discard_staged(fs, dir, &nos);
+            return Err(e);
+        }
+        self.forget_projections(plan, report);
+        let pre = self.prebuild(plan);
+        let shared = self.shared.clone();
+        let started = Instant::now();
+        let task_nos = nos.clone();
+        let committed = self.run_quiesced(Box::new(move || commit(&shared, &task_nos, pre)));
+        if let Err(e) = committed {
+            // Without a manifest the compaction never committed: its files go. With one,
+            // they stay for the roll forward of the next open.
+            if !fs.exists(&dir.join(MANIFEST)) {
+                discard_staged(fs, dir, &nos);
+            }
+            return Err(CompactError::Commit(e));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// The index of the state after the commit, built before it (appends go on) from the
+    /// new bytes and the untouched files: the writer then indexes only what it wrote
+    /// meanwhile. `None` when anything does not read; the commit then rebuilds it all.
+    fn prebuild(&self, plan: &[Rewritten]) -> Option<Index> {
+        let fs = &*self.shared.fs;
+        let dir = self.dir();
+        let mut nos: Vec<u32> = fs
+            .list_dir(dir)
+            .ok()?
+            .iter()
+            .filter_map(|n| segment::parse_name(n))
+            .collect();
+        nos.sort_unstable();
+        let mut idx = Index::default();
+        let id = self.shared.store_id;
+        for no in nos {
+            let path = segment::path(dir, no);
+            let indexed = match plan.iter().find(|r| r.no == no) {
+                Some(r) => super::recovery::index_segment(&mut idx, no, &r.bytes, id, &path),
+                None => {
+                    let view = fs.map(&path).ok()?;
+                    super::recovery::index_segment(&mut idx, no, view.bytes(), id, &path)
+                }
+            };
+            indexed.ok()?;
+        }
+        Some(idx)
+    }
+
+    /// Drops cached projections of the entities that lose events (before the commit, so a
+    /// crash can only leave fewer cached values, never stale ones).
+    fn forget_projections(&self, plan: &[Rewritten], report: &CompactionReport) {
+        if report.entities_affected == 0 {
+            return;
+        }
+        let mut removed: Vec<u64> = plan
+            .iter()
+            .flat_map(|r| r.removed.iter().copied())
+            .collect();
+        removed.sort_unstable();
+        let names: HashSet<String> = {
+            let idx = self.shared.index();
+            let (_, ids) = retention::consequences(&idx, &removed);
+            ids.iter()
+                .map(|&e| idx.entities.name(e).to_string())
+                .collect()
+        };
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = cache.as_ref() {
+            c.forget_entities(&names);
+        }
+    }
+}
