@@ -120,12 +120,12 @@ impl Proposal {
 
     /// The named cause.
     pub fn causation(&self) -> Option<EventId> {
-        self.item.opts.causation
+        self.item.options().causation
     }
 
     /// The named correlation.
     pub fn correlation(&self) -> Option<EventId> {
-        self.item.opts.correlation
+        self.item.options().correlation
     }
 }
 

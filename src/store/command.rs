@@ -12,11 +12,36 @@ pub struct BatchItem {
     /// Entity, scope and encoded payload (inline when small: no allocation per event).
     pub(crate) body: Body,
     pub(crate) kind: EventKind,
-    pub(crate) opts: AppendOptions,
-    /// The reason of a write around the gates (set only by `Store::bypass`).
-    pub(crate) bypass: Option<String>,
+    /// Options and a bypass reason, boxed and only when there are any: most appends have
+    /// none, and every byte of the item is copied through the channel.
+    extra: Option<Box<Extra>>,
     /// Written by the store itself (a tombstone): may use the system kinds.
     pub(crate) system: bool,
+}
+
+/// The rarer parts of an item.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    opts: AppendOptions,
+    /// The reason of a write around the gates (set only by `Store::bypass`).
+    bypass: Option<String>,
+}
+
+/// The options of an item without any.
+const NO_OPTIONS: AppendOptions = AppendOptions {
+    causation: None,
+    correlation: None,
+    expected: None,
+    idempotency_key: None,
+    durable: false,
+};
+
+fn is_default(o: &AppendOptions) -> bool {
+    o.causation.is_none()
+        && o.correlation.is_none()
+        && o.expected.is_none()
+        && o.idempotency_key.is_none()
+        && !o.durable
 }
 
 pub(crate) type Item = BatchItem;
@@ -45,8 +70,7 @@ impl BatchItem {
         Self {
             body,
             kind,
-            opts: AppendOptions::default(),
-            bypass: None,
+            extra: None,
             system: false,
         }
     }
@@ -73,8 +97,44 @@ impl BatchItem {
 
     /// Sets the options (causation, correlation, expectation, idempotency key).
     pub fn with_options(mut self, opts: AppendOptions) -> Self {
-        self.opts = opts;
+        self.set_options(opts);
         self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AppendOptions {
+        self.extra.as_ref().map_or(&NO_OPTIONS, |e| &e.opts)
+    }
+
+    pub(crate) fn set_options(&mut self, opts: AppendOptions) {
+        match (&mut self.extra, is_default(&opts)) {
+            (Some(e), _) => e.opts = opts,
+            (None, true) => {}
+            (None, false) => self.extra = Some(Box::new(Extra { opts, bypass: None })),
+        }
+    }
+
+    /// The options, to change them.
+    pub(crate) fn options_mut(&mut self) -> &mut AppendOptions {
+        &mut self.extra.get_or_insert_with(Box::default).opts
+    }
+
+    /// The reason of a write around the gates.
+    pub(crate) fn bypass(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.bypass.as_deref())
+    }
+
+    pub(crate) fn set_bypass(&mut self, reason: Option<String>) {
+        match (&mut self.extra, reason) {
+            (Some(e), r) => e.bypass = r,
+            (None, None) => {}
+            (None, Some(r)) => {
+                self.extra = Some(Box::new(Extra {
+                    opts: AppendOptions::default(),
+                    bypass: Some(r),
+                }))
+            }
+        }
     }
 }
 

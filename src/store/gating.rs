@@ -64,7 +64,7 @@ impl Store {
             ));
         }
         let mut item = super::BatchItem::new(coord, kind, payload)?.with_options(opts);
-        item.bypass = Some(reason.to_string());
+        item.set_bypass(Some(reason.to_string()));
         let receipt = self.submit_ungated(item)?.wait()?;
         self.decisions.record(Decision {
             at_us: self.shared.now_micros(),
@@ -85,7 +85,7 @@ impl Store {
         let Some(gates) = self.gates.clone() else {
             return Ok((item, None));
         };
-        item.bypass = None;
+        item.set_bypass(None);
         let view = StoreView {
             store: self,
             observed: RefCell::new(Vec::new()),
@@ -110,10 +110,11 @@ impl Store {
             }
             return Err(AppendError::Denied(verdict.denials));
         }
-        if item.opts.expected.is_none() {
+        if item.options().expected.is_none() {
             let seen = view.observed.borrow();
             if let Some((_, seq)) = seen.iter().find(|(e, _)| *e == item.entity()) {
-                item.opts.expected = Some(seq.map_or(Expected::NoEvents, Expected::Sequence));
+                item.options_mut().expected =
+                    Some(seq.map_or(Expected::NoEvents, Expected::Sequence));
             }
         }
         let allowed = Allowed {

@@ -302,7 +302,7 @@ impl Store {
         opts: AppendOptions,
     ) -> Result<Ticket, AppendError> {
         let mut item = BatchItem::new(coord, kind, payload)?;
-        item.opts = opts;
+        item.set_options(opts);
         self.submit_item(item)
     }
 
@@ -321,7 +321,8 @@ impl Store {
     fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
         let (reply, waiter) = ticket::append_pair();
         let at = self.shared.telemetry.stamp();
-        let durable = item.opts.durable || self.shared.every_append_durable.load(Ordering::Relaxed);
+        let durable =
+            item.options().durable || self.shared.every_append_durable.load(Ordering::Relaxed);
         self.send(Command::Append { item, reply, at })?;
         Ok(Ticket(waiter, durable))
     }

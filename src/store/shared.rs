@@ -225,7 +225,7 @@ impl Shared {
             causation: h.cause.map(|c| EventId::new(self.store_id, c)),
             correlation: EventId::new(self.store_id, h.correlation),
             idempotency_key: h.key,
-            bypass_reason: item.bypass.clone(),
+            bypass_reason: item.bypass().map(str::to_string),
             payload: item.payload().to_vec(),
         }
     }

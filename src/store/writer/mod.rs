@@ -344,7 +344,7 @@ impl Writer {
                 self.receipts = out;
                 match (staged, receipt) {
                     (Ok(()), Some(rec)) => {
-                        self.hold(Done::One(reply, rec, at), item.opts.durable);
+                        self.hold(Done::One(reply, rec, at), item.options().durable);
                     }
                     (Ok(()), None) => reply.send(Err(AppendError::EmptyBatch)),
                     (Err(StageError::Reject(e)), _) => reply.send(Err(e)),

@@ -76,11 +76,11 @@ impl Writer {
                 ))
                 .into());
             }
-            if let Some(seq) = item.opts.idempotency_key.and_then(|k| idx.keys.get(k)) {
+            if let Some(seq) = item.options().idempotency_key.and_then(|k| idx.keys.get(k)) {
                 plans.push(Plan::Duplicate(seq));
                 continue;
             }
-            if item.opts.expected.is_some() {
+            if item.options().expected.is_some() {
                 let actual = staged_entities
                     .iter()
                     .rev()
@@ -91,7 +91,7 @@ impl Writer {
                             .id(item.entity())
                             .and_then(|e| idx.entity_last_seq(e))
                     });
-                check_expected(item.entity(), item.opts.expected, actual)?;
+                check_expected(item.entity(), item.options().expected, actual)?;
             }
             let (cause, correlation) = self.resolve_causal(idx, item)?;
             let ts = self.cfg.now_micros();
@@ -119,11 +119,11 @@ impl Writer {
                 .then(|| idx.pos_of(id.sequence()))
                 .flatten()
         };
-        let cause = match item.opts.causation {
+        let cause = match item.options().causation {
             None => None,
             Some(id) => Some(find(id).ok_or_else(|| AppendError::UnknownCause(id.to_string()))?),
         };
-        let corr_pos = match item.opts.correlation {
+        let corr_pos = match item.options().correlation {
             Some(id) => {
                 Some(find(id).ok_or_else(|| AppendError::UnknownCorrelation(id.to_string()))?)
             }
@@ -185,14 +185,14 @@ impl Writer {
             scope,
             cause,
             correlation: correlation.unwrap_or(seq),
-            key: item.opts.idempotency_key,
+            key: item.options().idempotency_key,
             batch_continues,
         };
         frame::put_event(
             &mut self.buf,
             &a.base,
             &h,
-            item.bypass.as_deref().map(str::as_bytes),
+            item.bypass().map(str::as_bytes),
             item.payload(),
         );
         let no = a.no;
@@ -272,7 +272,7 @@ impl Writer {
 fn frame_bound(item: &Item) -> u64 {
     let names = item.entity().len() + item.scope().len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
     let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
-    let reason = item.bypass.as_ref().map_or(0, |r| r.len() + 10);
+    let reason = item.bypass().map_or(0, |r| r.len() + 10);
     (item.payload().len() + header + names + reason) as u64
 }
 
