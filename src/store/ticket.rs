@@ -40,9 +40,19 @@ static SYNC_WAITERS: AtomicUsize = AtomicUsize::new(0);
 /// Counts a waiter for a sync while it lives.
 struct SyncWaiter;
 
+/// The most waiters for a sync at once since [`waiters_since_last_look`] was last called.
+static SYNC_WAITERS_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// How many producers waited for a sync at once since the last call: group commit waits
+/// for as many (a sync may have covered fewer when some arrived while it ran).
+pub(crate) fn waiters_since_last_look() -> usize {
+    SYNC_WAITERS_PEAK.swap(SYNC_WAITERS.load(Ordering::Acquire), Ordering::AcqRel)
+}
+
 impl SyncWaiter {
     fn enter() -> Self {
-        SYNC_WAITERS.fetch_add(1, Ordering::AcqRel);
+        let n = SYNC_WAITERS.fetch_add(1, Ordering::AcqRel) + 1;
+        SYNC_WAITERS_PEAK.fetch_max(n, Ordering::AcqRel);
         Self
     }
 

@@ -353,7 +353,9 @@ impl Ctl {
         };
         self.note_sync(took, events, bytes);
         let released = self.release(&mut st);
-        st.last_cover = released;
+        // As many as the sync covered, or as many as waited meanwhile if more did.
+        st.last_cover =
+            released.max(super::super::ticket::waiters_since_last_look().min(released * 2));
         Ok(())
     }
 
