@@ -130,13 +130,15 @@ impl OpenOptions {
 
 /// A pending append from [`Store::submit`]; wait on it later.
 #[must_use = "a ticket says whether the append was written; wait on it"]
-pub struct Ticket(Waiter<ticket::AppendResult>, bool);
+pub struct Ticket(Waiter<ticket::AppendResult>, Option<Arc<Shared>>);
 
 impl Ticket {
     /// Waits for the receipt.
     pub fn wait(self) -> Result<AppendReceipt, AppendError> {
+        // A durable ticket counts as its store's producer waiting for a sync.
+        let _waiting = self.1.as_ref().map(|sh| sh.sync_waiters.enter());
         self.0
-            .wait_recycling(self.1)
+            .wait_recycling(self.1.is_some())
             .unwrap_or_else(|| Err(writer_gone()))
     }
 
@@ -324,7 +326,7 @@ impl Store {
         let durable =
             item.options().durable || self.shared.every_append_durable.load(Ordering::Relaxed);
         self.send(Command::Append { item, reply, at })?;
-        Ok(Ticket(waiter, durable))
+        Ok(Ticket(waiter, durable.then(|| self.shared.clone())))
     }
 
     /// Appends several events in one message and one write: all of them or none, also
@@ -353,9 +355,11 @@ impl Store {
             reply,
             at,
         })?;
+        let waiting = durable.then(|| self.shared.sync_waiters.enter());
         let receipts = waiter
             .wait_for(durable)
             .unwrap_or_else(|| Err(writer_gone()))?;
+        drop(waiting);
         for (a, r) in allowed.into_iter().zip(&receipts) {
             self.log_allowed(a, Some(r));
         }

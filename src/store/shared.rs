@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub durable_seq: AtomicU64,
     /// Newest sequence whose receipt was sent (receipts go out in order).
     pub acked_seq: AtomicU64,
+    /// Producers waiting for a sync right now (for group commit).
+    pub sync_waiters: super::ticket::SyncWaiters,
     /// Odd while a compaction replaces segment files, bumped again once the new index is
     /// in: a read that failed across a change is tried again.
     pub layout: AtomicU64,
@@ -85,6 +87,7 @@ impl Shared {
             durable_seq: AtomicU64::new(0),
             acked_seq: AtomicU64::new(0),
             layout: AtomicU64::new(0),
+            sync_waiters: Default::default(),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),

@@ -37,22 +37,45 @@ static SPINNING: AtomicUsize = AtomicUsize::new(0);
 /// the cores their next appends and the writer need, so they park.
 static SYNC_WAITERS: AtomicUsize = AtomicUsize::new(0);
 
+/// The producers of one store waiting for a sync, and the most at once since the writer
+/// last looked: group commit waits for as many (a sync may have covered fewer when some
+/// arrived while it ran).
+#[derive(Debug, Default)]
+pub(crate) struct SyncWaiters {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl SyncWaiters {
+    /// Counts the caller as waiting until the guard drops.
+    pub fn enter(&self) -> WaitingForSync<'_> {
+        let n = self.now.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(n, Ordering::AcqRel);
+        WaitingForSync(self)
+    }
+
+    /// The most waiting at once since the last call.
+    pub fn peak_since_last_look(&self) -> usize {
+        self.peak
+            .swap(self.now.load(Ordering::Acquire), Ordering::AcqRel)
+    }
+}
+
+/// A producer of one store waiting for a sync (see [`SyncWaiters`]).
+pub(crate) struct WaitingForSync<'a>(&'a SyncWaiters);
+
+impl Drop for WaitingForSync<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Counts a waiter for a sync while it lives.
 struct SyncWaiter;
 
-/// The most waiters for a sync at once since [`waiters_since_last_look`] was last called.
-static SYNC_WAITERS_PEAK: AtomicUsize = AtomicUsize::new(0);
-
-/// How many producers waited for a sync at once since the last call: group commit waits
-/// for as many (a sync may have covered fewer when some arrived while it ran).
-pub(crate) fn waiters_since_last_look() -> usize {
-    SYNC_WAITERS_PEAK.swap(SYNC_WAITERS.load(Ordering::Acquire), Ordering::AcqRel)
-}
-
 impl SyncWaiter {
     fn enter() -> Self {
-        let n = SYNC_WAITERS.fetch_add(1, Ordering::AcqRel) + 1;
-        SYNC_WAITERS_PEAK.fetch_max(n, Ordering::AcqRel);
+        SYNC_WAITERS.fetch_add(1, Ordering::AcqRel);
         Self
     }
 

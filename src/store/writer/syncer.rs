@@ -354,8 +354,12 @@ impl Ctl {
         self.note_sync(took, events, bytes);
         let released = self.release(&mut st);
         // As many as the sync covered, or as many as waited meanwhile if more did.
-        st.last_cover =
-            released.max(super::super::ticket::waiters_since_last_look().min(released * 2));
+        st.last_cover = released.max(
+            self.shared
+                .sync_waiters
+                .peak_since_last_look()
+                .min(released * 2),
+        );
         Ok(())
     }
 
