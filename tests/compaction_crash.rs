@@ -153,6 +153,17 @@ fn a_compaction_killed_at_any_moment_leaves_the_full_old_or_the_full_new_state()
         let dir = root.path().join(format!("cycle-{cycle}"));
         copy_dir(&tpl, &dir)?;
         let finished = kill_child_after(&dir, Duration::from_millis(rng.below(span)))?;
+        // Before any reopen: whatever the kill left verifies clean, and a committed but
+        // unfinished compaction is pointed out.
+        let before = verify(&dir)?;
+        assert!(before.is_clean(), "cycle {cycle}: {:?}", before.problems);
+        if dir.join("compact.manifest").exists() {
+            assert!(
+                before.notes.iter().any(|n| n.contains("did not finish")),
+                "cycle {cycle}: {:?}",
+                before.notes
+            );
+        }
         let store = Store::open(config(&dir))?;
         let note = store
             .recovery_report()

@@ -274,6 +274,9 @@ pub fn verify_with(
         ),
         Err(_) => {}
     }
+    if let Some(note) = super::compact::pending_note(&fs, dir) {
+        c.report.notes.push(note);
+    }
     let cache = crate::projection::cache::check(dir, store_id, c.last_seq);
     let cache_file = dir
         .join(crate::projection::cache::CACHE_DIR)

@@ -92,6 +92,9 @@ pub(super) fn commit(
     let mut text = format!("{MANIFEST_HEAD}\n");
     nos.iter().for_each(|n| text.push_str(&format!("{n}\n")));
     text.push_str("end\n");
+    // The checkpoint describes the old files: gone before the commit, so no state a crash
+    // can leave pairs new files with it (the next open rebuilds the index instead).
+    checkpoint::remove(fs, dir).map_err(|e| format!("remove the checkpoint: {e}"))?;
     bfs::write_atomically(fs, dir, MANIFEST, &[text.as_bytes()])
         .map_err(|e| format!("write {}: {e}", dir.join(MANIFEST).display()))?;
     step();
@@ -198,6 +201,31 @@ pub(crate) fn finish_pending(fs: &dyn FileSystem, dir: &Path) -> Result<Option<S
         "removed {} segment files of a compaction that never committed",
         stale.len()
     )))
+}
+
+/// What an interrupted compaction left in `dir`, for verify (which changes nothing).
+pub(crate) fn pending_note(fs: &dyn FileSystem, dir: &Path) -> Option<String> {
+    if fs.exists(&dir.join(MANIFEST)) {
+        return Some(format!(
+            "{}: a compaction committed but did not finish; the next read-write open finishes it",
+            dir.join(MANIFEST).display()
+        ));
+    }
+    let staged = fs
+        .list_dir(dir)
+        .ok()?
+        .iter()
+        .filter(|n| {
+            n.strip_suffix(STAGED)
+                .and_then(segment::parse_name)
+                .is_some()
+        })
+        .count();
+    (staged > 0).then(|| {
+        format!(
+            "{staged} segment files of a compaction that never committed; the next read-write open removes them"
+        )
+    })
 }
 
 fn read_manifest(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u32>, OpenError> {

@@ -27,10 +27,10 @@ use super::retention::{self, CompactionReport, RetentionPolicy, Tombstones};
 use super::segment;
 use super::Store;
 
-pub(crate) use commit::finish_pending;
 #[cfg(feature = "testkit")]
 pub use commit::set_step_pause;
 use commit::{commit, discard_staged, stage, MANIFEST};
+pub(crate) use commit::{finish_pending, pending_note};
 use rewrite::rewrite;
 pub(crate) use rewrite::Rewritten;
 
