@@ -267,4 +267,70 @@ mod tests {
         );
         assert!(out.windows(one.len()).any(|w| w == one.as_slice()));
     }
+
+    use proptest::prelude::*;
+
+    /// Events 1..=n over entities 0/1, with batch flags from `batches`.
+    fn events(n: u64, entities: &[bool], batches: &[bool]) -> Vec<EventHeader> {
+        (1..=n)
+            .map(|seq| {
+                let i = (seq - 1) as usize;
+                event(seq, u32::from(entities[i]), batches[i] && seq < n)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Rewriting twice with any removals keeps exactly the kept events in order, each
+        /// re-encoded to the bytes it had, records every removed sequence in gaps (merged,
+        /// in order, without overlap), and keeps batches whole among the kept events.
+        #[test]
+        fn rewrites_keep_exactly_the_survivors_and_record_every_removal(
+            n in 1u64..60,
+            entities in proptest::collection::vec(any::<bool>(), 60),
+            batches in proptest::collection::vec(any::<bool>(), 60),
+            first in proptest::collection::vec(any::<bool>(), 60),
+            second in proptest::collection::vec(any::<bool>(), 60),
+        ) {
+            let evs = events(n, &entities, &batches);
+            let bytes = segment(&evs);
+            let drop1 = |h: &EventHeader| first[(h.seq - 1) as usize];
+            let drop2 = |h: &EventHeader| second[(h.seq - 1) as usize];
+            let (once, _) = rewrite(&bytes, Base::default(), Path::new("x"), drop1)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (twice, _) = rewrite(&once, Base::default(), Path::new("x"), drop2)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let p = parse(&twice, Base::default(), Path::new("x"))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut covered = Vec::new();
+            let mut last_gap_end = 0;
+            for part in &p.parts {
+                match part {
+                    Part::Event(h, payload, _) => {
+                        prop_assert!(!drop1(h) && !drop2(h));
+                        prop_assert_eq!(*payload, &b"payload"[..]);
+                        let orig = evs[(h.seq - 1) as usize];
+                        prop_assert_eq!((h.entity, h.ts, h.correlation), (orig.entity, orig.ts, orig.correlation));
+                        covered.push(h.seq);
+                    }
+                    Part::Gap(f, l) => {
+                        prop_assert!(*f > last_gap_end && f <= l);
+                        last_gap_end = *l;
+                        covered.extend(*f..=*l);
+                    }
+                }
+            }
+            let all: Vec<u64> = (1..=n).collect();
+            prop_assert_eq!(covered, all, "every sequence is kept or in a gap, in order");
+            let kept: Vec<&EventHeader> = p.parts.iter().filter_map(|x| match x {
+                Part::Event(h, ..) => Some(h),
+                Part::Gap(..) => None,
+            }).collect();
+            if let Some(last) = kept.last() {
+                prop_assert!(!last.batch_continues, "the last kept event closes its batch");
+            }
+        }
+    }
 }
