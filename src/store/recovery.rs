@@ -99,19 +99,9 @@ struct Ctx<'a> {
     sync: SyncMode,
 }
 
-/// Opens every segment of `dir`, building the index.
-pub(crate) fn recover(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    store_id: u64,
-    mode: Mode,
-    sync: SyncMode,
-) -> Result<Recovered, OpenError> {
-    recover_with(fs, dir, store_id, mode, sync, None)
-}
-
-/// [`recover`] starting from `start` instead of the checkpoint when given: every segment
-/// is still checksummed whole, but only frames past what `start` covers are indexed.
+/// Opens every segment of `dir`, building the index: from the checkpoint, or from
+/// `start_from` when given. Every segment is checksummed whole either way; only frames past
+/// what the starting index covers are indexed.
 pub(crate) fn recover_with(
     fs: &dyn FileSystem,
     dir: &Path,

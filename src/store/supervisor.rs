@@ -37,7 +37,7 @@ pub(crate) fn recover_dir(
         Mode::ReadOnly => None,
         Mode::ReadWrite { .. } => super::compact::finish_pending(fs, dir)?,
     };
-    let mut rec = recovery::recover(fs, dir, store_id, mode, sync)?;
+    let mut rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
     rec.report.compaction = finished;
     let stale = matches!(
         rec.report.checkpoint,
