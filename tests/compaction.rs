@@ -109,6 +109,11 @@ fn compaction_by_tombstone_drops_the_entity_s_earlier_events_in_sealed_segments_
     let gone = check_survivors(dir.path(), &store, &before, removed)?;
     assert!(gone > 50, "{report:?}");
     assert_eq!(report.events_removed, gone);
+    assert_eq!(
+        store.stats().last_compaction.map(|r| r.events_removed),
+        Some(gone),
+        "the statistics carry the last compaction"
+    );
     assert!(report.bytes_reclaimed() > 0);
     assert!(store.get(tomb.id)?.is_some(), "the tombstone stays");
     store.append(&Coordinate::new("e1", "s1"), EventKind::new(1, 1), &1i64)?;
@@ -265,6 +270,10 @@ fn a_dry_run_changes_no_byte_and_predicts_what_the_compaction_then_does() -> Tes
     };
     let dry = store.compact_dry_run(&policy)?;
     assert!(dry.dry_run && dry.events_removed > 0);
+    assert!(
+        store.stats().last_compaction.is_none(),
+        "a dry run is not a compaction"
+    );
     assert_eq!(
         snapshot_files(dir.path())?,
         files,

@@ -172,6 +172,8 @@ pub struct Store {
     report: RecoveryReport,
     /// Held by a running compaction (one at a time).
     compacting: Mutex<()>,
+    /// The report of the last compaction (for the statistics).
+    last_compaction: Mutex<Option<CompactionReport>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -243,6 +245,7 @@ impl Store {
             read_only: options.read_only,
             report,
             compacting: Mutex::new(()),
+            last_compaction: Mutex::new(None),
         })
     }
 
@@ -418,6 +421,11 @@ impl Store {
             recent: self.decisions.recent_n(64),
         };
         s.recovery = self.report.clone();
+        s.last_compaction = self
+            .last_compaction
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         s
     }
 

@@ -69,6 +69,8 @@ pub struct Stats {
     pub gates: GateStats,
     /// What the last open found.
     pub recovery: super::RecoveryReport,
+    /// What the last compaction of this open store did (not its dry runs).
+    pub last_compaction: Option<super::CompactionReport>,
     /// Events in the store.
     pub events: u64,
     /// Highest sequence written (acknowledged).
@@ -212,6 +214,7 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         cache: Default::default(),
         gates: GateStats::default(),
         recovery: Default::default(),
+        last_compaction: None,
         events,
         written_sequence: written,
         durable_sequence: durable,

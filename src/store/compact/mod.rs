@@ -80,6 +80,12 @@ impl Store {
             report.writer_pause = self.apply(&plan, &report)?;
         }
         report.elapsed = start.elapsed();
+        if !dry_run {
+            *self
+                .last_compaction
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        }
         Ok(report)
     }
 
