@@ -75,9 +75,9 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let plan = self.plan_compaction(policy, &mut progress)?;
-        let mut report = self.describe(&plan, dry_run);
+        let (mut report, affected) = self.describe(&plan, dry_run);
         if !dry_run && !plan.is_empty() {
-            report.writer_pause = self.apply(&plan, &report)?;
+            report.writer_pause = self.apply(&plan, &affected)?;
         }
         report.elapsed = start.elapsed();
         if !dry_run {
@@ -166,7 +166,8 @@ impl Store {
         })
     }
 
-    fn describe(&self, plan: &[Rewritten], dry_run: bool) -> CompactionReport {
+    /// The report of `plan`, and the names of the entities that lose events.
+    fn describe(&self, plan: &[Rewritten], dry_run: bool) -> (CompactionReport, HashSet<String>) {
         let mut removed: Vec<u64> = plan
             .iter()
             .flat_map(|r| r.removed.iter().copied())
@@ -174,13 +175,14 @@ impl Store {
         removed.sort_unstable();
         let idx = self.shared.index();
         let (chains_cut, entities) = retention::consequences(&idx, &removed);
-        let mut sample: Vec<String> = entities
+        let affected: HashSet<String> = entities
             .iter()
             .map(|&e| idx.entities.name(e).to_string())
             .collect();
+        let mut sample: Vec<String> = affected.iter().cloned().collect();
         sample.sort();
         sample.truncate(20);
-        CompactionReport {
+        let report = CompactionReport {
             dry_run,
             events_removed: removed.len() as u64,
             segments_touched: plan.iter().map(|r| r.no).collect(),
@@ -190,7 +192,8 @@ impl Store {
             entities_affected: entities.len() as u64,
             entities_sample: sample,
             ..CompactionReport::default()
-        }
+        };
+        (report, affected)
     }
 
     /// Writes the new segments beside the old ones, drops the affected projections, then
@@ -198,7 +201,7 @@ impl Store {
     fn apply(
         &self,
         plan: &[Rewritten],
-        report: &CompactionReport,
+        affected: &HashSet<String>,
     ) -> Result<std::time::Duration, CompactError> {
         let fs = &*self.shared.fs;
         let dir = self.dir();
@@ -207,7 +210,7 @@ impl Store {
             discard_staged(fs, dir, &nos);
             return Err(e);
         }
-        self.forget_projections(plan, report);
+        self.forget_projections(affected);
         let pre = self.prebuild(plan);
         let shared = self.shared.clone();
         let started = Instant::now();
@@ -255,28 +258,16 @@ impl Store {
 
     /// Drops cached projections of the entities that lose events (before the commit, so a
     /// crash can only leave fewer cached values, never stale ones).
-    fn forget_projections(&self, plan: &[Rewritten], report: &CompactionReport) {
-        if report.entities_affected == 0 {
+    fn forget_projections(&self, names: &HashSet<String>) {
+        if names.is_empty() {
             return;
         }
-        let mut removed: Vec<u64> = plan
-            .iter()
-            .flat_map(|r| r.removed.iter().copied())
-            .collect();
-        removed.sort_unstable();
-        let names: HashSet<String> = {
-            let idx = self.shared.index();
-            let (_, ids) = retention::consequences(&idx, &removed);
-            ids.iter()
-                .map(|&e| idx.entities.name(e).to_string())
-                .collect()
-        };
         let cache = self
             .cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = cache.as_ref() {
-            c.forget_entities(&names);
+            c.forget_entities(names);
         }
     }
 }
