@@ -33,12 +33,20 @@ pub(crate) fn path(dir: &Path, no: u32) -> PathBuf {
 
 /// Segment numbers present in `dir`, ascending.
 pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>, OpenError> {
-    let names = fs.list_dir(dir).map_err(|source| OpenError::Io {
+    numbers(fs, dir).map_err(|source| OpenError::Io {
         op: "list directory",
         path: dir.to_path_buf(),
         source,
-    })?;
-    let mut nos: Vec<u32> = names.iter().filter_map(|n| parse_name(n)).collect();
+    })
+}
+
+/// [`list`] with the plain I/O error.
+pub(crate) fn numbers(fs: &dyn FileSystem, dir: &Path) -> std::io::Result<Vec<u32>> {
+    let mut nos: Vec<u32> = fs
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|n| parse_name(n))
+        .collect();
     nos.sort_unstable();
     Ok(nos)
 }

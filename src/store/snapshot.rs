@@ -116,12 +116,7 @@ impl Store {
     fn plan(&self) -> Result<Vec<Part>, SnapshotError> {
         let fs = &*self.shared.fs;
         let dir = self.dir();
-        let names = fs.list_dir(dir).map_err(|e| io("list directory", dir, e))?;
-        let mut nos: Vec<u32> = names
-            .iter()
-            .filter_map(|n| segment::parse_name(n))
-            .collect();
-        nos.sort_unstable();
+        let nos = segment::numbers(fs, dir).map_err(|e| io("list directory", dir, e))?;
         let newest = nos.last().copied();
         let written = {
             let idx = self.shared.index();

@@ -233,13 +233,7 @@ impl Store {
     fn prebuild(&self, plan: &[Rewritten]) -> Option<Index> {
         let fs = &*self.shared.fs;
         let dir = self.dir();
-        let mut nos: Vec<u32> = fs
-            .list_dir(dir)
-            .ok()?
-            .iter()
-            .filter_map(|n| segment::parse_name(n))
-            .collect();
-        nos.sort_unstable();
+        let nos = segment::numbers(fs, dir).ok()?;
         let mut idx = Index::default();
         let id = self.shared.store_id;
         for no in nos {
