@@ -133,20 +133,24 @@ pub(crate) struct Tombstones {
 }
 
 impl Tombstones {
+    /// Walks the index's list of each tombstone kind (oldest first, so the newest wins).
     pub fn collect(idx: &Index) -> Self {
         let mut t = Self::default();
-        for pos in 0..idx.len() {
-            let s = idx.slot(pos);
-            let map = match EventKind(s.kind) {
-                EventKind::TOMBSTONE_ENTITY => &mut t.entities,
-                EventKind::TOMBSTONE_SCOPE => &mut t.scopes,
-                _ => continue,
-            };
-            let (id, seq) = match EventKind(s.kind) {
-                EventKind::TOMBSTONE_ENTITY => (s.entity, idx.seq_at(pos)),
-                _ => (s.scope, idx.seq_at(pos)),
-            };
-            map.insert(id, seq);
+        for (kind, of_entity) in [
+            (EventKind::TOMBSTONE_ENTITY, true),
+            (EventKind::TOMBSTONE_SCOPE, false),
+        ] {
+            let mut pos = idx.kinds.get(&kind.0).map_or(NONE, |l| l.head);
+            while pos != NONE {
+                let s = idx.slot(pos);
+                let (map, id) = if of_entity {
+                    (&mut t.entities, s.entity)
+                } else {
+                    (&mut t.scopes, s.scope)
+                };
+                map.insert(id, idx.seq_at(pos));
+                pos = s.kind_next;
+            }
         }
         t
     }

@@ -35,16 +35,19 @@ pub struct Progress {
     last: Instant,
     shown: bool,
     quiet: bool,
+    /// The counts are bytes (shown as sizes), not items.
+    bytes: bool,
 }
 
 impl Progress {
     /// Quiet with `--json` and when stderr is not a terminal (a log or a pipe).
-    pub fn new(quiet: bool) -> Self {
+    pub fn new(quiet: bool, bytes: bool) -> Self {
         use std::io::IsTerminal;
         Self {
             last: Instant::now(),
             shown: false,
             quiet: quiet || !std::io::stderr().is_terminal(),
+            bytes,
         }
     }
 
@@ -55,7 +58,7 @@ impl Progress {
         self.last = Instant::now();
         self.shown = true;
         let f = done as f64 / total.max(1) as f64;
-        let (d, t) = if what.starts_with("copying") {
+        let (d, t) = if self.bytes {
             (bytes(done), bytes(total))
         } else {
             (done.to_string(), total.to_string())
@@ -74,7 +77,7 @@ impl Progress {
 /// `batpak-tui snapshot DIR DEST`.
 pub fn snapshot(dir: &Path, dest: &Path, json: bool) -> Result<(), Box<dyn Error>> {
     let store = open_any(dir, json)?;
-    let mut progress = Progress::new(json);
+    let mut progress = Progress::new(json, true);
     let report = store.snapshot_with(dest, |done, total| progress.show("copying", done, total));
     progress.finish();
     let report = report?;
@@ -134,7 +137,7 @@ pub fn compact(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut progress = Progress::new(json);
+    let mut progress = Progress::new(json, false);
     let report = store.compact_with(policy, dry_run, |done, total| {
         progress.show("reading segments", done, total)
     });

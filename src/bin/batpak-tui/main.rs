@@ -185,7 +185,7 @@ fn export(
 }
 
 fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
-    let mut progress = lifecycle::Progress::new(json);
+    let mut progress = lifecycle::Progress::new(json, false);
     let report = batpak::store::verify_with(dir, |d, t| progress.show("segments", d, t));
     progress.finish();
     let report = match report {
