@@ -61,6 +61,20 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Truncates segment 1 of `dir` to `len` bytes (a torn write, or a crash mid-batch).
+fn cut_segment(dir: &Path, len: u64) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg(dir, 1))?
+        .set_len(len)
+}
+
+/// A copy of the store in `from` at `to`, its segment 1 cut to `len` bytes.
+fn copy_cut(from: &Path, to: &Path, len: u64) -> std::io::Result<()> {
+    copy_dir(from, to)?;
+    cut_segment(to, len)
+}
+
 fn read_all(store: &Store) -> Res<Vec<(u64, String)>> {
     store
         .query(&Region::all())?
@@ -80,11 +94,7 @@ fn a_tail_truncated_at_every_byte_of_the_last_frames_reopens_with_every_earlier_
     let work = tempfile::tempdir()?;
     for cut in from..=bytes.len() {
         let dir = work.path().join(format!("cut-{cut}"));
-        copy_dir(src.path(), &dir)?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(seg(&dir, 1))?
-            .set_len(cut as u64)?;
+        copy_cut(src.path(), &dir, cut as u64)?;
         let store = Store::open(StoreConfig::new(&dir))?;
         let complete = frames.iter().filter(|f| f.1 <= cut).count();
         assert_eq!(
@@ -236,10 +246,7 @@ fn a_stale_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
     let written = populate(dir.path(), 30)?;
     let path = seg(dir.path(), 1);
     let frames = event_frames(&std::fs::read(&path)?)?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)?
-        .set_len(frames[9].1 as u64)?;
+    cut_segment(dir.path(), frames[9].1 as u64)?;
     let store = Store::open(StoreConfig::new(dir.path()))?;
     assert!(matches!(
         store.recovery_report().checkpoint,
@@ -330,11 +337,7 @@ fn a_batch_cut_anywhere_by_a_crash_is_all_or_nothing_after_reopen() -> TestResul
     let work = tempfile::tempdir()?;
     for cut in (batch_start + 1..batch_end).step_by(7) {
         let dir = work.path().join(format!("cut-{cut}"));
-        copy_dir(src.path(), &dir)?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(seg(&dir, 1))?
-            .set_len(cut as u64)?;
+        copy_cut(src.path(), &dir, cut as u64)?;
         let store = Store::open(StoreConfig::new(&dir))?;
         let events = store.stream("acct")?;
         assert_eq!(
