@@ -32,7 +32,30 @@ pub(crate) struct QueryCursor {
     done: bool,
 }
 
+/// The moving part of a [`QueryCursor`].
+type Position = (Option<Source>, Option<u32>, u64, u64, bool);
+
 impl QueryCursor {
+    fn position(&self) -> Position {
+        (
+            self.source,
+            self.last,
+            self.last_seq,
+            self.generation,
+            self.done,
+        )
+    }
+
+    fn set_position(&mut self, p: Position) {
+        (
+            self.source,
+            self.last,
+            self.last_seq,
+            self.generation,
+            self.done,
+        ) = p;
+    }
+
     pub fn new(region: Region) -> Self {
         Self {
             region,
@@ -173,7 +196,8 @@ impl Shared {
         if c.done {
             return Ok(Vec::new());
         }
-        let before = c.clone();
+        // Where the cursor stands, to go back there (the region itself never changes).
+        let before = c.position();
         let (locs, layout) = {
             let idx = self.index();
             let layout = self.layout.load(std::sync::atomic::Ordering::Acquire);
@@ -183,7 +207,7 @@ impl Shared {
             locs.iter().map(|l| self.read_located(l)).collect();
         if read.is_err() && self.layout_changed_since(layout) {
             // A compaction replaced the files between locating and reading: again, once.
-            *c = before;
+            c.set_position(before);
             let locs = collect(&self.index(), c, limit);
             return locs.iter().map(|l| self.read_located(l)).collect();
         }
