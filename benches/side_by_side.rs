@@ -1,7 +1,8 @@
 //! This engine and batpak 0.1.0 (from crates.io) on the same workloads, config and
 //! filesystem, in one run; prints both figures and their ratio.
 //!
-//! `cargo bench --bench side_by_side` (stores under `target/bench-data/side-by-side`).
+//! `cargo bench --bench side_by_side` (stores under `target/bench-data/side-by-side`);
+//! `BATPAK_BENCH_ONLY=throughput|durable|reopen` runs one part.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -206,6 +207,24 @@ fn main() -> Res<()> {
         "{:<44} {:>14} {:>14} {:>9}",
         "workload", "this engine", "batpak 0.1.0", "ratio"
     );
+    if part("throughput") {
+        throughput()?;
+    }
+    if part("durable") {
+        durable()?;
+    }
+    if part("reopen") {
+        reopen_and_size()?;
+    }
+    Ok(())
+}
+
+/// `BATPAK_BENCH_ONLY=throughput|durable|reopen` runs one part of the comparison.
+fn part(name: &str) -> bool {
+    std::env::var("BATPAK_BENCH_ONLY").map_or(true, |only| only == name)
+}
+
+fn throughput() -> Res<()> {
     let n = 20_000;
     let (a, b) = (ours("single", |_| {})?, theirs("single-v01", 1000)?);
     row(
@@ -234,6 +253,10 @@ fn main() -> Res<()> {
         rate(n, 4, theirs_append(b4)),
         "",
     );
+    Ok(())
+}
+
+fn durable() -> Res<()> {
     let durable = |c: &mut StoreConfig| {
         c.sync_every_n_events = 1;
         c.sync_mode = SyncMode::SyncData;
@@ -290,7 +313,6 @@ fn main() -> Res<()> {
         shares.iter().copied().fold(0.0, f64::max),
     );
     println!("4 durable producers {ours_ratio:.2}x one (median of 9 alternating rounds, {spread})");
-    reopen_and_size()?;
     Ok(())
 }
 

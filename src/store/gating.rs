@@ -144,10 +144,10 @@ impl Store {
     /// Gates, writes and waits: the path of `append`, `append_with` and the pipeline.
     pub(crate) fn append_gated(&self, item: Item) -> Result<AppendReceipt, AppendError> {
         if self.gates.is_none() {
-            return self.submit_ungated(item)?.wait();
+            return self.enqueue(item, true)?.wait();
         }
         let (item, allowed) = self.admit(item)?;
-        let receipt = self.submit_ungated(item)?.wait()?;
+        let receipt = self.enqueue(item, true)?.wait()?;
         self.log_allowed(allowed, Some(&receipt));
         Ok(receipt)
     }

@@ -164,6 +164,8 @@ pub struct Store {
     /// Kept until the store is dropped; after close the writer has gone and sends fail.
     tx: Option<Sender<Command>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer's state, which a lone durable producer borrows when the writer is idle.
+    lane: Option<Arc<writer::Lane>>,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
     gates: Option<Arc<GateSet>>,
     decisions: DecisionLog,
@@ -227,17 +229,18 @@ impl Store {
             crate::projection::cache::Cache::open(&dir, store_id, config.cache_map_size_bytes)
         });
         let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
-        let (tx, writer) = if options.read_only {
+        let (tx, writer, lane) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
-            (None, None)
+            (None, None, None)
         } else {
-            let (tx, handle) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;
-            (Some(tx), Some(handle))
+            let (tx, handle, lane) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;
+            (Some(tx), Some(handle), Some(lane))
         };
         Ok(Self {
             shared,
             tx,
             writer: Mutex::new(writer),
+            lane,
             lock: Mutex::new(lock),
             gates: options.gates.map(Arc::new),
             decisions: DecisionLog::default(),
@@ -324,12 +327,36 @@ impl Store {
 
     #[inline]
     fn submit_ungated(&self, item: BatchItem) -> Result<Ticket, AppendError> {
+        self.enqueue(item, false)
+    }
+
+    /// Queues one append; `blocking` when the caller waits for the receipt right away, so
+    /// an append that waits for its sync may run on this thread (see [`writer::Lane`]).
+    #[inline]
+    fn enqueue(&self, item: BatchItem, blocking: bool) -> Result<Ticket, AppendError> {
         let (reply, waiter) = ticket::append_pair();
         let at = self.shared.telemetry.stamp();
         let durable =
             item.options().durable || self.shared.every_append_durable.load(Ordering::Relaxed);
-        self.send(Command::Append { item, reply, at })?;
+        let cmd = Command::Append { item, reply, at };
+        if blocking && durable {
+            self.run_or_send(cmd)?;
+        } else {
+            self.send(cmd)?;
+        }
         Ok(Ticket(waiter, durable.then(|| self.shared.clone())))
+    }
+
+    /// Runs `cmd` on this thread when the writer is idle, else queues it.
+    fn run_or_send(&self, cmd: Command) -> Result<(), AppendError> {
+        let tx = self.check_open()?;
+        let Some(lane) = self.lane.as_ref() else {
+            return Err(AppendError::ReadOnly);
+        };
+        match lane.try_run(cmd, tx) {
+            None => Ok(()),
+            Some(cmd) => self.send(cmd),
+        }
     }
 
     /// Appends several events in one message and one write: all of them or none, also
@@ -352,12 +379,17 @@ impl Store {
         let items = admitted;
         let (reply, waiter) = ticket::pair();
         let at = self.shared.telemetry.stamp();
-        self.send(Command::Batch {
+        let cmd = Command::Batch {
             items,
             durable,
             reply,
             at,
-        })?;
+        };
+        if durable || self.shared.every_append_durable.load(Ordering::Relaxed) {
+            self.run_or_send(cmd)?;
+        } else {
+            self.send(cmd)?;
+        }
         let waiting = durable.then(|| self.shared.sync_waiters.enter());
         let receipts = waiter
             .wait_for(durable)
@@ -382,8 +414,9 @@ impl Store {
         waiter.wait().unwrap_or(Err(SyncError::Closed))
     }
 
+    /// Refuses when the store is read-only, poisoned or closing.
     #[inline]
-    fn send(&self, cmd: Command) -> Result<(), AppendError> {
+    fn check_open(&self) -> Result<&Sender<Command>, AppendError> {
         let tx = self.tx.as_ref().ok_or(AppendError::ReadOnly)?;
         if let Some(msg) = self.shared.poison_message() {
             return Err(AppendError::Poisoned(msg));
@@ -391,6 +424,12 @@ impl Store {
         if self.shared.closing.load(Ordering::Acquire) {
             return Err(AppendError::Closed);
         }
+        Ok(tx)
+    }
+
+    #[inline]
+    fn send(&self, cmd: Command) -> Result<(), AppendError> {
+        let tx = self.check_open()?;
         match tx.try_send(cmd) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),

@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub config_gen: AtomicU64,
     /// `sync_every_n_events == 1`: every receipt waits for a sync (waiters spin longer).
     pub every_append_durable: AtomicBool,
+    /// Commands the last sync covered, or more producers waiting for it: above one,
+    /// durable appends go through the writer thread, which gathers them (group commit).
+    pub sync_group: AtomicUsize,
 }
 
 impl Shared {
@@ -93,6 +96,7 @@ impl Shared {
             telemetry: super::telemetry::Telemetry::new(telemetry),
             config_gen: AtomicU64::new(0),
             every_append_durable: AtomicBool::new(durable_every),
+            sync_group: AtomicUsize::new(0),
         }
     }
 

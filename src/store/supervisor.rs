@@ -5,14 +5,13 @@
 //! replaces the one the panicking writer may have left half updated. Every acknowledged
 //! event was written before its receipt was sent, so it is still there.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Sender};
 
 use crate::config::SyncMode;
 use crate::error::OpenError;
@@ -21,7 +20,7 @@ use crate::fs::FileSystem;
 use super::checkpoint::{self, CheckpointStatus};
 use super::command::Command;
 use super::recovery::{self, Mode, Recovered};
-use super::writer::{Active, Writer};
+use super::writer::{Active, Lane, Writer};
 use super::Shared;
 
 /// Recovers `dir`, removing a stale or damaged checkpoint in read-write mode so it can never
@@ -87,41 +86,31 @@ fn install(shared: &Arc<Shared>, mut rec: Recovered) -> Writer {
     Writer::new(shared.clone(), active, next_seg, next_seq)
 }
 
-/// Starts the named writer thread.
+/// Starts the named writer thread; returns the channel into it and the writer's state,
+/// which an idle-writer producer may borrow (see [`Lane`]).
 pub(crate) fn start(
     shared: &Arc<Shared>,
     rec: Recovered,
-) -> std::io::Result<(Sender<Command>, JoinHandle<()>)> {
+) -> std::io::Result<(Sender<Command>, JoinHandle<()>, Arc<Lane>)> {
     let cfg = shared.config();
     let (tx, rx) = bounded(cfg.writer_channel_capacity as usize);
-    let writer = install(shared, rec);
+    let lane = Lane::new(shared.clone(), install(shared, rec));
     let mut builder = std::thread::Builder::new().name("batpak-writer".into());
     if let Some(stack) = cfg.writer_stack_size {
         builder = builder.stack_size(stack);
     }
-    let sh = shared.clone();
-    let handle = builder.spawn(move || supervise(sh, writer, rx))?;
-    Ok((tx, handle))
+    let l = lane.clone();
+    let handle = builder.spawn(move || l.run_thread(&rx))?;
+    Ok((tx, handle, lane))
 }
 
-fn supervise(shared: Arc<Shared>, mut writer: Writer, rx: Receiver<Command>) {
-    let mut restarts: Vec<Instant> = Vec::new();
-    loop {
-        let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&rx)));
-        let Err(panic) = outcome else { return };
-        let msg = panic_message(&*panic);
-        drop(writer);
-        writer = match restart(&shared, &mut restarts, &msg) {
-            Ok(w) => w,
-            Err(why) => {
-                shared.set_poisoned(why);
-                Writer::new(shared.clone(), None, 0, 0)
-            }
-        };
-    }
-}
-
-fn restart(shared: &Arc<Shared>, restarts: &mut Vec<Instant>, msg: &str) -> Result<Writer, String> {
+/// Rebuilds the writer from disk after a panic, unless the restart policy gives up (the
+/// reason is returned).
+pub(crate) fn restart(
+    shared: &Arc<Shared>,
+    restarts: &mut Vec<Instant>,
+    msg: &str,
+) -> Result<Writer, String> {
     let policy = shared.config().restart_policy;
     let now = Instant::now();
     restarts.retain(|t| now.duration_since(*t) < policy.window);
@@ -152,7 +141,8 @@ fn restart(shared: &Arc<Shared>, restarts: &mut Vec<Instant>, msg: &str) -> Resu
     Ok(install(shared, rec))
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+/// The text a panic carried.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())

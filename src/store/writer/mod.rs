@@ -7,14 +7,17 @@
 //! (group commit).
 
 mod io;
+mod lane;
 mod stage;
 mod syncer;
+
+pub(crate) use lane::Lane;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::codec::frame::Base;
 use crate::config::StoreConfig;
@@ -29,9 +32,9 @@ use super::Shared;
 use syncer::{Done, Held, Next, Syncer, Target};
 
 /// Most commands taken from the channel per batch.
-const MAX_BATCH: usize = 4096;
+pub(super) const MAX_BATCH: usize = 4096;
 /// How long the writer polls an empty channel before blocking.
-const SPIN: Duration = Duration::from_micros(50);
+pub(super) const SPIN: Duration = Duration::from_micros(50);
 /// Longest the writer waits for more commands to share a sync producers wait for.
 const GATHER: Duration = Duration::from_micros(100);
 /// After this long without commands, unsynced events are synced.
@@ -123,6 +126,10 @@ pub(crate) struct Writer {
     /// Reused buffers of staging (no allocation per append).
     plans: Vec<Plan>,
     receipts: Vec<crate::event::AppendReceipt>,
+    /// The reused one-command batch of a producer running its own append.
+    single: Vec<Command>,
+    /// When the last batch ended (idle syncs come `IDLE_SYNC_AFTER` later).
+    last_batch: Instant,
     #[cfg(feature = "testkit")]
     panic_next_write: bool,
 }
@@ -148,32 +155,50 @@ impl Writer {
             publish: Vec::new(),
             plans: Vec::new(),
             receipts: Vec::new(),
+            single: Vec::with_capacity(1),
+            last_batch: Instant::now(),
             #[cfg(feature = "testkit")]
             panic_next_write: false,
         }
     }
 
-    /// Runs until shutdown or until every sender is gone.
-    pub fn run(&mut self, rx: &Receiver<Command>) {
-        let mut cmds = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = self.next_command(rx) {
-            cmds.push(first);
-            while cmds.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(c) => cmds.push(c),
-                    Err(_) => break,
-                }
-            }
-            self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-            self.reload_config();
-            self.shared.telemetry.note_depth(cmds.len() + rx.len());
-            self.handle(&mut cmds, rx);
-            if self.shutdown.is_some() {
-                self.finish_shutdown(rx);
-                return;
-            }
+    /// Runs one batch of commands taken from the channel (`rx`, to gather more for a
+    /// shared sync) or, with `rx` `None`, given by a producer running its own append.
+    pub fn batch(&mut self, cmds: &mut Vec<Command>, rx: Option<&Receiver<Command>>) {
+        self.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.reload_config();
+        let queued = rx.map_or(0, Receiver::len);
+        self.shared.telemetry.note_depth(cmds.len() + queued);
+        self.handle(cmds, rx);
+        self.last_batch = Instant::now();
+    }
+
+    /// Runs one command on the calling producer's thread (see [`Lane`]).
+    pub fn run_one(&mut self, cmd: Command) {
+        let mut cmds = std::mem::take(&mut self.single);
+        cmds.push(cmd);
+        self.batch(&mut cmds, None);
+        cmds.clear();
+        self.single = cmds;
+    }
+
+    /// A producer may run its own append now (not while closing, nor with a panic armed
+    /// for the writer thread by a test).
+    fn takes_inline(&self) -> bool {
+        #[cfg(feature = "testkit")]
+        if self.panic_next_write {
+            return false;
         }
-        let _ = self.close_out();
+        self.shutdown.is_none()
+    }
+
+    /// Close was asked for.
+    fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    fn since_last_batch(&self) -> Duration {
+        self.last_batch.elapsed()
     }
 
     /// Picks up a configuration changed by `Store::reconfigure` (one atomic load per batch).
@@ -183,27 +208,6 @@ impl Writer {
             self.cfg = self.shared.config();
             self.cfg_gen = gen;
         }
-    }
-
-    /// The next command: polls briefly, then blocks, syncing when the channel stays idle.
-    fn next_command(&mut self, rx: &Receiver<Command>) -> Option<Command> {
-        let start = Instant::now();
-        loop {
-            match rx.try_recv() {
-                Ok(c) => return Some(c),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if start.elapsed() < SPIN => std::hint::spin_loop(),
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        if self.has_unsynced() {
-            match rx.recv_timeout(IDLE_SYNC_AFTER.saturating_sub(start.elapsed())) {
-                Ok(c) => return Some(c),
-                Err(RecvTimeoutError::Disconnected) => return None,
-                Err(RecvTimeoutError::Timeout) => self.idle_sync(),
-            }
-        }
-        rx.recv().ok()
     }
 
     fn has_unsynced(&mut self) -> bool {
@@ -234,7 +238,7 @@ impl Writer {
         })
     }
 
-    fn handle(&mut self, cmds: &mut Vec<Command>, rx: &Receiver<Command>) {
+    fn handle(&mut self, cmds: &mut Vec<Command>, rx: Option<&Receiver<Command>>) {
         if let Some(msg) = self.shared.poison_message() {
             for cmd in cmds.drain(..) {
                 match cmd {
@@ -264,14 +268,19 @@ impl Writer {
     }
 
     /// Hands the written commands to the syncer, syncing here when that is quickest.
-    fn settle(&mut self, rx: &Receiver<Command>) {
+    fn settle(&mut self, rx: Option<&Receiver<Command>>) {
         let every = self.cfg.sync_every_n_events;
         let target = self.target();
+        let queue_empty = rx.is_none_or(Receiver::is_empty);
         let next = self
             .syncer
-            .hand_over(&mut self.done, target, every, rx.is_empty());
+            .hand_over(&mut self.done, target, every, queue_empty);
         if let Next::Inline { gather } = next {
-            if let Err(e) = self.gather(rx, gather).and_then(|()| self.sync()) {
+            let gathered = match rx {
+                Some(rx) => self.gather(rx, gather),
+                None => Ok(()),
+            };
+            if let Err(e) = gathered.and_then(|()| self.sync()) {
                 return self.poison(e);
             }
         }

@@ -360,6 +360,9 @@ impl Ctl {
                 .peak_since_last_look()
                 .min(released * 2),
         );
+        self.shared
+            .sync_group
+            .store(st.last_cover, Ordering::Relaxed);
         Ok(())
     }
 
