@@ -51,9 +51,9 @@ impl MapCache {
         }
     }
 
-    /// Number of maps held.
-    pub fn len(&self) -> usize {
-        self.maps.len()
+    /// The segments mapped now.
+    pub fn mapped(&self) -> Vec<u32> {
+        self.maps.keys().copied().collect()
     }
 
     /// Changes the capacity, evicting least recently used maps at once.

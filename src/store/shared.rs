@@ -183,11 +183,11 @@ impl Shared {
     }
 
     /// Number of segment maps held (for the fd budget).
-    pub fn mapped_segments(&self) -> usize {
+    pub fn mapped_segments(&self) -> Vec<u32> {
         self.maps
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .mapped()
     }
 
     /// Reads and decodes the event at a location.

@@ -31,6 +31,8 @@ pub struct SegmentStats {
     pub bytes: u64,
     /// `true` once complete (never written again).
     pub sealed: bool,
+    /// Memory-mapped for reads right now (sealed segments only, within the fd budget).
+    pub mapped: bool,
 }
 
 /// Subscriber state.
@@ -184,6 +186,7 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
     let acked = shared.acked_seq.load(Ordering::Acquire);
     let written = shared.written_seq.load(Ordering::Acquire);
     let durable = shared.durable_seq.load(Ordering::Acquire);
+    let mapped = shared.mapped_segments();
     let (events, segments, index_bytes, has_active) = {
         let idx = shared.index();
         let segs: Vec<SegmentStats> = idx
@@ -197,6 +200,7 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
                 events: m.events,
                 bytes: m.len,
                 sealed: m.sealed,
+                mapped: mapped.contains(&no),
             })
             .collect();
         let active = segs.iter().any(|s| !s.sealed);
@@ -230,7 +234,7 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         blocked_time: Duration::from_nanos(ld(&c.blocked_nanos)),
         fd_budget: shared.config().fd_budget,
         open_segment_files: usize::from(has_active),
-        mapped_segments: shared.mapped_segments(),
+        mapped_segments: mapped.len(),
         map_hits: ld(&c.maps.hits),
         map_misses: ld(&c.maps.misses),
         map_evictions: ld(&c.maps.evictions),

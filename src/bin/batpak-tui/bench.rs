@@ -74,7 +74,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Prepares `dir` for synthetic events: refuses real data, marks a new directory.
-fn prepare(dir: &Path, allow_existing: bool) -> Result<(), Box<dyn Error>> {
+pub fn prepare(dir: &Path, allow_existing: bool) -> Result<(), Box<dyn Error>> {
     workload::check_target(dir, allow_existing)?;
     let fresh = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_none())

@@ -1,9 +1,10 @@
-//! `batpak-tui`: inspect and repair batpak data directories from the command line.
+//! `batpak-tui`: the workbench (`batpak-tui [DIR]`) and its headless commands.
 
 mod bench;
 mod inspect;
 mod lifecycle;
 mod units;
+mod workbench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +12,41 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The batpak workbench and its headless commands.
+///
+/// Without a command, `batpak-tui [DIR]` opens the workbench on DIR (default ./data):
+/// the engine runs in-process with a workload (paused at start; space runs it) and live
+/// panes show what it does.
 #[derive(Debug, Parser)]
-#[command(name = "batpak-tui", version, about)]
+#[command(
+    name = "batpak-tui",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The data directory (created and marked as workload data if missing).
+    #[arg(default_value = "./data")]
+    dir: PathBuf,
+    /// A built-in preset (default, embedded, server) or a .toml file.
+    #[arg(long, default_value = "default")]
+    preset: String,
+    /// Override a field: `fd_budget=8` ([store]) or `workload.producers=4`.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    sets: Vec<String>,
+    /// Frames per second (1..=30).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=30))]
+    fps: u32,
+    /// Write synthetic events into a directory that holds other data.
+    #[arg(long)]
+    allow_existing_data: bool,
+    /// Colours: none, ansi16 (default), ansi256, truecolor. NO_COLOR turns them off.
+    #[arg(long, value_enum, default_value = "ansi16")]
+    color: workbench::Colors,
+    /// Plain ASCII instead of box drawing and block characters.
+    #[arg(long)]
+    ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,10 +266,22 @@ fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Verify { dir, json } = &cli.command {
+    let Some(command) = cli.command else {
+        let args = workbench::Args {
+            dir: cli.dir,
+            preset: cli.preset,
+            sets: cli.sets,
+            fps: cli.fps,
+            allow_existing_data: cli.allow_existing_data,
+            colors: cli.color,
+            ascii: cli.ascii,
+        };
+        return report(workbench::run(args));
+    };
+    if let Command::Verify { dir, json } = &command {
         return verify(dir, *json);
     }
-    let result = match cli.command {
+    let result = match command {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
         Command::Salvage { dir, json } => inspect::salvage(&dir, json),
         Command::Snapshot { dir, dest, json } => lifecycle::snapshot(&dir, &dest, json),
@@ -288,6 +331,10 @@ fn main() -> ExitCode {
             json,
         } => export(&preset, &sets, &dir, format, json),
     };
+    report(result)
+}
+
+fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,159 @@
+//! Overview, segment files and the fd budget.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::Frame;
+
+use super::{block, count, kv, level, line, micros, rate, spark, Ctx};
+use crate::units::bytes;
+use crate::workbench::app::{App, Pane};
+
+/// Throughput, latency, sync rate and the loss window.
+pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+    let (s, th) = (&cx.model.sample, &cx.theme);
+    let outer = block("Overview".into(), th);
+    let inner = outer.inner(area);
+    f.render_widget(outer, area);
+    let [head, chart, loss] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(1),
+        Constraint::Length(3),
+    ])
+    .areas(inner);
+    let head_lines = vec![
+        line(vec![
+            kv("throughput", rate(s.events_per_sec), th),
+            kv("append p50", micros(s.append.p50), th),
+            kv("p99", micros(s.append.p99), th),
+        ]),
+        line(vec![
+            kv("syncs", rate(s.syncs_per_sec), th),
+            kv("events/sync", format!("{:.1}", s.events_per_sync), th),
+            kv("events", count(s.events), th),
+        ]),
+    ];
+    f.render_widget(Paragraph::new(head_lines), head);
+    f.render_widget(spark(&cx.model.history.throughput, chart.width, th), chart);
+    f.render_widget(Paragraph::new(loss_lines(cx)), loss);
+}
+
+/// What a process crash and a power cut would lose right now.
+fn loss_lines<'a>(cx: &Ctx<'a>) -> Vec<Line<'a>> {
+    let (s, th) = (&cx.model.sample, &cx.theme);
+    let since = s
+        .since_last_sync_ms
+        .map_or("no sync yet".to_string(), |ms| {
+            format!("last sync {:.1} s ago", ms as f64 / 1e3)
+        });
+    let window = u64::from(s.sync_every_n_events.max(1));
+    let fill = s.acked_unsynced as f64 / window as f64;
+    let power = if s.acked_unsynced == 0 {
+        Span::styled("nothing acknowledged".to_string(), th.good())
+    } else {
+        Span::styled(
+            format!("{} acknowledged events", count(s.acked_unsynced)),
+            level(fill, th),
+        )
+    };
+    vec![
+        Line::from(Span::styled(
+            format!(
+                "Loss window  (sync every {} events, {})",
+                count(window),
+                s.sync_mode
+            ),
+            th.title(),
+        )),
+        Line::from(vec![
+            Span::styled("process crash ", th.dim()),
+            Span::styled("nothing acknowledged", th.good()),
+            Span::raw(format!(
+                "  ({} queued, not yet acknowledged)",
+                count(s.queued)
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled("power cut     ", th.dim()),
+            power,
+            Span::raw(format!("  {} {since}", th.gauge(fill, 10))),
+        ]),
+    ]
+}
+
+/// Segment files: range, size against `segment_max_bytes`, state, mapped.
+pub fn segments(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
+    let (s, th) = (&cx.model.sample, &cx.theme);
+    let total: u64 = s.segments.iter().map(|g| g.bytes).sum();
+    let outer = block(
+        format!("Segments: {} files, {}", s.segments.len(), bytes(total)),
+        th,
+    );
+    let visible = outer.inner(area).height.saturating_sub(1) as usize;
+    let first = app.first_row(Pane::Segments, s.segments.len(), visible);
+    let rows = s.segments.iter().skip(first).take(visible).map(|g| {
+        let range = match (g.first, g.last) {
+            (Some(a), Some(b)) => format!("{a}..={b}"),
+            _ => "empty".into(),
+        };
+        let fill = g.bytes as f64 / s.segment_max_bytes.max(1) as f64;
+        let state = if g.sealed { "sealed" } else { "active" };
+        Row::new(vec![
+            Span::raw(g.file.clone()),
+            Span::raw(range),
+            Span::raw(format!("{:>9}", bytes(g.bytes))),
+            Span::styled(th.gauge(fill, 10), level(fill, th)),
+            Span::styled(state, if g.sealed { th.dim() } else { th.good() }),
+            Span::raw(if g.mapped { "mapped" } else { "" }),
+        ])
+    });
+    let widths = [
+        Constraint::Length(18),
+        Constraint::Min(12),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    let header = Row::new(["file", "sequences", "size", "fill", "state", "mmap"]).style(th.dim());
+    f.render_widget(Table::new(rows, widths).header(header).block(outer), area);
+}
+
+/// Open and mapped files against the budget; map cache hits, misses, evictions.
+pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+    let (s, th, h) = (&cx.model.sample, &cx.theme, &cx.model.history);
+    let outer = block("FD budget".into(), th);
+    let inner = outer.inner(area);
+    f.render_widget(outer, area);
+    let used = s.open_files + s.mapped;
+    let fill = used as f64 / f64::from(s.fd_budget.max(1));
+    let [text, a, b, c] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(1),
+        Constraint::Min(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
+    let lines = vec![
+        Line::from(vec![
+            Span::styled(th.gauge(fill, 20), level(fill, th)),
+            Span::raw(format!(
+                " {used} of {} ({} open, {} mapped)",
+                s.fd_budget, s.open_files, s.mapped
+            )),
+        ]),
+        line(vec![
+            kv("hits", count(s.map_hits), th),
+            kv("misses", count(s.map_misses), th),
+            kv("evictions", count(s.map_evictions), th),
+        ]),
+        Line::from(Span::styled(
+            "per frame: hits / misses / evictions",
+            th.dim(),
+        )),
+    ];
+    f.render_widget(Paragraph::new(lines), text);
+    f.render_widget(spark(&h.map_hits, a.width, th), a);
+    f.render_widget(spark(&h.map_misses, b.width, th).style(th.warn()), b);
+    f.render_widget(spark(&h.map_evictions, c.width, th).style(th.bad()), c);
+}

@@ -1,0 +1,163 @@
+//! Pane snapshots from a captured model, and a live engine filling every pane.
+
+use std::path::Path;
+
+use batpak::preset::Preset;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::app::{App, LatencyKind, Pane};
+use super::model::Model;
+use super::panes::Ctx;
+use super::theme::{Colors, Theme};
+use super::{ui, Live};
+
+const FIXTURE: &str = "tests/fixtures/workbench-model.json";
+
+/// A small store that rolls segments, a gate the workload trips, a slow subscriber.
+const CAPTURE_PRESET: &str = r#"
+[store]
+segment_max_bytes = "256 KiB"
+broadcast_capacity = 64
+
+[workload]
+producers = 2
+subscribers = 1
+slow_subscribers = 1
+readers = 1
+deny_share = 0.05
+causation_share = 0.5
+
+[gates]
+max_payload = "200 B"
+"#;
+
+/// Runs the engine for a while and returns what the panes would draw.
+fn capture(dir: &Path, seconds: u64) -> Result<Model, Box<dyn std::error::Error>> {
+    let preset = Preset::parse(CAPTURE_PRESET, "capture preset")?;
+    let mut live = Live::start(dir, "capture", &preset, 4, false)?;
+    for _ in 0..seconds * 4 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        live.tick();
+    }
+    live.model.sample.dir = "./data".into();
+    let model = live.model.clone();
+    live.finish()?;
+    Ok(model)
+}
+
+fn render(model: &Model, app: &mut App, w: u16, h: u16) -> String {
+    let Ok(mut t) = Terminal::new(TestBackend::new(w, h));
+    let cx = Ctx {
+        model,
+        theme: Theme {
+            colors: Colors::None,
+            ascii: false,
+        },
+    };
+    let _ = t.draw(|f| ui::draw(f, app, &cx));
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn fixture() -> Model {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE))
+        .unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+#[test]
+#[ignore = "writes tests/fixtures/workbench-model.json from a real run"]
+fn capture_the_fixture_from_a_real_run() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let model = capture(&dir.path().join("data"), 3)?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    std::fs::write(path, serde_json::to_string_pretty(&model)?)?;
+    Ok(())
+}
+
+#[test]
+fn the_fixture_holds_real_content_for_every_pane() {
+    let m = fixture();
+    let s = &m.sample;
+    assert!(s.segments.len() >= 3, "segments: {}", s.segments.len());
+    assert!(s.append.count > 0 && s.sync.count > 0, "histograms filled");
+    assert!(s.denied > 0, "gate denials");
+    assert!(
+        s.subscribers.iter().any(|x| x.lag > 0 || x.dropped > 0),
+        "a lagging subscriber"
+    );
+}
+
+#[test]
+fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
+    let model = fixture();
+    for (i, pane) in Pane::ALL.iter().enumerate() {
+        let mut app = App {
+            pane: *pane,
+            ..App::default()
+        };
+        let name = format!("pane{}_{:?}_80x24", i + 1, pane);
+        insta::assert_snapshot!(name, render(&model, &mut app, 80, 24));
+    }
+    let mut app = App {
+        latency: LatencyKind::Sync,
+        pane: Pane::Latency,
+        ..App::default()
+    };
+    insta::assert_snapshot!("pane5_sync_latency_80x24", render(&model, &mut app, 80, 24));
+    insta::assert_snapshot!(
+        "dashboard_160x48",
+        render(&model, &mut App::default(), 160, 48)
+    );
+    let mut help = App {
+        help: true,
+        ..App::default()
+    };
+    insta::assert_snapshot!("help_80x24", render(&model, &mut help, 80, 24));
+}
+
+#[test]
+fn a_terminal_smaller_than_80x24_gets_a_clear_message_not_a_panic() {
+    let model = fixture();
+    for (w, h) in [(79, 24), (80, 23), (20, 5), (1, 1), (0, 0)] {
+        let text = render(&model, &mut App::default(), w, h);
+        if w >= 20 {
+            assert!(text.contains(&format!("has {w}×{h}")), "{w}x{h}: {text}");
+        }
+    }
+}
+
+#[test]
+fn a_live_engine_fills_every_pane() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let m = capture(&dir.path().join("data"), 2)?;
+    let s = &m.sample;
+    assert!(
+        s.events > 0 && s.events_per_sec > 0.0,
+        "overview: throughput"
+    );
+    assert!(s.segments.len() >= 2, "segments roll at 256 KiB");
+    assert!(s.fd_budget > 0 && s.open_files + s.mapped > 0, "fd budget");
+    assert!(s.channel_capacity > 0, "channel");
+    assert!(s.append.count > 0, "latency");
+    assert!(s.allowed > 0 && s.denied > 0, "gates");
+    assert!(
+        !s.subscribers.is_empty() && s.cache_map_bytes > 0,
+        "subscribers and cache"
+    );
+    assert!(
+        m.history.throughput.iter().any(|&v| v > 0),
+        "throughput history"
+    );
+    Ok(())
+}
