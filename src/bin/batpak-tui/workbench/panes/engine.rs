@@ -5,16 +5,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{block, count, kv, level, line, micros, rate, spark, Ctx};
+use super::{block, count, framed, gauge_line, kv, level, line, micros, rate, spark, Ctx};
 use crate::units::bytes;
 use crate::workbench::app::{App, Pane};
 
 /// Throughput, latency, sync rate and the loss window.
 pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
-    let outer = block("Overview".into(), th);
-    let inner = outer.inner(area);
-    f.render_widget(outer, area);
+    let inner = framed(f, area, "Overview".into(), th);
     let [head, chart, loss] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(1),
@@ -122,9 +120,7 @@ pub fn segments(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
 /// Open and mapped files against the budget; map cache hits, misses, evictions.
 pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th, h) = (&cx.model.sample, &cx.theme, &cx.model.history);
-    let outer = block("FD budget".into(), th);
-    let inner = outer.inner(area);
-    f.render_widget(outer, area);
+    let inner = framed(f, area, "FD budget".into(), th);
     let used = s.open_files + s.mapped;
     let fill = used as f64 / f64::from(s.fd_budget.max(1));
     let [text, a, b, c] = Layout::vertical([
@@ -135,13 +131,15 @@ pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     ])
     .areas(inner);
     let lines = vec![
-        Line::from(vec![
-            Span::styled(th.gauge(fill, 20), level(fill, th)),
-            Span::raw(format!(
+        gauge_line(
+            fill,
+            20,
+            format!(
                 " {used} of {} ({} open, {} mapped)",
                 s.fd_budget, s.open_files, s.mapped
-            )),
-        ]),
+            ),
+            th,
+        ),
         line(vec![
             kv("hits", count(s.map_hits), th),
             kv("misses", count(s.map_misses), th),

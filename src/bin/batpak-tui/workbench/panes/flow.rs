@@ -5,15 +5,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{block, count, kv, level, line, micros, rate, spark, Ctx};
+use super::{count, framed, gauge_line, kv, line, micros, rate, spark, Ctx};
 use crate::workbench::app::{App, LatencyKind};
 
 /// Depth against capacity, high-water mark, blocked sends and time blocked.
 pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th, h) = (&cx.model.sample, &cx.theme, &cx.model.history);
-    let outer = block("Channel back-pressure".into(), th);
-    let inner = outer.inner(area);
-    f.render_widget(outer, area);
+    let inner = framed(f, area, "Channel back-pressure".into(), th);
     let fill = s.channel_depth as f64 / s.channel_capacity.max(1) as f64;
     let [text, depth_label, depth, blocked_label, blocked] = Layout::vertical([
         Constraint::Length(2),
@@ -24,15 +22,17 @@ pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     ])
     .areas(inner);
     let lines = vec![
-        Line::from(vec![
-            Span::styled(th.gauge(fill, 20), level(fill, th)),
-            Span::raw(format!(
+        gauge_line(
+            fill,
+            20,
+            format!(
                 " depth {} of {}  high water {}",
                 count(s.channel_depth),
                 count(s.channel_capacity),
                 count(s.channel_high_water)
-            )),
-        ]),
+            ),
+            th,
+        ),
         line(vec![
             kv("blocked sends", rate(s.blocked_sends_per_sec), th),
             kv("total", count(s.blocked_sends), th),
@@ -63,9 +63,7 @@ pub fn latency(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         LatencyKind::Append => ("append latency (enqueue → receipt)", &s.append),
         LatencyKind::Sync => ("sync latency", &s.sync),
     };
-    let outer = block(format!("Latency: {name}  [s] switches"), th);
-    let inner = outer.inner(area);
-    f.render_widget(outer, area);
+    let inner = framed(f, area, format!("Latency: {name}  [s] switches"), th);
     let mut lines = vec![
         line(vec![
             kv("p50", micros(l.p50), th),

@@ -40,6 +40,22 @@ pub fn block<'a>(title: String, th: &Theme) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), th.title()))
 }
 
+/// Draws the pane's frame and returns the area inside it.
+pub fn framed(f: &mut Frame<'_>, area: Rect, title: String, th: &Theme) -> Rect {
+    let outer = block(title, th);
+    let inner = outer.inner(area);
+    f.render_widget(outer, area);
+    inner
+}
+
+/// A gauge of `width` cells coloured by its fill, then `text`.
+pub fn gauge_line<'a>(fill: f64, width: usize, text: String, th: &Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(th.gauge(fill, width), level(fill, th)),
+        Span::raw(text),
+    ])
+}
+
 /// A sparkline of the newest values that fit `width`.
 pub fn spark<'a>(
     values: &'a std::collections::VecDeque<u64>,

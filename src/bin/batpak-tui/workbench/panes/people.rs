@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{block, count, kv, level, line, Ctx};
+use super::{block, count, framed, kv, level, line, Ctx};
 use crate::units::bytes;
 use crate::workbench::app::{App, Pane};
 use crate::workbench::text::clean;
@@ -77,9 +77,7 @@ pub fn gates(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
 /// Subscriber lag and drops, projection cache use, and the process.
 pub fn system(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
-    let outer = block("Subscribers, cache, system".into(), th);
-    let inner = outer.inner(area);
-    f.render_widget(outer, area);
+    let inner = framed(f, area, "Subscribers, cache, system".into(), th);
     let cache_fill = s.cache_used_bytes as f64 / s.cache_map_bytes.max(1) as f64;
     let fds = s.open_fds.map_or("n/a".into(), count);
     let lines = vec![
