@@ -87,11 +87,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn store(&self) -> Arc<Store> {
-        self.store
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The store in use, held for one operation: a swap (see [`Workload::swap_store`])
+    /// waits for the operation, and the next one waits for the swap.
+    pub fn store(&self) -> std::sync::RwLockReadGuard<'_, Arc<Store>> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops every thread, recording why (the first reason wins).
@@ -162,6 +161,28 @@ impl Workload {
     /// `true` while paused.
     pub fn is_paused(&self) -> bool {
         self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// Replaces the store while every thread waits: `swap` gets the old store once no
+    /// operation is running on it (close it there) and returns the new one. A producer
+    /// never sees the closed store; it waits for the swap instead. On an error the old
+    /// store stays in place.
+    pub fn swap_store<E>(
+        &self,
+        swap: impl FnOnce(&Arc<Store>) -> Result<Arc<Store>, E>,
+    ) -> Result<(), E> {
+        let mut slot = self
+            .shared
+            .store
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *slot = swap(&slot)?;
+        Ok(())
+    }
+
+    /// The store the threads use now.
+    pub fn store(&self) -> Arc<Store> {
+        self.shared.store().clone()
     }
 
     /// Points every thread at another store (after a reopen). Subscribers re-subscribe.

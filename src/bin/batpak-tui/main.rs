@@ -47,6 +47,9 @@ struct Cli {
     /// Plain ASCII instead of box drawing and block characters.
     #[arg(long)]
     ascii: bool,
+    /// Another directory of preset files (`*.toml`) for the preset picker (`p`).
+    #[arg(long)]
+    presets_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +278,7 @@ fn main() -> ExitCode {
             allow_existing_data: cli.allow_existing_data,
             colors: cli.color,
             ascii: cli.ascii,
+            presets_dir: cli.presets_dir,
         };
         return report(workbench::run(args));
     };

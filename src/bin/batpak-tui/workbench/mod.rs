@@ -5,6 +5,9 @@
 //! something changed (ratatui then writes only the cells that differ).
 
 mod app;
+mod config;
+mod files;
+mod live;
 mod model;
 mod panes;
 mod term;
@@ -14,24 +17,20 @@ mod text;
 mod theme;
 mod ui;
 
-use std::collections::VecDeque;
 use std::error::Error;
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use batpak::preset::Preset;
-use batpak::process::ProcessSampler;
-use batpak::store::{OpenOptions, Stats};
-use batpak::workload::Workload;
-use batpak::{Store, StoreConfig};
 use crossterm::event::{self, Event};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
 use app::{Action, App};
-use model::{Inputs, Model, Sample};
+use config::ConfigState;
+use live::Live;
 use panes::Ctx;
 pub use theme::Colors;
 use theme::Theme;
@@ -46,104 +45,7 @@ pub struct Args {
     pub allow_existing_data: bool,
     pub colors: Colors,
     pub ascii: bool,
-}
-
-/// The engine, its workload and what the panes were last drawn from.
-struct Live {
-    store: Arc<Store>,
-    workload: Workload,
-    sampler: ProcessSampler,
-    config: StoreConfig,
-    dir: String,
-    preset: String,
-    /// Snapshots of the last second: rates and recent histograms span it.
-    window: VecDeque<Stats>,
-    fps: usize,
-    model: Model,
-}
-
-impl Live {
-    /// Takes a snapshot; `true` when the sample differs from the last one.
-    fn tick(&mut self) -> bool {
-        let now = self.store.stats();
-        let oldest = self.window.front().unwrap_or(&now);
-        let rates = now.rates_since(oldest);
-        let workload = self.workload.stats();
-        let sample = Sample::build(&Inputs {
-            dir: &self.dir,
-            preset: &self.preset,
-            config: &self.config,
-            now: &now,
-            rates: &rates,
-            workload: &workload,
-            process: self.sampler.latest().unwrap_or_default(),
-        });
-        if self.window.len() >= self.fps {
-            self.window.pop_front();
-        }
-        self.window.push_back(now);
-        self.model.history.add(&sample);
-        let changed = sample != self.model.sample;
-        self.model.sample = sample;
-        changed
-    }
-
-    fn act(&mut self, action: Action) {
-        match action {
-            Action::ToggleRun if self.workload.is_paused() => self.workload.resume(),
-            Action::ToggleRun => self.workload.pause(),
-            Action::ResetStats => {
-                self.store.reset_stats();
-                self.window.clear();
-            }
-            Action::None | Action::Redraw | Action::Quit => {}
-        }
-    }
-}
-
-impl Live {
-    /// Opens the store in `dir` with `preset` and starts its workload (paused if `paused`).
-    fn start(
-        dir: &std::path::Path,
-        name: &str,
-        preset: &Preset,
-        fps: u32,
-        paused: bool,
-    ) -> Result<Self, Box<dyn Error>> {
-        let config = preset.store_config(dir);
-        let options = OpenOptions {
-            gates: preset.gates.as_ref().map(|g| g.build()),
-            ..OpenOptions::default()
-        };
-        let store = Arc::new(Store::open_with(config.clone(), options)?);
-        let workload = Workload::start(
-            store.clone(),
-            preset.workload.clone(),
-            preset.gates.clone(),
-            paused,
-        )?;
-        Ok(Self {
-            store,
-            workload,
-            sampler: ProcessSampler::start(Duration::from_secs(1))?,
-            config,
-            dir: dir.display().to_string(),
-            preset: name.to_string(),
-            window: VecDeque::new(),
-            fps: fps as usize,
-            model: Model::default(),
-        })
-    }
-
-    /// Stops the workload and closes the store.
-    fn finish(self) -> Result<(), Box<dyn Error>> {
-        let Live {
-            workload, store, ..
-        } = self;
-        workload.stop();
-        store.close()?;
-        Ok(())
-    }
+    pub presets_dir: Option<PathBuf>,
 }
 
 /// Opens the store in `args.dir`, starts the workload paused, and runs the frame loop
@@ -156,15 +58,23 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let fps = args.fps.clamp(1, 30);
     let mut live = Live::start(&args.dir, &args.preset, &preset, fps, true)?;
     let stop = term::Stop::default();
-    let closer = live.store.clone();
+    let current = live.current.clone();
     stop.watch(move || {
-        let _ = closer.close();
+        let store = current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(s) = store {
+            let _ = s.close();
+        }
     })?;
     let theme = Theme::new(args.colors, args.ascii);
+    let mut app = App::new(ConfigState::new(&args.preset, preset));
+    app.presets_dir = args.presets_dir.clone();
     let looped = {
         let _screen = term::Screen::enter()?;
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        frame_loop(&mut terminal, &mut live, theme, fps, &stop)
+        frame_loop(&mut terminal, &mut live, &mut app, theme, fps, &stop)
     };
     let closed = live.finish();
     stop.finished();
@@ -172,9 +82,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     closed
 }
 
-fn frame_loop<B: Backend>(
+fn frame_loop<B: Backend + Write>(
     terminal: &mut Terminal<B>,
     live: &mut Live,
+    app: &mut App,
     theme: Theme,
     fps: u32,
     stop: &term::Stop,
@@ -183,7 +94,6 @@ where
     B::Error: Error + 'static,
 {
     let frame = Duration::from_secs(1) / fps;
-    let mut app = App::default();
     let mut dirty = true;
     let mut next = Instant::now();
     while !stop.asked() {
@@ -199,8 +109,10 @@ where
                     if action == Action::Quit {
                         return Ok(());
                     }
-                    live.act(action);
                     dirty |= action != Action::None;
+                    if let Some(text) = live.act(action, app) {
+                        files::offer_to_clipboard(terminal.backend_mut(), &text)?;
+                    }
                 }
                 Event::Resize(..) => dirty = true,
                 _ => {}
@@ -212,7 +124,7 @@ where
                 model: &live.model,
                 theme,
             };
-            terminal.draw(|f| ui::draw(f, &mut app, &cx))?;
+            terminal.draw(|f| ui::draw(f, app, &cx))?;
             dirty = false;
         }
         // A slow frame does not make the next ones hurry.

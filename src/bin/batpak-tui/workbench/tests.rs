@@ -7,10 +7,12 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use super::app::{App, LatencyKind, Pane};
+use super::config::ConfigState;
+use super::live::Live;
 use super::model::Model;
 use super::panes::Ctx;
 use super::theme::{Colors, Theme};
-use super::{ui, Live};
+use super::ui;
 
 const FIXTURE: &str = "tests/fixtures/workbench-model.json";
 
@@ -56,7 +58,25 @@ fn render(model: &Model, app: &mut App, w: u16, h: u16) -> String {
         },
     };
     let _ = t.draw(|f| ui::draw(f, app, &cx));
-    let buf = t.backend().buffer();
+    text_of(t.backend().buffer(), w, h)
+}
+
+/// One pane filling a `w`×`h` area (how it looks on a big terminal by itself).
+fn render_one(model: &Model, app: &mut App, w: u16, h: u16) -> String {
+    let Ok(mut t) = Terminal::new(TestBackend::new(w, h));
+    let cx = Ctx {
+        model,
+        theme: Theme {
+            colors: Colors::None,
+            ascii: false,
+        },
+    };
+    let pane = app.pane;
+    let _ = t.draw(|f| super::panes::draw(f, f.area(), pane, app, &cx));
+    text_of(t.backend().buffer(), w, h)
+}
+
+fn text_of(buf: &ratatui::buffer::Buffer, w: u16, h: u16) -> String {
     (0..h)
         .map(|y| {
             (0..w)
@@ -67,6 +87,10 @@ fn render(model: &Model, app: &mut App, w: u16, h: u16) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn app() -> App {
+    App::new(ConfigState::new("default", Preset::default()))
 }
 
 fn fixture() -> Model {
@@ -102,26 +126,39 @@ fn the_fixture_holds_real_content_for_every_pane() {
 fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
     let model = fixture();
     for (i, pane) in Pane::ALL.iter().enumerate() {
-        let mut app = App {
+        let mut one = App {
             pane: *pane,
-            ..App::default()
+            ..app()
         };
         let name = format!("pane{}_{:?}_80x24", i + 1, pane);
-        insta::assert_snapshot!(name, render(&model, &mut app, 80, 24));
+        insta::assert_snapshot!(name, render(&model, &mut one, 80, 24));
     }
-    let mut app = App {
+    let mut sync = App {
         latency: LatencyKind::Sync,
         pane: Pane::Latency,
-        ..App::default()
+        ..app()
     };
-    insta::assert_snapshot!("pane5_sync_latency_80x24", render(&model, &mut app, 80, 24));
     insta::assert_snapshot!(
-        "dashboard_160x48",
-        render(&model, &mut App::default(), 160, 48)
+        "pane5_sync_latency_80x24",
+        render(&model, &mut sync, 80, 24)
     );
+    insta::assert_snapshot!("dashboard_160x48", render(&model, &mut app(), 160, 48));
+    let mut config = App {
+        pane: Pane::Config,
+        ..app()
+    };
+    insta::assert_snapshot!(
+        "dashboard_config_160x48",
+        render(&model, &mut config, 160, 48)
+    );
+    for pane in Pane::ALL {
+        let mut one = App { pane, ..app() };
+        let name = format!("{pane:?}_alone_160x48");
+        insta::assert_snapshot!(name, render_one(&model, &mut one, 160, 48));
+    }
     let mut help = App {
         help: true,
-        ..App::default()
+        ..app()
     };
     insta::assert_snapshot!("help_80x24", render(&model, &mut help, 80, 24));
 }
@@ -130,7 +167,7 @@ fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
 fn a_terminal_smaller_than_80x24_gets_a_clear_message_not_a_panic() {
     let model = fixture();
     for (w, h) in [(79, 24), (80, 23), (20, 5), (1, 1), (0, 0)] {
-        let text = render(&model, &mut App::default(), w, h);
+        let text = render(&model, &mut app(), w, h);
         if w >= 20 {
             assert!(text.contains(&format!("has {w}×{h}")), "{w}x{h}: {text}");
         }

@@ -6,7 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Row, Table, Tabs};
 use ratatui::Frame;
 
-use super::app::{App, Pane, KEYS};
+use super::app::{App, Pane, Picker, KEYS};
+use super::files::Exported;
 use super::panes::{self, block, Ctx};
 use super::text::clean;
 
@@ -30,7 +31,12 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, cx: &Ctx<'_>) {
         tab_bar(f, tabs, app, cx);
         panes::draw(f, pane, app.pane, app, cx);
     }
-    status_line(f, status, cx);
+    status_line(f, status, app, cx);
+    if let Some(p) = &app.picker {
+        picker(f, area, p, cx);
+    } else if let Some(e) = &app.exported {
+        exported(f, area, e, cx);
+    }
     if app.help {
         help(f, area, cx);
     }
@@ -50,6 +56,9 @@ fn tab_bar(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
         let short = match p {
             Pane::System => "System",
             Pane::Fd => "FD",
+            Pane::Channel => "Chan",
+            Pane::Latency => "Latency",
+            Pane::Segments => "Segs",
             other => other.title(),
         };
         format!("{} {short}", i + 1)
@@ -76,22 +85,26 @@ fn grid(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         Constraint::Percentage(25),
     ])
     .areas(mid);
-    let [g, h] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(bottom);
     let cells = [
         (Pane::Overview, a),
         (Pane::Latency, b),
         (Pane::Segments, c),
         (Pane::Fd, d),
         (Pane::Channel, e),
-        (Pane::Gates, g),
-        (Pane::System, h),
     ];
     for (pane, rect) in cells {
         panes::draw(f, rect, pane, app, cx);
     }
+    // The config pane, when selected, takes the bottom row.
+    if app.pane == Pane::Config {
+        return panes::draw(f, bottom, Pane::Config, app, cx);
+    }
+    let [g, h] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(bottom);
+    panes::draw(f, g, Pane::Gates, app, cx);
+    panes::draw(f, h, Pane::System, app, cx);
 }
 
-fn status_line(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+fn status_line(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
     let mut spans = vec![
         Span::styled(format!(" {} ", clean(&s.dir, 40)), th.title()),
@@ -106,6 +119,17 @@ fn status_line(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
         spans.push(Span::styled(
             format!("  stopped: {}", clean(why, 60)),
             th.bad(),
+        ));
+    }
+    let (pending, reopen) = app.config.pending();
+    if !pending.is_empty() {
+        spans.push(Span::styled(
+            format!(
+                "  {} unapplied, {} need a reopen",
+                pending.len(),
+                reopen.len()
+            ),
+            th.warn(),
         ));
     }
     if let Some(p) = &s.poisoned {
@@ -134,4 +158,66 @@ fn help(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
         .block(block("Keys".into(), &cx.theme));
     f.render_widget(Clear, rect);
     f.render_widget(table, rect);
+}
+
+/// A centred rectangle of at most `w`×`h`.
+fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    let (w, h) = (w.min(area.width), h.min(area.height));
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn picker(f: &mut Frame<'_>, area: Rect, p: &Picker, cx: &Ctx<'_>) {
+    let rect = centred(area, 60, p.items.len() as u16 + 2);
+    let rows = p.items.iter().enumerate().map(|(i, s)| {
+        let row = Row::new(vec![Span::raw(clean(&s.label, 56))]);
+        if i == p.selected {
+            row.style(cx.theme.selected())
+        } else {
+            row
+        }
+    });
+    let table = Table::new(rows, [Constraint::Min(10)]).block(block(
+        "Preset: Enter switches (reopens the store)".into(),
+        &cx.theme,
+    ));
+    f.render_widget(Clear, rect);
+    f.render_widget(table, rect);
+}
+
+fn exported(f: &mut Frame<'_>, area: Rect, e: &Exported, cx: &Ctx<'_>) {
+    let mut lines: Vec<Line<'_>> = e
+        .snippet
+        .lines()
+        .map(|l| Line::from(clean(l, 120)))
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!(
+            "written to {} and {}",
+            e.rust_file.display(),
+            e.toml_file.display()
+        ),
+        cx.theme.good(),
+    )));
+    for b in &e.backups {
+        lines.push(Line::from(Span::styled(
+            format!("kept {}", b.display()),
+            cx.theme.dim(),
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        "offered to the clipboard (OSC 52); Esc closes",
+        cx.theme.dim(),
+    )));
+    let rect = centred(area, area.width.saturating_sub(4), lines.len() as u16 + 2);
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines).block(block("Export".into(), &cx.theme)),
+        rect,
+    );
 }

@@ -1,0 +1,258 @@
+//! The running engine behind the panes: the store (through its workload), snapshots,
+//! and what the keys ask of it — run/pause, reset, apply a config, switch presets, export.
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use batpak::preset::Preset;
+use batpak::process::ProcessSampler;
+use batpak::store::{OpenOptions, Stats};
+use batpak::workload::Workload;
+use batpak::{Store, StoreConfig};
+
+use super::app::{Action, App};
+use super::config::ConfigState;
+use super::files;
+use super::model::{Inputs, Model, Sample};
+
+/// The store the signal watchdog closes if the input loop is stuck.
+pub type Current = Arc<Mutex<Option<Arc<Store>>>>;
+
+/// The engine, its workload and what the panes were last drawn from.
+pub struct Live {
+    /// `None` only after a preset switch failed to reopen anything.
+    workload: Option<Workload>,
+    sampler: ProcessSampler,
+    pub dir: PathBuf,
+    preset: String,
+    gates: Option<batpak::preset::GateSpec>,
+    /// Snapshots of the last second: rates and recent histograms span it.
+    window: VecDeque<Stats>,
+    fps: usize,
+    pub model: Model,
+    pub current: Current,
+}
+
+fn options(gates: Option<&batpak::preset::GateSpec>) -> OpenOptions {
+    OpenOptions {
+        gates: gates.map(|g| g.build()),
+        ..OpenOptions::default()
+    }
+}
+
+impl Live {
+    /// Opens the store in `dir` with `preset` and starts its workload (paused if `paused`).
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        preset: &Preset,
+        fps: u32,
+        paused: bool,
+    ) -> Result<Self, Box<dyn Error>> {
+        let store = Arc::new(Store::open_with(
+            preset.store_config(dir),
+            options(preset.gates.as_ref()),
+        )?);
+        let workload = Workload::start(
+            store.clone(),
+            preset.workload.clone(),
+            preset.gates.clone(),
+            paused,
+        )?;
+        Ok(Self {
+            workload: Some(workload),
+            sampler: ProcessSampler::start(Duration::from_secs(1))?,
+            dir: dir.to_path_buf(),
+            preset: name.to_string(),
+            gates: preset.gates.clone(),
+            window: VecDeque::new(),
+            fps: fps as usize,
+            model: Model::default(),
+            current: Arc::new(Mutex::new(Some(store))),
+        })
+    }
+
+    fn store(&self) -> Option<Arc<Store>> {
+        self.workload.as_ref().map(Workload::store)
+    }
+
+    fn set_current(&self) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = self.store();
+    }
+
+    /// Takes a snapshot; `true` when the sample differs from the last one.
+    pub fn tick(&mut self) -> bool {
+        let (Some(w), Some(store)) = (self.workload.as_ref(), self.store()) else {
+            return false;
+        };
+        let now = store.stats();
+        let oldest = self.window.front().unwrap_or(&now);
+        let rates = now.rates_since(oldest);
+        let config: StoreConfig = store.config();
+        let sample = Sample::build(&Inputs {
+            dir: &self.dir.display().to_string(),
+            preset: &self.preset,
+            config: &config,
+            now: &now,
+            rates: &rates,
+            workload: &w.stats(),
+            process: self.sampler.latest().unwrap_or_default(),
+        });
+        if self.window.len() >= self.fps {
+            self.window.pop_front();
+        }
+        self.window.push_back(now);
+        self.model.history.add(&sample);
+        let changed = sample != self.model.sample;
+        self.model.sample = sample;
+        changed
+    }
+
+    /// Carries out `action`; returns text to offer to the clipboard, if any.
+    pub fn act(&mut self, action: Action, app: &mut App) -> Option<String> {
+        match action {
+            Action::ToggleRun => {
+                if let Some(w) = &self.workload {
+                    if w.is_paused() {
+                        w.resume();
+                    } else {
+                        w.pause();
+                    }
+                }
+            }
+            Action::ResetStats => {
+                if let Some(s) = self.store() {
+                    s.reset_stats();
+                }
+                self.window.clear();
+            }
+            Action::Apply => app.config.message = Some(self.apply(&mut app.config)),
+            Action::SwitchPreset(value) => self.switch(&value, &mut app.config),
+            Action::Export => {
+                return match files::export(&app.config.edited, &self.dir, Path::new(".")) {
+                    Ok(e) => {
+                        let text = e.snippet.clone();
+                        app.config.message = Some(format!(
+                            "exported to {} and {}",
+                            e.rust_file.display(),
+                            e.toml_file.display()
+                        ));
+                        app.exported = Some(e);
+                        Some(text)
+                    }
+                    Err(why) => {
+                        app.config.message = Some(why);
+                        None
+                    }
+                };
+            }
+            Action::None | Action::Redraw | Action::Quit => {}
+        }
+        None
+    }
+
+    /// Applies the edited values: live fields at once, the others by a reopen while the
+    /// workload's threads wait. Returns what happened, for the pane.
+    fn apply(&mut self, c: &mut ConfigState) -> String {
+        let (Some(w), Some(store)) = (self.workload.as_ref(), self.store()) else {
+            return "no store is open".into();
+        };
+        let new = c.edited.store_config(&self.dir);
+        let report = match store.reconfigure(&new) {
+            Ok(r) => r,
+            Err(e) => return format!("refused: {e}"),
+        };
+        drop(store);
+        let live = report.applied.join(", ");
+        if report.needs_reopen.is_empty() {
+            c.applied = c.edited.clone();
+            return if live.is_empty() {
+                "nothing to apply".into()
+            } else {
+                format!("applied live: {live}")
+            };
+        }
+        let start = Instant::now();
+        let opts = options(self.gates.as_ref());
+        let mut failure = None;
+        let swapped = w.swap_store(|old| {
+            let _ = old.close();
+            match Store::open_with(new.clone(), opts.clone()) {
+                Ok(s) => Ok(Arc::new(s)),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    Store::open_with(old.config(), opts.clone()).map(Arc::new)
+                }
+            }
+        });
+        let pause = start.elapsed();
+        self.set_current();
+        self.window.clear();
+        match (swapped, failure) {
+            (Err(e), _) => format!("the reopen failed and the store is closed: {e}"),
+            (Ok(()), Some(e)) => format!("reopen refused ({e}); kept the old configuration"),
+            (Ok(()), None) => {
+                c.applied = c.edited.clone();
+                format!(
+                    "reopened for {} in {:.0} ms (producers waited){}",
+                    report.needs_reopen.join(", "),
+                    pause.as_secs_f64() * 1e3,
+                    if live.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; live: {live}")
+                    }
+                )
+            }
+        }
+    }
+
+    /// Closes the store and opens it with another preset (its gates and workload too).
+    fn switch(&mut self, value: &str, c: &mut ConfigState) {
+        let preset = match Preset::load(value, &[]) {
+            Ok(p) => p,
+            Err(e) => {
+                c.message = Some(format!("cannot load {value}: {e}"));
+                return;
+            }
+        };
+        let start = Instant::now();
+        let paused = self.workload.as_ref().is_none_or(Workload::is_paused);
+        if let Some(w) = self.workload.take() {
+            let store = w.store();
+            w.stop();
+            let _ = store.close();
+        }
+        let name = value.to_string();
+        let opened = Live::start(&self.dir, &name, &preset, self.fps as u32, paused);
+        let message = match opened {
+            Ok(mut next) => {
+                self.workload = next.workload.take();
+                self.gates = preset.gates.clone();
+                self.preset = name.clone();
+                *c = ConfigState::new(&name, preset);
+                format!(
+                    "switched to {name} in {:.0} ms",
+                    start.elapsed().as_secs_f64() * 1e3
+                )
+            }
+            Err(e) => format!("cannot open the store with {name}: {e}"),
+        };
+        c.message = Some(message);
+        self.set_current();
+        self.window.clear();
+    }
+
+    /// Stops the workload and closes the store.
+    pub fn finish(mut self) -> Result<(), Box<dyn Error>> {
+        if let Some(w) = self.workload.take() {
+            let store = w.store();
+            w.stop();
+            store.close()?;
+        }
+        Ok(())
+    }
+}
