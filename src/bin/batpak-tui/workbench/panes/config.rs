@@ -55,7 +55,7 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         let shown = if value == in_force {
             value.clone()
         } else {
-            format!("{value} (now {in_force})")
+            format!("{value}*")
         };
         let style = if i == c.selected {
             th.selected()
@@ -103,9 +103,11 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
             Span::raw(clean(t, 64)),
             Span::styled("▏  Enter sets, Esc drops", th.dim()),
         ]));
+    } else if let Some(line) = unapplied(c) {
+        lines.push(Line::from(Span::styled(line, th.warn())));
     } else {
         lines.push(Line::from(Span::styled(
-            "j/k select  Enter type  +/- step  a apply  p presets  e export",
+            "j/k select  Enter type  +/- step  a apply  p presets  e export  (* unapplied)",
             th.dim(),
         )));
     }
@@ -113,4 +115,20 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         lines.push(Line::from(Span::styled(clean(m, 200), th.warn())));
     }
     f.render_widget(Paragraph::new(lines), foot);
+}
+
+/// The selected field's unapplied change, if it has one.
+fn unapplied(c: &crate::workbench::config::ConfigState) -> Option<String> {
+    let f = c.field();
+    let (value, now) = (f.show(&c.edited.store), f.show(&c.applied.store));
+    (value != now).then(|| {
+        format!(
+            "{} = {value}, in force {now} ({} on a)",
+            f.path,
+            match f.applies {
+                Applies::Reopen => "reopens",
+                _ => "applies live",
+            }
+        )
+    })
 }

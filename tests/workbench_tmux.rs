@@ -1,0 +1,211 @@
+//! The workbench end to end: the real binary in tmux at 80x24, driven by keys, checked by
+//! what the screen shows; and a terminal that goes away under a running benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// One tmux server of its own per test (its socket name), so tests do not meet.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, name: &str, args: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let t = Tmux {
+            socket: format!("batpak-{name}-{}", std::process::id()),
+        };
+        let bin = env!("CARGO_BIN_EXE_batpak-tui");
+        let cmd = format!("{bin} {args}");
+        let out = t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "wb",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-c",
+            &dir.display().to_string(),
+            &cmd,
+        ])?;
+        if !out.status.success() {
+            return Err(format!(
+                "tmux did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(t)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("tmux is needed for this test (.ci/run installs it): {e}").into())
+    }
+
+    fn keys(&self, keys: &[&str]) -> TestResult {
+        for k in keys {
+            self.run(&["send-keys", "-t", "wb", k])?;
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        Ok(())
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "wb"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the screen shows `text`; fails with the screen it last saw.
+    fn wait_for(&self, text: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return Ok(s);
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(format!("the screen never showed {text:?}; it showed:\n{s}").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "wb"])
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn pane_pid(&self) -> Option<u32> {
+        let o = self
+            .run(&["display-message", "-p", "-t", "wb", "#{pane_pid}"])
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn verify_clean(data: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
+        .arg("verify")
+        .arg(data)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "verify: {text}");
+    assert!(text.contains(": clean"), "{text}");
+    Ok(text)
+}
+
+fn events_in(verify_line: &str) -> u64 {
+    verify_line
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quits() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tmux = Tmux::start(dir.path(), "session", "./data")?;
+    tmux.wait_for("PAUSED (space runs)")?;
+    tmux.wait_for("1 Overview")?;
+    tmux.keys(&["Space"])?;
+    tmux.wait_for("RUNNING")?;
+    tmux.keys(&["p"])?;
+    tmux.wait_for("server (built-in)")?;
+    tmux.keys(&["j", "j", "Enter"])?;
+    tmux.wait_for("preset server")?;
+    tmux.keys(&["8"])?;
+    let screen = tmux.wait_for("switched to server")?;
+    assert!(
+        screen.contains("16384 commands"),
+        "server's channel capacity shown:\n{screen}"
+    );
+    tmux.keys(&["j", "j", "j", "Enter"])?;
+    tmux.wait_for("writer_channel_capacity = 16384")?;
+    tmux.keys(&["BSpace"; 5])?;
+    tmux.keys(&["6", "4", "Enter"])?;
+    let screen = tmux.wait_for("1 unapplied, 1 need a reopen")?;
+    assert!(screen.contains("64 commands*"), "{screen}");
+    assert!(
+        screen.contains("writer_channel_capacity = 64, in force 16384 (reopens on a)"),
+        "{screen}"
+    );
+    tmux.keys(&["a"])?;
+    tmux.wait_for("reopened for writer_channel_capacity")?;
+    tmux.keys(&["e"])?;
+    tmux.wait_for("written to ./batpak-config.rs")?;
+    let snippet = std::fs::read_to_string(dir.path().join("batpak-config.rs"))?;
+    assert!(
+        snippet.contains("config.writer_channel_capacity = 64;"),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains("SyncMode::SyncData"),
+        "the server preset's values: {snippet}"
+    );
+    assert!(
+        snippet.starts_with("let mut config = StoreConfig::new(\"./data\");"),
+        "{snippet}"
+    );
+    tmux.keys(&["Escape", "q"])?;
+    let start = Instant::now();
+    while tmux.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!tmux.alive(), "q ends the workbench");
+    let data: PathBuf = dir.path().join("data");
+    assert!(
+        data.join("index.ckpt").exists(),
+        "the store was closed cleanly"
+    );
+    let report = verify_clean(&data)?;
+    assert!(events_in(&report) > 0, "{report}");
+    Ok(())
+}
+
+#[test]
+fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_store_closed(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tmux = Tmux::start(dir.path(), "hangup", "./data")?;
+    tmux.wait_for("PAUSED")?;
+    tmux.keys(&["Space"])?;
+    tmux.wait_for("RUNNING")?;
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = tmux.pane_pid().ok_or("no pane pid")?;
+    tmux.run(&["kill-server"])?;
+    let start = Instant::now();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    while proc_dir.exists() && start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    assert!(
+        !proc_dir.exists(),
+        "the workbench still runs {took:?} after its terminal went away"
+    );
+    let data = dir.path().join("data");
+    assert!(
+        data.join("index.ckpt").exists(),
+        "the store was closed (checkpoint written)"
+    );
+    let report = verify_clean(&data)?;
+    assert!(events_in(&report) > 0, "{report}");
+    Ok(())
+}
