@@ -123,14 +123,14 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quit
     let dir = tempfile::tempdir()?;
     let tmux = Tmux::start(dir.path(), "session", "./data")?;
     tmux.wait_for("PAUSED (space runs)")?;
-    tmux.wait_for("1 Overview")?;
+    tmux.wait_for("┌ Overview")?;
     tmux.keys(&["Space"])?;
     tmux.wait_for("RUNNING")?;
     tmux.keys(&["p"])?;
     tmux.wait_for("server (built-in)")?;
     tmux.keys(&["j", "j", "Enter"])?;
     tmux.wait_for("preset server")?;
-    tmux.keys(&["8"])?;
+    tmux.keys(&["9"])?;
     let screen = tmux.wait_for("switched to server")?;
     assert!(
         screen.contains("16384 commands"),

@@ -4,6 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::config::{ConfigState, FIELDS};
 use super::files::{Exported, PresetSource};
+use super::model::Model;
 
 /// The panes, in tab order (the digit keys select them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,18 +14,20 @@ pub enum Pane {
     Fd,
     Channel,
     Latency,
+    Causal,
     Gates,
     System,
     Config,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 8] = [
+    pub const ALL: [Pane; 9] = [
         Pane::Overview,
         Pane::Segments,
         Pane::Fd,
         Pane::Channel,
         Pane::Latency,
+        Pane::Causal,
         Pane::Gates,
         Pane::System,
         Pane::Config,
@@ -37,6 +40,7 @@ impl Pane {
             Pane::Fd => "FD budget",
             Pane::Channel => "Channel",
             Pane::Latency => "Latency",
+            Pane::Causal => "Causal graph",
             Pane::Gates => "Gates",
             Pane::System => "Subscribers/cache/system",
             Pane::Config => "Config",
@@ -77,16 +81,21 @@ pub enum Action {
 }
 
 /// Every key and what it does, for the help overlay.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 18] = [
     ("q  Ctrl-C", "quit (closes the store cleanly)"),
     ("?", "this help (Esc closes it)"),
     ("Tab  Shift-Tab", "next / previous pane"),
-    ("1-8", "go to a pane"),
+    ("1-9", "go to a pane"),
     ("j k  ↓ ↑", "scroll the table / select a field"),
     ("g  G", "top / bottom of the table"),
     ("space", "run / pause the workload"),
     ("s", "latency pane: append or sync latency"),
     ("r", "reset the engine's statistics"),
+    ("/", "causal: search an entity (Enter sets, Esc clears)"),
+    (
+        "Enter  Esc",
+        "causal: show the event's tree / jump; Esc back",
+    ),
     ("p", "switch preset (Enter picks, Esc closes)"),
     ("e", "export snippet + preset file, offer to clipboard"),
     ("Enter", "config: type a value (Enter sets, Esc drops)"),
@@ -95,6 +104,21 @@ pub const KEYS: [(&str, &str); 16] = [
     ("", ""),
     ("", "--color, NO_COLOR, --ascii: see --help"),
 ];
+
+/// The causal pane's view state.
+#[derive(Debug, Clone, Default)]
+pub struct CausalUi {
+    /// Selected row of the list or of the tree.
+    pub selected: usize,
+    /// The event whose tree is shown.
+    pub focus: Option<u64>,
+    /// Select the focused event once its tree is built (after Enter).
+    pub select_focus: bool,
+    /// The entity the list is limited to.
+    pub entity: Option<String>,
+    /// The entity being typed after `/`.
+    pub search: Option<String>,
+}
 
 /// The preset picker overlay.
 #[derive(Debug, Clone)]
@@ -110,8 +134,9 @@ pub struct App {
     pub help: bool,
     pub latency: LatencyKind,
     /// First row shown in each pane's table.
-    pub scroll: [usize; 8],
+    pub scroll: [usize; 9],
     pub config: ConfigState,
+    pub causal: CausalUi,
     /// Where presets are looked for besides the built-ins and `./presets/`.
     pub presets_dir: Option<std::path::PathBuf>,
     pub picker: Option<Picker>,
@@ -125,8 +150,9 @@ impl App {
             pane: Pane::Overview,
             help: false,
             latency: LatencyKind::Append,
-            scroll: [0; 8],
+            scroll: [0; 9],
             config,
+            causal: CausalUi::default(),
             presets_dir: None,
             picker: None,
             exported: None,
@@ -135,8 +161,8 @@ impl App {
 }
 
 impl App {
-    /// Applies one key press.
-    pub fn on_key(&mut self, key: KeyEvent) -> Action {
+    /// Applies one key press; `model` says which event a causal row is.
+    pub fn on_key(&mut self, key: KeyEvent, model: &Model) -> Action {
         if key.kind == KeyEventKind::Release {
             return Action::None;
         }
@@ -147,11 +173,19 @@ impl App {
         if self.config.input.is_some() {
             return self.typing(key.code);
         }
+        if self.causal.search.is_some() {
+            return self.searching(key.code);
+        }
         if self.picker.is_some() {
             return self.picking(key.code);
         }
         if self.pane == Pane::Config {
             if let Some(a) = self.config_key(key.code) {
+                return a;
+            }
+        }
+        if self.pane == Pane::Causal && !self.help {
+            if let Some(a) = self.causal_key(key.code, model) {
                 return a;
             }
         }
@@ -166,10 +200,14 @@ impl App {
                 })
             }),
             KeyCode::Char('e') => Action::Export,
+            KeyCode::Char('/') => self.redraw(|a| {
+                a.pane = Pane::Causal;
+                a.causal.search = Some(String::new());
+            }),
             KeyCode::Char('?') => self.redraw(|a| a.help = !a.help),
             KeyCode::Tab => self.redraw(|a| a.step(1)),
             KeyCode::BackTab => self.redraw(|a| a.step(Pane::ALL.len() - 1)),
-            KeyCode::Char(c @ '1'..='8') => {
+            KeyCode::Char(c @ '1'..='9') => {
                 let i = c as usize - '1' as usize;
                 self.redraw(|a| a.pane = Pane::ALL[i])
             }
@@ -207,6 +245,61 @@ impl App {
             _ => return None,
         }
         Some(Action::Redraw)
+    }
+
+    /// Keys of the causal pane: move, open a tree or jump within it, go back.
+    fn causal_key(&mut self, code: KeyCode, model: &Model) -> Option<Action> {
+        let c = &mut self.causal;
+        let rows = causal_rows(model);
+        match code {
+            KeyCode::Char('j') | KeyCode::Down => {
+                c.selected = (c.selected + 1).min(rows.len().saturating_sub(1));
+            }
+            KeyCode::Char('k') | KeyCode::Up => c.selected = c.selected.saturating_sub(1),
+            KeyCode::Char('g') | KeyCode::Home => c.selected = 0,
+            KeyCode::Char('G') | KeyCode::End => c.selected = rows.len().saturating_sub(1),
+            KeyCode::Enter => {
+                let seq = rows.get(c.selected.min(rows.len().saturating_sub(1)))?;
+                c.focus = Some(*seq);
+                c.select_focus = true;
+            }
+            KeyCode::Esc if c.focus.is_some() => {
+                c.focus = None;
+                c.selected = 0;
+            }
+            KeyCode::Esc if c.entity.is_some() => {
+                c.entity = None;
+                c.selected = 0;
+            }
+            _ => return None,
+        }
+        Some(Action::Redraw)
+    }
+
+    /// Keys while an entity is typed after `/`.
+    fn searching(&mut self, code: KeyCode) -> Action {
+        let c = &mut self.causal;
+        match code {
+            KeyCode::Enter => {
+                let text = c.search.take().unwrap_or_default();
+                c.entity = (!text.trim().is_empty()).then(|| text.trim().to_string());
+                c.focus = None;
+                c.selected = 0;
+            }
+            KeyCode::Esc => c.search = None,
+            KeyCode::Backspace => {
+                if let Some(t) = c.search.as_mut() {
+                    t.pop();
+                }
+            }
+            KeyCode::Char(ch) if !ch.is_control() => {
+                if let Some(t) = c.search.as_mut().filter(|t| t.len() < 128) {
+                    t.push(ch);
+                }
+            }
+            _ => return Action::None,
+        }
+        Action::Redraw
     }
 
     /// Keys while a value is typed: everything goes into the text.
@@ -274,6 +367,20 @@ impl App {
     }
 }
 
+/// The sequences of the causal pane's rows: the list, or ancestors then the tree.
+pub fn causal_rows(model: &Model) -> Vec<u64> {
+    let v = &model.causal;
+    match &v.focus {
+        Some(f) => f
+            .ancestors
+            .iter()
+            .map(|r| r.seq)
+            .chain(f.tree.iter().map(|(_, r)| r.seq))
+            .collect(),
+        None => v.recent.iter().map(|r| r.seq).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +393,10 @@ mod tests {
         ))
     }
 
+    fn on(a: &mut App, k: KeyEvent) -> Action {
+        a.on_key(k, &Model::default())
+    }
+
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
@@ -293,102 +404,152 @@ mod tests {
     #[test]
     fn every_binding_does_what_the_help_says() {
         let mut a = app();
-        assert_eq!(a.on_key(key(KeyCode::Char('q'))), Action::Quit);
+        assert_eq!(on(&mut a, key(KeyCode::Char('q'))), Action::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(a.on_key(ctrl_c), Action::Quit);
-        assert_eq!(a.on_key(key(KeyCode::Char('?'))), Action::Redraw);
+        assert_eq!(on(&mut a, ctrl_c), Action::Quit);
+        assert_eq!(on(&mut a, key(KeyCode::Char('?'))), Action::Redraw);
         assert!(a.help);
-        a.on_key(key(KeyCode::Esc));
+        on(&mut a, key(KeyCode::Esc));
         assert!(!a.help);
-        a.on_key(key(KeyCode::Tab));
+        on(&mut a, key(KeyCode::Tab));
         assert_eq!(a.pane, Pane::Segments);
-        a.on_key(key(KeyCode::BackTab));
-        a.on_key(key(KeyCode::BackTab));
+        on(&mut a, key(KeyCode::BackTab));
+        on(&mut a, key(KeyCode::BackTab));
         assert_eq!(a.pane, Pane::Config, "Shift-Tab wraps around");
         for (i, p) in Pane::ALL.iter().enumerate() {
             let digit = char::from(b'1' + i as u8);
-            a.on_key(key(KeyCode::Char(digit)));
+            on(&mut a, key(KeyCode::Char(digit)));
             assert_eq!(a.pane, *p, "key {digit}");
         }
-        a.on_key(key(KeyCode::Char('2')));
-        a.on_key(key(KeyCode::Char('j')));
-        a.on_key(key(KeyCode::Down));
+        on(&mut a, key(KeyCode::Char('2')));
+        on(&mut a, key(KeyCode::Char('j')));
+        on(&mut a, key(KeyCode::Down));
         assert_eq!(a.scroll[1], 2);
-        a.on_key(key(KeyCode::Char('k')));
-        a.on_key(key(KeyCode::Up));
-        a.on_key(key(KeyCode::Up));
+        on(&mut a, key(KeyCode::Char('k')));
+        on(&mut a, key(KeyCode::Up));
+        on(&mut a, key(KeyCode::Up));
         assert_eq!(a.scroll[1], 0, "scrolling stops at the top");
-        a.on_key(key(KeyCode::Char('G')));
+        on(&mut a, key(KeyCode::Char('G')));
         assert_eq!(
             a.first_row(Pane::Segments, 10, 4),
             6,
             "G shows the last rows"
         );
-        a.on_key(key(KeyCode::Char('g')));
+        on(&mut a, key(KeyCode::Char('g')));
         assert_eq!(a.scroll[1], 0);
-        assert_eq!(a.on_key(key(KeyCode::Char(' '))), Action::ToggleRun);
-        assert_eq!(a.on_key(key(KeyCode::Char('r'))), Action::ResetStats);
+        assert_eq!(on(&mut a, key(KeyCode::Char(' '))), Action::ToggleRun);
+        assert_eq!(on(&mut a, key(KeyCode::Char('r'))), Action::ResetStats);
         assert_eq!(
-            a.on_key(key(KeyCode::Char('s'))),
+            on(&mut a, key(KeyCode::Char('s'))),
             Action::None,
             "s only in the latency pane"
         );
-        a.on_key(key(KeyCode::Char('5')));
-        a.on_key(key(KeyCode::Char('s')));
+        on(&mut a, key(KeyCode::Char('5')));
+        on(&mut a, key(KeyCode::Char('s')));
         assert_eq!(a.latency, LatencyKind::Sync);
-        assert_eq!(a.on_key(key(KeyCode::Char('x'))), Action::None);
-        assert_eq!(a.on_key(key(KeyCode::Char('e'))), Action::Export);
+        assert_eq!(on(&mut a, key(KeyCode::Char('x'))), Action::None);
+        assert_eq!(on(&mut a, key(KeyCode::Char('e'))), Action::Export);
     }
 
     #[test]
     fn config_keys_select_type_step_and_apply() {
         let mut a = app();
-        a.on_key(key(KeyCode::Char('8')));
+        on(&mut a, key(KeyCode::Char('9')));
         assert_eq!(a.pane, Pane::Config);
-        a.on_key(key(KeyCode::Char('j')));
-        a.on_key(key(KeyCode::Char('j')));
+        on(&mut a, key(KeyCode::Char('j')));
+        on(&mut a, key(KeyCode::Char('j')));
         assert_eq!(a.config.field().path, "fd_budget");
         let before = a.config.edited.store.fd_budget;
-        a.on_key(key(KeyCode::Char('+')));
+        on(&mut a, key(KeyCode::Char('+')));
         assert_eq!(a.config.edited.store.fd_budget, before * 2);
-        a.on_key(key(KeyCode::Enter));
+        on(&mut a, key(KeyCode::Enter));
         for _ in 0..5 {
-            a.on_key(key(KeyCode::Backspace));
+            on(&mut a, key(KeyCode::Backspace));
         }
         for ch in "12q".chars() {
-            a.on_key(key(KeyCode::Char(ch)));
+            on(&mut a, key(KeyCode::Char(ch)));
         }
         assert_eq!(
             a.config.input.as_deref(),
             Some("12q"),
             "q is typed, not quit"
         );
-        a.on_key(key(KeyCode::Backspace));
-        a.on_key(key(KeyCode::Enter));
+        on(&mut a, key(KeyCode::Backspace));
+        on(&mut a, key(KeyCode::Enter));
         assert_eq!(a.config.edited.store.fd_budget, 12);
-        a.on_key(key(KeyCode::Enter));
-        a.on_key(key(KeyCode::Esc));
+        on(&mut a, key(KeyCode::Enter));
+        on(&mut a, key(KeyCode::Esc));
         assert!(a.config.input.is_none(), "Esc drops the typed text");
-        assert_eq!(a.on_key(key(KeyCode::Char('a'))), Action::Apply);
-        a.on_key(key(KeyCode::Char('G')));
+        assert_eq!(on(&mut a, key(KeyCode::Char('a'))), Action::Apply);
+        on(&mut a, key(KeyCode::Char('G')));
         assert_eq!(a.config.field().path, "sync_mode");
     }
 
     #[test]
     fn the_preset_picker_lists_the_builtins_and_enter_switches() {
         let mut a = app();
-        a.on_key(key(KeyCode::Char('p')));
+        on(&mut a, key(KeyCode::Char('p')));
         let items = a.picker.as_ref().map(|p| p.items.len()).unwrap_or(0);
         assert!(items >= 3);
-        a.on_key(key(KeyCode::Char('j')));
-        a.on_key(key(KeyCode::Char('j')));
+        on(&mut a, key(KeyCode::Char('j')));
+        on(&mut a, key(KeyCode::Char('j')));
         assert_eq!(
-            a.on_key(key(KeyCode::Enter)),
+            on(&mut a, key(KeyCode::Enter)),
             Action::SwitchPreset("server".into())
         );
         assert!(a.picker.is_none());
-        a.on_key(key(KeyCode::Char('p')));
-        a.on_key(key(KeyCode::Esc));
+        on(&mut a, key(KeyCode::Char('p')));
+        on(&mut a, key(KeyCode::Esc));
         assert!(a.picker.is_none());
+    }
+
+    fn row(seq: u64) -> crate::workbench::causal::EventRow {
+        crate::workbench::causal::EventRow {
+            seq,
+            kind: "1.1".into(),
+            entity: "order:1".into(),
+            scope: "s".into(),
+            correlation: 1,
+            cause: None,
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn causal_keys_search_open_a_tree_jump_within_it_and_go_back() {
+        let mut a = app();
+        let mut m = Model::default();
+        m.causal.recent = vec![row(30), row(20), row(10)];
+        let press = |a: &mut App, code: KeyCode, m: &Model| a.on_key(key(code), m);
+        press(&mut a, KeyCode::Char('/'), &m);
+        assert_eq!(a.pane, Pane::Causal);
+        for ch in "order:1q".chars() {
+            press(&mut a, KeyCode::Char(ch), &m);
+        }
+        press(&mut a, KeyCode::Backspace, &m);
+        press(&mut a, KeyCode::Enter, &m);
+        assert_eq!(a.causal.entity.as_deref(), Some("order:1"));
+        press(&mut a, KeyCode::Char('j'), &m);
+        press(&mut a, KeyCode::Enter, &m);
+        assert_eq!(
+            a.causal.focus,
+            Some(20),
+            "Enter opens the selected event's tree"
+        );
+        m.causal.focus = Some(crate::workbench::causal::Focus {
+            ancestors: vec![row(5)],
+            tree: vec![(0, row(20)), (1, row(25))],
+            ..Default::default()
+        });
+        for _ in 0..5 {
+            press(&mut a, KeyCode::Char('j'), &m);
+        }
+        assert_eq!(a.causal.selected, 2, "selection stops at the last node");
+        press(&mut a, KeyCode::Enter, &m);
+        assert_eq!(a.causal.focus, Some(25), "Enter jumps to a node");
+        press(&mut a, KeyCode::Esc, &m);
+        assert_eq!(a.causal.focus, None);
+        press(&mut a, KeyCode::Esc, &m);
+        assert_eq!(a.causal.entity, None, "Esc clears the search");
     }
 }

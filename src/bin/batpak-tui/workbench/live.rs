@@ -13,7 +13,8 @@ use batpak::store::{OpenOptions, Stats};
 use batpak::workload::Workload;
 use batpak::{Store, StoreConfig};
 
-use super::app::{Action, App};
+use super::app::{Action, App, Pane};
+use super::causal::{self, CausalView};
 use super::config::ConfigState;
 use super::files;
 use super::model::{Inputs, Model, Sample};
@@ -83,8 +84,9 @@ impl Live {
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = self.store();
     }
 
-    /// Takes a snapshot; `true` when the sample differs from the last one.
-    pub fn tick(&mut self) -> bool {
+    /// Takes a snapshot (and the causal pane's events when it is shown); `true` when
+    /// something the panes draw changed.
+    pub fn tick(&mut self, app: &mut App) -> bool {
         let (Some(w), Some(store)) = (self.workload.as_ref(), self.store()) else {
             return false;
         };
@@ -106,8 +108,21 @@ impl Live {
         }
         self.window.push_back(now);
         self.model.history.add(&sample);
-        let changed = sample != self.model.sample;
+        let mut changed = sample != self.model.sample;
         self.model.sample = sample;
+        if app.pane == Pane::Causal {
+            let c = &mut app.causal;
+            let view = CausalView {
+                entity: c.entity.clone(),
+                recent: causal::recent(&store, c.entity.as_deref()),
+                focus: c.focus.and_then(|seq| causal::focus(&store, seq)),
+            };
+            if std::mem::take(&mut c.select_focus) {
+                c.selected = view.focus.as_ref().map_or(0, |f| f.ancestors.len());
+            }
+            changed |= view != self.model.causal;
+            self.model.causal = view;
+        }
         changed
     }
 

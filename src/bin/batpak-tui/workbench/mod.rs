@@ -5,6 +5,7 @@
 //! something changed (ratatui then writes only the cells that differ).
 
 mod app;
+mod causal;
 mod config;
 mod files;
 mod live;
@@ -105,7 +106,7 @@ where
             }
             match event::read()? {
                 Event::Key(k) => {
-                    let action = app.on_key(k);
+                    let action = app.on_key(k, &live.model);
                     if action == Action::Quit {
                         return Ok(());
                     }
@@ -118,7 +119,7 @@ where
                 _ => {}
             }
         }
-        dirty |= live.tick();
+        dirty |= live.tick(app);
         if dirty {
             let cx = Ctx {
                 model: &live.model,

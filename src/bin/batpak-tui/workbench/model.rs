@@ -307,4 +307,6 @@ impl History {
 pub struct Model {
     pub sample: Sample,
     pub history: History,
+    #[serde(default)]
+    pub causal: super::causal::CausalView,
 }

@@ -38,10 +38,24 @@ max_payload = "200 B"
 fn capture(dir: &Path, seconds: u64) -> Result<Model, Box<dyn std::error::Error>> {
     let preset = Preset::parse(CAPTURE_PRESET, "capture preset")?;
     let mut live = Live::start(dir, "capture", &preset, 4, false)?;
+    let mut ui = app();
     for _ in 0..seconds * 4 {
         std::thread::sleep(std::time::Duration::from_millis(250));
-        live.tick();
+        live.tick(&mut ui);
     }
+    // The causal pane on an event with ancestors and a tree at least 3 deep.
+    ui.pane = Pane::Causal;
+    live.tick(&mut ui);
+    let store = batpak::Store::open_read_only(dir)?;
+    let deep = (1..20_000u64).find(|&seq| {
+        super::causal::focus(&store, seq).is_some_and(|f| {
+            f.ancestors.len() >= 2 && f.tree.iter().map(|(d, _)| *d).max().unwrap_or(0) >= 3
+        })
+    });
+    drop(store);
+    ui.causal.focus = deep;
+    ui.causal.select_focus = true;
+    live.tick(&mut ui);
     live.model.sample.dir = "./data".into();
     let model = live.model.clone();
     live.finish()?;
@@ -142,6 +156,16 @@ fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
         "pane5_sync_latency_80x24",
         render(&model, &mut sync, 80, 24)
     );
+    let mut list = model.clone();
+    list.causal.focus = None;
+    let mut causal = App {
+        pane: Pane::Causal,
+        ..app()
+    };
+    insta::assert_snapshot!(
+        "pane6_causal_list_80x24",
+        render(&list, &mut causal, 80, 24)
+    );
     insta::assert_snapshot!("dashboard_160x48", render(&model, &mut app(), 160, 48));
     let mut config = App {
         pane: Pane::Config,
@@ -188,6 +212,8 @@ fn a_live_engine_fills_every_pane() -> Result<(), Box<dyn std::error::Error>> {
     assert!(s.channel_capacity > 0, "channel");
     assert!(s.append.count > 0, "latency");
     assert!(s.allowed > 0 && s.denied > 0, "gates");
+    assert!(m.causal.recent.len() > 10, "causal: recent events");
+    assert!(m.causal.focus.is_some(), "causal: a tree");
     assert!(
         !s.subscribers.is_empty() && s.cache_map_bytes > 0,
         "subscribers and cache"

@@ -57,8 +57,10 @@ fn tab_bar(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
             Pane::System => "System",
             Pane::Fd => "FD",
             Pane::Channel => "Chan",
-            Pane::Latency => "Latency",
+            Pane::Latency => "Lat",
             Pane::Segments => "Segs",
+            Pane::Causal => "Causal",
+            Pane::Overview => "Over",
             other => other.title(),
         };
         format!("{} {short}", i + 1)
@@ -67,6 +69,7 @@ fn tab_bar(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
     let tabs = Tabs::new(titles)
         .select(selected)
         .highlight_style(cx.theme.selected())
+        .padding(" ", "")
         .divider(if cx.theme.ascii { "|" } else { "│" });
     f.render_widget(tabs, area);
 }
@@ -95,9 +98,9 @@ fn grid(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     for (pane, rect) in cells {
         panes::draw(f, rect, pane, app, cx);
     }
-    // The config pane, when selected, takes the bottom row.
-    if app.pane == Pane::Config {
-        return panes::draw(f, bottom, Pane::Config, app, cx);
+    // The config and causal panes, when selected, take the bottom row.
+    if matches!(app.pane, Pane::Config | Pane::Causal) {
+        return panes::draw(f, bottom, app.pane, app, cx);
     }
     let [g, h] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(bottom);
     panes::draw(f, g, Pane::Gates, app, cx);

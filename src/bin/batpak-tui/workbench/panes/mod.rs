@@ -1,5 +1,6 @@
 //! The panes. Each draws one part of the [`Model`] into an area; none keeps engine state.
 
+mod causal;
 mod config;
 mod engine;
 mod flow;
@@ -29,6 +30,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, pane: Pane, app: &mut App, cx: &Ctx<'
         Pane::Fd => engine::fd(f, area, cx),
         Pane::Channel => flow::channel(f, area, cx),
         Pane::Latency => flow::latency(f, area, app, cx),
+        Pane::Causal => causal::causal(f, area, app, cx),
         Pane::Gates => people::gates(f, area, app, cx),
         Pane::System => people::system(f, area, cx),
         Pane::Config => config::config(f, area, app, cx),
