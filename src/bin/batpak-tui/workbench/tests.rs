@@ -224,3 +224,65 @@ fn a_live_engine_fills_every_pane() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+/// Harness (not a pass/fail test): time of a full 200x60 frame, drawn into a fresh
+/// terminal over a byte-counting writer (every cell encoded), and its size in bytes.
+/// `cargo test --release --bin batpak-tui -- --ignored --nocapture full_frame`
+#[test]
+#[ignore = "prints render timings; run on demand"]
+fn full_frame_render_time_at_200x60() {
+    use ratatui::backend::CrosstermBackend;
+    use ratatui::layout::Rect;
+    use ratatui::{TerminalOptions, Viewport};
+    let model = fixture();
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for i in 0..400 {
+        let counted = Counting::default();
+        let backend = CrosstermBackend::new(counted.clone());
+        let options = TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, 200, 60)),
+        };
+        let Ok(mut t) = Terminal::with_options(backend, options) else {
+            return;
+        };
+        let mut a = App {
+            pane: Pane::ALL[i % Pane::ALL.len()],
+            ..app()
+        };
+        let cx = Ctx {
+            model: &model,
+            theme: Theme {
+                colors: Colors::Ansi16,
+                ascii: false,
+            },
+        };
+        let start = std::time::Instant::now();
+        let _ = t.draw(|f| ui::draw(f, &mut a, &cx));
+        times.push(start.elapsed());
+        bytes = bytes.max(counted.0.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    times.sort();
+    println!(
+        "full 200x60 frame: p50 {:?}, p99 {:?}, max {:?}; up to {bytes} bytes",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
+}
+
+/// A writer that only counts the bytes.
+#[derive(Clone, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::io::Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
