@@ -187,7 +187,18 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
     tmux.wait_for("PAUSED")?;
     tmux.keys(&["Space"])?;
     tmux.wait_for("RUNNING")?;
-    std::thread::sleep(Duration::from_millis(800));
+    tmux.keys(&["8"])?;
+    std::thread::sleep(Duration::from_millis(1200));
+    // What the workload had acknowledged when the terminal went away (a lower bound).
+    let screen = tmux.wait_for("workload: appended")?;
+    let acked: u64 = screen
+        .split("workload: appended ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(|n| n.replace(',', ""))
+        .and_then(|n| n.parse().ok())
+        .ok_or(format!("no appended count on screen:\n{screen}"))?;
+    assert!(acked > 0, "the benchmark ran:\n{screen}");
     let pid = tmux.pane_pid().ok_or("no pane pid")?;
     tmux.run(&["kill-server"])?;
     let start = Instant::now();
@@ -206,6 +217,9 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
         "the store was closed (checkpoint written)"
     );
     let report = verify_clean(&data)?;
-    assert!(events_in(&report) > 0, "{report}");
+    assert!(
+        events_in(&report) >= acked,
+        "{acked} events were acknowledged before the hang-up: {report}"
+    );
     Ok(())
 }
