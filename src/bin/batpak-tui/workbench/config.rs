@@ -7,12 +7,14 @@ use batpak::preset::{Preset, Size, StoreSection};
 use batpak::store::Applies;
 use batpak::SyncMode;
 
-/// How `+` / `-` change a field.
+/// How a field's value reads and how `+` / `-` change it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Doubles / halves (at least 1).
-    Double,
-    /// Goes to the other `SyncMode`.
+enum Kind {
+    /// A count (`+` doubles, `-` halves, at least 1).
+    Count,
+    /// Bytes shown in binary units (`16 MiB`); stepped like a count.
+    Size,
+    /// The sync mode (`+` / `-` toggle it).
     Mode,
 }
 
@@ -22,141 +24,102 @@ pub struct Field {
     pub path: &'static str,
     pub unit: &'static str,
     pub applies: Applies,
-    value: fn(&StoreSection) -> String,
-    number: fn(&StoreSection) -> u64,
-    step: Step,
+    kind: Kind,
+    /// The value (`None`: not set, the platform default).
+    number: fn(&StoreSection) -> Option<u64>,
 }
 
-fn ms(d: std::time::Duration) -> u64 {
-    d.as_millis() as u64
+const fn field(
+    path: &'static str,
+    unit: &'static str,
+    applies: Applies,
+    kind: Kind,
+    number: fn(&StoreSection) -> Option<u64>,
+) -> Field {
+    Field {
+        path,
+        unit,
+        applies,
+        kind,
+        number,
+    }
 }
+
+fn ms(d: std::time::Duration) -> Option<u64> {
+    Some(d.as_millis() as u64)
+}
+
+use Applies::{Live, NewSubscribers, NextRoll, Reopen};
+use Kind::{Count, Mode, Size as Bytes};
 
 /// Every `[store]` field a preset can hold, in `StoreConfig` order.
 pub const FIELDS: [Field; 13] = [
-    Field {
-        path: "segment_max_bytes",
-        unit: "bytes",
-        applies: Applies::NextRoll,
-        value: |s| s.segment_max_bytes.binary(),
-        number: |s| s.segment_max_bytes.0,
-        step: Step::Double,
-    },
-    Field {
-        path: "sync_every_n_events",
-        unit: "events",
-        applies: Applies::Live,
-        value: |s| s.sync_every_n_events.to_string(),
-        number: |s| s.sync_every_n_events.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "fd_budget",
-        unit: "files",
-        applies: Applies::Live,
-        value: |s| s.fd_budget.to_string(),
-        number: |s| s.fd_budget.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "writer_channel_capacity",
-        unit: "commands",
-        applies: Applies::Reopen,
-        value: |s| s.writer_channel_capacity.to_string(),
-        number: |s| s.writer_channel_capacity.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "broadcast_capacity",
-        unit: "events",
-        applies: Applies::NewSubscribers,
-        value: |s| s.broadcast_capacity.to_string(),
-        number: |s| s.broadcast_capacity.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "cache_map_size_bytes",
-        unit: "bytes",
-        applies: Applies::Reopen,
-        value: |s| s.cache_map_size_bytes.binary(),
-        number: |s| s.cache_map_size_bytes.0,
-        step: Step::Double,
-    },
-    Field {
-        path: "restart_policy.max_restarts",
-        unit: "restarts",
-        applies: Applies::Live,
-        value: |s| s.restart_policy.max_restarts.to_string(),
-        number: |s| s.restart_policy.max_restarts.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "restart_policy.window_ms",
-        unit: "ms",
-        applies: Applies::Live,
-        value: |s| ms(s.restart_policy.window).to_string(),
-        number: |s| ms(s.restart_policy.window),
-        step: Step::Double,
-    },
-    Field {
-        path: "restart_policy.backoff_ms",
-        unit: "ms",
-        applies: Applies::Live,
-        value: |s| ms(s.restart_policy.backoff).to_string(),
-        number: |s| ms(s.restart_policy.backoff),
-        step: Step::Double,
-    },
-    Field {
-        path: "restart_policy.max_backoff_ms",
-        unit: "ms",
-        applies: Applies::Live,
-        value: |s| ms(s.restart_policy.max_backoff).to_string(),
-        number: |s| ms(s.restart_policy.max_backoff),
-        step: Step::Double,
-    },
-    Field {
-        path: "shutdown_drain_limit",
-        unit: "commands",
-        applies: Applies::Live,
-        value: |s| s.shutdown_drain_limit.to_string(),
-        number: |s| s.shutdown_drain_limit.into(),
-        step: Step::Double,
-    },
-    Field {
-        path: "writer_stack_size",
-        unit: "bytes",
-        applies: Applies::Reopen,
-        value: |s| {
-            s.writer_stack_size
-                .map_or("platform default".into(), Size::binary)
-        },
-        number: |s| s.writer_stack_size.map_or(2 << 20, |z| z.0),
-        step: Step::Double,
-    },
-    Field {
-        path: "sync_mode",
-        unit: "",
-        applies: Applies::Live,
-        value: |s| format!("{:?}", s.sync_mode),
-        number: |_| 0,
-        step: Step::Mode,
-    },
+    field("segment_max_bytes", "bytes", NextRoll, Bytes, |s| {
+        Some(s.segment_max_bytes.0)
+    }),
+    field("sync_every_n_events", "events", Live, Count, |s| {
+        Some(s.sync_every_n_events.into())
+    }),
+    field("fd_budget", "files", Live, Count, |s| {
+        Some(s.fd_budget.into())
+    }),
+    field("writer_channel_capacity", "commands", Reopen, Count, |s| {
+        Some(s.writer_channel_capacity.into())
+    }),
+    field("broadcast_capacity", "events", NewSubscribers, Count, |s| {
+        Some(s.broadcast_capacity.into())
+    }),
+    field("cache_map_size_bytes", "bytes", Reopen, Bytes, |s| {
+        Some(s.cache_map_size_bytes.0)
+    }),
+    field(
+        "restart_policy.max_restarts",
+        "restarts",
+        Live,
+        Count,
+        |s| Some(s.restart_policy.max_restarts.into()),
+    ),
+    field("restart_policy.window_ms", "ms", Live, Count, |s| {
+        ms(s.restart_policy.window)
+    }),
+    field("restart_policy.backoff_ms", "ms", Live, Count, |s| {
+        ms(s.restart_policy.backoff)
+    }),
+    field("restart_policy.max_backoff_ms", "ms", Live, Count, |s| {
+        ms(s.restart_policy.max_backoff)
+    }),
+    field("shutdown_drain_limit", "commands", Live, Count, |s| {
+        Some(s.shutdown_drain_limit.into())
+    }),
+    field("writer_stack_size", "bytes", Reopen, Bytes, |s| {
+        s.writer_stack_size.map(|z| z.0)
+    }),
+    field("sync_mode", "", Live, Mode, |_| None),
 ];
+
+/// The stack size `+` / `-` start from when none is set (Rust's default for new threads).
+const DEFAULT_STACK: u64 = 2 << 20;
 
 impl Field {
     /// The value in `s`, as the pane shows it.
     pub fn show(&self, s: &StoreSection) -> String {
-        (self.value)(s)
+        match (self.kind, (self.number)(s)) {
+            (Mode, _) => format!("{:?}", s.sync_mode),
+            (_, None) => "platform default".into(),
+            (Bytes, Some(n)) => Size(n).binary(),
+            (Count, Some(n)) => n.to_string(),
+        }
     }
 
     /// The `--set` text that steps the value up (`up`) or down.
     fn stepped(&self, s: &StoreSection, up: bool) -> String {
-        let v = match self.step {
-            Step::Mode => match s.sync_mode {
+        let v = match self.kind {
+            Mode => match s.sync_mode {
                 SyncMode::SyncAll => "SyncData".to_string(),
                 SyncMode::SyncData => "SyncAll".to_string(),
             },
-            Step::Double => {
-                let n = (self.number)(s);
+            Count | Bytes => {
+                let n = (self.number)(s).unwrap_or(DEFAULT_STACK);
                 let next = if up {
                     n.saturating_mul(2)
                 } else {

@@ -63,20 +63,17 @@ fn capture(dir: &Path, seconds: u64) -> Result<Model, Box<dyn std::error::Error>
 }
 
 fn render(model: &Model, app: &mut App, w: u16, h: u16) -> String {
-    let Ok(mut t) = Terminal::new(TestBackend::new(w, h));
-    let cx = Ctx {
-        model,
-        theme: Theme {
-            colors: Colors::None,
-            ascii: false,
-        },
-    };
-    let _ = t.draw(|f| ui::draw(f, app, &cx));
-    text_of(t.backend().buffer(), w, h)
+    draw_with(model, app, w, h, None)
 }
 
 /// One pane filling a `w`×`h` area (how it looks on a big terminal by itself).
 fn render_one(model: &Model, app: &mut App, w: u16, h: u16) -> String {
+    let pane = app.pane;
+    draw_with(model, app, w, h, Some(pane))
+}
+
+/// The whole frame, or only `pane` over the whole area, as text.
+fn draw_with(model: &Model, app: &mut App, w: u16, h: u16, pane: Option<Pane>) -> String {
     let Ok(mut t) = Terminal::new(TestBackend::new(w, h));
     let cx = Ctx {
         model,
@@ -85,8 +82,10 @@ fn render_one(model: &Model, app: &mut App, w: u16, h: u16) -> String {
             ascii: false,
         },
     };
-    let pane = app.pane;
-    let _ = t.draw(|f| super::panes::draw(f, f.area(), pane, app, &cx));
+    let _ = t.draw(|f| match pane {
+        Some(p) => super::panes::draw(f, f.area(), p, app, &cx),
+        None => ui::draw(f, app, &cx),
+    });
     text_of(t.backend().buffer(), w, h)
 }
 
