@@ -133,7 +133,7 @@ pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let lines = vec![
         gauge_line(
             fill,
-            20,
+            inner.width,
             format!(
                 " {used} of {} ({} open, {} mapped)",
                 s.fd_budget, s.open_files, s.mapped

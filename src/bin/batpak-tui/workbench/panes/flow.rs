@@ -24,7 +24,7 @@ pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let lines = vec![
         gauge_line(
             fill,
-            20,
+            inner.width,
             format!(
                 " depth {} of {}  high water {}",
                 count(s.channel_depth),

@@ -52,8 +52,12 @@ pub fn framed(f: &mut Frame<'_>, area: Rect, title: String, th: &Theme) -> Rect 
     inner
 }
 
-/// A gauge of `width` cells coloured by its fill, then `text`.
-pub fn gauge_line<'a>(fill: f64, width: usize, text: String, th: &Theme) -> Line<'a> {
+/// A gauge coloured by its fill, then `text`, within `room` cells: the gauge takes what
+/// the text leaves, 4 to 20 cells.
+pub fn gauge_line<'a>(fill: f64, room: u16, text: String, th: &Theme) -> Line<'a> {
+    let width = (room as usize)
+        .saturating_sub(text.chars().count())
+        .clamp(4, 20);
     Line::from(vec![
         Span::styled(th.gauge(fill, width), level(fill, th)),
         Span::raw(text),
