@@ -148,6 +148,11 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quit
     );
     tmux.keys(&["a"])?;
     tmux.wait_for("reopened for writer_channel_capacity")?;
+    // The producers waited through the reopen: none got an error.
+    tmux.keys(&["8"])?;
+    let system = tmux.wait_for("workload: appended")?;
+    assert!(system.contains("errors 0"), "{system}");
+    tmux.keys(&["9"])?;
     tmux.keys(&["e"])?;
     tmux.wait_for("written to ./batpak-config.rs")?;
     let snippet = std::fs::read_to_string(dir.path().join("batpak-config.rs"))?;
