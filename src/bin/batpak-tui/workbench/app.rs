@@ -86,7 +86,7 @@ pub const KEYS: [(&str, &str); 18] = [
     ("?", "this help (Esc closes it)"),
     ("Tab  Shift-Tab", "next / previous pane"),
     ("1-9", "go to a pane"),
-    ("j k  ↓ ↑", "scroll the table / select a field"),
+    ("j k  Down Up", "scroll the table / select a field"),
     ("g  G", "top / bottom of the table"),
     ("space", "run / pause the workload"),
     ("s", "latency pane: append or sync latency"),

@@ -187,6 +187,43 @@ fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
 }
 
 #[test]
+fn the_ascii_flag_draws_every_pane_with_ascii_only() {
+    let model = fixture();
+    let ascii = Theme {
+        colors: Colors::None,
+        ascii: true,
+    };
+    let mut panes: Vec<App> = Pane::ALL
+        .iter()
+        .map(|&pane| App { pane, ..app() })
+        .collect();
+    panes.push(App {
+        help: true,
+        ..app()
+    });
+    for mut a in panes {
+        for (w, h) in [(80, 24), (160, 48)] {
+            let Ok(mut t) = Terminal::new(TestBackend::new(w, h));
+            let cx = Ctx {
+                model: &model,
+                theme: ascii,
+            };
+            let _ = t.draw(|f| ui::draw(f, &mut a, &cx));
+            let text = text_of(t.backend().buffer(), w, h);
+            let odd: String = text
+                .chars()
+                .filter(|c| !c.is_ascii() && *c != 'µ')
+                .collect();
+            assert!(
+                odd.is_empty(),
+                "{:?} at {w}x{h} drew {odd:?}:\n{text}",
+                a.pane
+            );
+        }
+    }
+}
+
+#[test]
 fn a_terminal_smaller_than_80x24_gets_a_clear_message_not_a_panic() {
     let model = fixture();
     for (w, h) in [(79, 24), (80, 23), (20, 5), (1, 1), (0, 0)] {

@@ -6,7 +6,7 @@ pub fn clean(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max * 4));
     for (n, c) in s.chars().enumerate() {
         if n == max {
-            out.push('…');
+            out.push_str("...");
             break;
         }
         let control = c.is_control() || ('\u{80}'..='\u{9f}').contains(&c);
@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_with_an_ellipsis() {
-        assert_eq!(clean("abcdef", 3), "abc…");
+        assert_eq!(clean("abcdef", 3), "abc...");
         assert_eq!(clean("abc", 3), "abc");
     }
 }

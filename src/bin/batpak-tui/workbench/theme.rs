@@ -113,6 +113,15 @@ impl Theme {
         }
     }
 
+    /// `unicode`, or `ascii` in ASCII mode.
+    pub fn sym(&self, unicode: &'static str, ascii: &'static str) -> &'static str {
+        if self.ascii {
+            ascii
+        } else {
+            unicode
+        }
+    }
+
     /// A filled / empty cell pair for text gauges.
     pub fn fill(&self) -> (char, char) {
         if self.ascii {

@@ -18,7 +18,8 @@ fn cells<'a>(indent: String, r: &EventRow, cx: &Ctx<'_>) -> Vec<Span<'a>> {
         Span::styled(r.kind.clone(), th.dim()),
         Span::raw(r.entity.clone()),
         Span::styled(
-            r.cause.map_or("root".into(), |c| format!("← #{c}")),
+            r.cause
+                .map_or("root".into(), |c| format!("{}#{c}", th.sym("← ", "<-"))),
             th.dim(),
         ),
         Span::raw(r.payload.clone()),
@@ -50,12 +51,15 @@ pub fn causal(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     match &v.focus {
         Some(fo) => {
             for r in &fo.ancestors {
-                rows.push((Row::new(cells("↑ ".into(), r, cx)).style(th.dim()), r));
+                rows.push((
+                    Row::new(cells(th.sym("↑ ", "^ ").into(), r, cx)).style(th.dim()),
+                    r,
+                ));
             }
             let branch = if th.ascii { "`-" } else { "└─" };
             for (depth, r) in &fo.tree {
                 let indent = match depth {
-                    0 => "● ".to_string(),
+                    0 => th.sym("● ", "* ").to_string(),
                     d => format!("{}{branch}", "  ".repeat(*d as usize - 1)),
                 };
                 let row = Row::new(cells(indent, r, cx));
@@ -94,7 +98,10 @@ pub fn causal(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         (_, Some(text)) => vec![Line::from(vec![
             Span::styled("entity: ", th.title()),
             Span::raw(clean(text, 128)),
-            Span::styled("▏  Enter searches, Esc drops", th.dim()),
+            Span::styled(
+                format!("{}  Enter searches, Esc drops", th.sym("▏", "_")),
+                th.dim(),
+            ),
         ])],
         (Some(r), None) => details(r, cx),
         (None, None) => vec![Line::from(Span::styled(

@@ -101,7 +101,10 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         lines.push(Line::from(vec![
             Span::styled(format!("{} = ", c.field().path), th.title()),
             Span::raw(clean(t, 64)),
-            Span::styled("▏  Enter sets, Esc drops", th.dim()),
+            Span::styled(
+                format!("{}  Enter sets, Esc drops", th.sym("▏", "_")),
+                th.dim(),
+            ),
         ]));
     } else if let Some(line) = unapplied(c) {
         lines.push(Line::from(Span::styled(line, th.warn())));

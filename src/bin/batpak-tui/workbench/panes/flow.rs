@@ -60,7 +60,13 @@ pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
 pub fn latency(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
     let (name, l) = match app.latency {
-        LatencyKind::Append => ("append latency (enqueue → receipt)", &s.append),
+        LatencyKind::Append => (
+            th.sym(
+                "append latency (enqueue → receipt)",
+                "append latency (enqueue -> receipt)",
+            ),
+            &s.append,
+        ),
         LatencyKind::Sync => ("sync latency", &s.sync),
     };
     let inner = framed(f, area, format!("Latency: {name}  [s] switches"), th);
@@ -85,7 +91,10 @@ pub fn latency(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     for (upper, n) in shown {
         let fill = n as f64 / top as f64;
         lines.push(Line::from(vec![
-            Span::styled(format!("≤{:>9} ", micros(upper)), th.dim()),
+            Span::styled(
+                format!("{}{:>9} ", th.sym("≤", "<="), micros(upper)),
+                th.dim(),
+            ),
             Span::styled(
                 th.gauge(fill, width)
                     .trim_end_matches(th.fill().1)
