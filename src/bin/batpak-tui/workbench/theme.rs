@@ -17,6 +17,15 @@ pub enum Colors {
     Truecolor,
 }
 
+/// The colours to use: none when `NO_COLOR` is set to anything but the empty string.
+fn resolve(asked: Colors, no_color: Option<&std::ffi::OsStr>) -> Colors {
+    if no_color.is_some_and(|v| !v.is_empty()) {
+        Colors::None
+    } else {
+        asked
+    }
+}
+
 /// Styles and symbols for every pane.
 #[derive(Debug, Clone, Copy)]
 pub struct Theme {
@@ -52,9 +61,8 @@ const ASCII_BARS: symbols::bar::Set = symbols::bar::Set {
 impl Theme {
     /// `NO_COLOR` (any non-empty value) wins over the flag.
     pub fn new(colors: Colors, ascii: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
-            colors: if no_color { Colors::None } else { colors },
+            colors: resolve(colors, std::env::var_os("NO_COLOR").as_deref()),
             ascii,
         }
     }
@@ -138,5 +146,25 @@ impl Theme {
         std::iter::repeat_n(full, n)
             .chain(std::iter::repeat_n(empty, width - n.min(width)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_turns_colours_off_unless_empty() {
+        let set = std::ffi::OsStr::new("1");
+        let empty = std::ffi::OsStr::new("");
+        assert_eq!(resolve(Colors::Truecolor, Some(set)), Colors::None);
+        assert_eq!(resolve(Colors::Ansi256, Some(empty)), Colors::Ansi256);
+        assert_eq!(resolve(Colors::Ansi16, None), Colors::Ansi16);
+        let plain = Theme {
+            colors: Colors::None,
+            ascii: true,
+        };
+        assert_eq!(plain.bad().fg, None, "no colour without colours");
+        assert_eq!(plain.gauge(0.5, 4), "##..");
     }
 }
