@@ -60,7 +60,8 @@ pub struct RecoveryReport {
     pub events: u64,
     /// Torn tails cut back (read-write) or ignored (read-only).
     pub truncated: Vec<Truncation>,
-    /// A newest segment file too short to hold its header (a roll cut by a crash), removed.
+    /// A newest segment file holding no more than a partial or damaged header (a roll cut
+    /// by a crash before its header was synced), removed.
     pub removed_empty_segment: Option<PathBuf>,
     /// Files moved to `salvaged/`.
     pub salvaged: Vec<PathBuf>,
@@ -208,7 +209,19 @@ fn open_segment(
     if bytes.len() < HEADER_LEN && is_last {
         return remove_empty(ctx, &path, report);
     }
-    let header = segment::check_header(bytes, &path, ctx.store_id)?;
+    let header = match segment::check_header(bytes, &path, ctx.store_id) {
+        Ok(h) => h,
+        // A newest file holding nothing but a header that never reached the disk whole: a
+        // roll cut by a crash before its sync. It holds no event; anything else is damage.
+        Err(e)
+            if is_last
+                && bytes.len() == HEADER_LEN
+                && !matches!(e, OpenError::ForeignFile { .. }) =>
+        {
+            return remove_empty(ctx, &path, report);
+        }
+        Err(e) => return Err(e),
+    };
     let base = Base {
         seq: header.base_seq,
         ts: header.base_ts,

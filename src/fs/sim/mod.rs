@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::{FileSystem, FsFile, LockGuard, OpenMode, ReadView};
 use crate::config::SyncMode;
 
+mod crash;
+
+pub use crash::{CrashMode, Replay};
+
 #[derive(Debug, Clone)]
 enum Op {
     Write { off: u64, data: Vec<u8> },
@@ -61,7 +65,19 @@ impl DirOp {
     }
 }
 
-#[derive(Debug, Default)]
+/// One mutating call, as the journal of a recording file system keeps it.
+#[derive(Debug, Clone)]
+enum Entry {
+    Write { ino: u64, off: u64, data: Vec<u8> },
+    SetLen { ino: u64, len: u64 },
+    Sync { ino: u64 },
+    Create { path: PathBuf, ino: u64 },
+    Dir(DirOp),
+    SyncDir(PathBuf),
+    MkDir(PathBuf),
+}
+
+#[derive(Debug, Default, Clone)]
 struct State {
     inodes: HashMap<u64, Inode>,
     entries: BTreeMap<PathBuf, u64>,
@@ -76,6 +92,68 @@ struct State {
     fail_write: Option<io::ErrorKind>,
     /// Syncs fail with this error kind while set.
     fail_sync: Option<io::ErrorKind>,
+    /// Every mutating call in order, when recording (see [`SimFs::recording`]).
+    journal: Option<Vec<Entry>>,
+}
+
+impl State {
+    /// Carries out one mutating call (live, or replayed from a journal).
+    fn apply(&mut self, e: &Entry) {
+        match e {
+            Entry::Write { ino, off, data } => {
+                if let Some(n) = self.inodes.get_mut(ino) {
+                    write_into(&mut n.data, *off, data);
+                    n.pending.push(Op::Write {
+                        off: *off,
+                        data: data.clone(),
+                    });
+                }
+            }
+            Entry::SetLen { ino, len } => {
+                if let Some(n) = self.inodes.get_mut(ino) {
+                    n.data.resize(*len as usize, 0);
+                    n.pending.push(Op::SetLen(*len));
+                }
+            }
+            Entry::Sync { ino } => {
+                if let Some(n) = self.inodes.get_mut(ino) {
+                    n.durable = n.data.clone();
+                    n.pending.clear();
+                }
+            }
+            Entry::Create { path, ino } => {
+                self.next_inode = self.next_inode.max(*ino);
+                self.inodes.insert(*ino, Inode::default());
+                self.entries.insert(path.clone(), *ino);
+                self.pending_dir.push(DirOp::Link(path.clone(), *ino));
+            }
+            Entry::Dir(op) => {
+                op.apply(&mut self.entries);
+                self.pending_dir.push(op.clone());
+            }
+            Entry::SyncDir(dir) => {
+                let ops = std::mem::take(&mut self.pending_dir);
+                let (done, keep): (Vec<DirOp>, Vec<DirOp>) =
+                    ops.into_iter().partition(|op| op.dir() == *dir);
+                done.iter()
+                    .for_each(|op| op.apply(&mut self.durable_entries));
+                self.pending_dir = keep;
+            }
+            Entry::MkDir(dir) => {
+                for a in dir.ancestors() {
+                    self.dirs.insert(a.to_path_buf());
+                }
+            }
+        }
+    }
+
+    /// Applies `e` and keeps it in the journal when recording.
+    fn record(&mut self, e: Entry) {
+        self.apply(&e);
+        if let Some(j) = self.journal.as_mut() {
+            j.push(e);
+        }
+    }
 }
 
 /// The simulated file system. Clones share state.
@@ -96,10 +174,10 @@ fn not_found(p: &Path) -> io::Error {
 }
 
 /// A small deterministic generator for crash choices.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -115,6 +193,27 @@ impl SimFs {
     /// An empty file system.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty file system that keeps a journal of every mutating call, so that crashes
+    /// can later be taken at any point of it (see [`Replay`]).
+    pub fn recording() -> Self {
+        let fs = Self::default();
+        fs.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .journal = Some(Vec::new());
+        fs
+    }
+
+    /// Mutating calls journaled so far (0 when not recording).
+    pub fn journal_len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .journal
+            .as_ref()
+            .map_or(0, Vec::len)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, io::Error> {
@@ -162,37 +261,7 @@ impl SimFs {
     pub fn power_cut(&self, seed: u64) -> SimFs {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.dead = true;
-        let mut rng = Rng(seed | 1);
-        let mut entries = st.durable_entries.clone();
-        let keep = rng.below(st.pending_dir.len() as u64 + 1) as usize;
-        st.pending_dir[..keep]
-            .iter()
-            .for_each(|op| op.apply(&mut entries));
-        let mut inodes = HashMap::new();
-        for ino in entries.values() {
-            if let Some(node) = st.inodes.get(ino) {
-                let content = survive(node, &mut rng);
-                inodes.insert(
-                    *ino,
-                    Inode {
-                        data: content.clone(),
-                        durable: content,
-                        pending: Vec::new(),
-                    },
-                );
-            }
-        }
-        let next = State {
-            inodes,
-            durable_entries: entries.clone(),
-            entries,
-            dirs: st.dirs.clone(),
-            next_inode: st.next_inode,
-            ..State::default()
-        };
-        SimFs {
-            state: Arc::new(Mutex::new(next)),
-        }
+        crash::survivor(&st, CrashMode::TornPrefix, seed)
     }
 
     /// Reads a whole file as it is now (for tests that damage files).
@@ -205,27 +274,6 @@ impl SimFs {
             .map(|n| n.data.clone())
             .unwrap_or_default())
     }
-}
-
-/// What a file holds after a power cut: its synced content plus a random prefix of later
-/// operations, the last write possibly torn.
-fn survive(node: &Inode, rng: &mut Rng) -> Vec<u8> {
-    let mut content = node.durable.clone();
-    let n = rng.below(node.pending.len() as u64 + 1) as usize;
-    for (i, op) in node.pending.iter().take(n).enumerate() {
-        match op {
-            Op::SetLen(l) => content.resize(*l as usize, 0),
-            Op::Write { off, data } => {
-                let take = if i + 1 == n {
-                    rng.below(data.len() as u64 + 1) as usize
-                } else {
-                    data.len()
-                };
-                write_into(&mut content, *off, &data[..take]);
-            }
-        }
-    }
-    content
 }
 
 fn write_into(buf: &mut Vec<u8>, off: u64, data: &[u8]) {
@@ -246,8 +294,18 @@ impl SimFile {
         self.access(|_| None, f)
     }
 
-    fn modify<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
-        self.access(|st| st.fail_write, f)
+    /// A write or truncate: fails while writes fail, else applied and journaled.
+    fn mutate(&self, e: Entry) -> io::Result<()> {
+        let mut st = self.fs.lock()?;
+        st.ops += 1;
+        if let Some(kind) = st.fail_write {
+            return Err(io::Error::new(kind, "simulated I/O failure"));
+        }
+        if !st.inodes.contains_key(&self.ino) {
+            return Err(io::Error::other("inode vanished"));
+        }
+        st.record(e);
+        Ok(())
     }
 
     fn access<R>(
@@ -279,30 +337,25 @@ impl FsFile for SimFile {
     }
 
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.modify(|n| {
-            write_into(&mut n.data, offset, data);
-            n.pending.push(Op::Write {
-                off: offset,
-                data: data.to_vec(),
-            });
+        self.mutate(Entry::Write {
+            ino: self.ino,
+            off: offset,
+            data: data.to_vec(),
         })
     }
 
     fn sync(&self, _mode: SyncMode) -> io::Result<()> {
-        self.access(
-            |st| st.fail_sync,
-            |n| {
-                n.durable = n.data.clone();
-                n.pending.clear();
-            },
-        )
+        let mut st = self.fs.lock()?;
+        st.ops += 1;
+        if let Some(kind) = st.fail_sync {
+            return Err(io::Error::new(kind, "simulated I/O failure"));
+        }
+        st.record(Entry::Sync { ino: self.ino });
+        Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.modify(|n| {
-            n.data.resize(len as usize, 0);
-            n.pending.push(Op::SetLen(len));
-        })
+        self.mutate(Entry::SetLen { ino: self.ino, len })
     }
 
     fn size(&self) -> io::Result<u64> {
@@ -336,9 +389,7 @@ impl FileSystem for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
         st.ops += 1;
-        for a in dir.ancestors() {
-            st.dirs.insert(a.to_path_buf());
-        }
+        st.record(Entry::MkDir(dir.to_path_buf()));
         Ok(())
     }
 
@@ -375,11 +426,11 @@ impl FileSystem for SimFs {
                 if !path.parent().is_some_and(|p| st.dirs.contains(p)) {
                     return Err(not_found(path));
                 }
-                st.next_inode += 1;
-                let ino = st.next_inode;
-                st.inodes.insert(ino, Inode::default());
-                st.entries.insert(path.to_path_buf(), ino);
-                st.pending_dir.push(DirOp::Link(path.to_path_buf(), ino));
+                let ino = st.next_inode + 1;
+                st.record(Entry::Create {
+                    path: path.to_path_buf(),
+                    ino,
+                });
                 ino
             }
             (_, Some(ino)) => ino,
@@ -394,31 +445,30 @@ impl FileSystem for SimFs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
         st.ops += 1;
-        let ino = st.entries.remove(from).ok_or_else(|| not_found(from))?;
-        st.entries.insert(to.to_path_buf(), ino);
-        st.pending_dir
-            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        if !st.entries.contains_key(from) {
+            return Err(not_found(from));
+        }
+        st.record(Entry::Dir(DirOp::Rename(
+            from.to_path_buf(),
+            to.to_path_buf(),
+        )));
         Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
         st.ops += 1;
-        st.entries.remove(path).ok_or_else(|| not_found(path))?;
-        st.pending_dir.push(DirOp::Unlink(path.to_path_buf()));
+        if !st.entries.contains_key(path) {
+            return Err(not_found(path));
+        }
+        st.record(Entry::Dir(DirOp::Unlink(path.to_path_buf())));
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
         st.ops += 1;
-        let ops = std::mem::take(&mut st.pending_dir);
-        let (done, keep): (Vec<DirOp>, Vec<DirOp>) =
-            ops.into_iter().partition(|op| op.dir() == dir);
-        let mut durable = std::mem::take(&mut st.durable_entries);
-        done.iter().for_each(|op| op.apply(&mut durable));
-        st.durable_entries = durable;
-        st.pending_dir = keep;
+        st.record(Entry::SyncDir(dir.to_path_buf()));
         Ok(())
     }
 

@@ -1,0 +1,222 @@
+//! Simulated power loss at every point of small recorded runs, in five crash models (drop
+//! everything unsynced, a torn prefix, a sector-torn prefix, a random subset of the writes,
+//! garbled unsynced sectors): more than 200,000 crash → recover → check cycles.
+//!
+//! Each run appends (single events, batches, some durable) with small segments so that
+//! rolls, seals, sync markers and the closing checkpoint are all crossed, through a file
+//! system that journals every call. Each crash point is then recovered and checked:
+//! - the store opens;
+//! - sequences run 1..=n, each event's payload is intact and is the producer's next
+//!   counter (issue order, no duplicates, no phantoms);
+//! - every event acknowledged as durable before the crash point is there, identical;
+//! - at every 16th point also a read-write open (which repairs and syncs what it cut) and a
+//!   second crash right after it: everything the first recovery showed is still there.
+#![cfg(feature = "testkit")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use batpak::fs::sim::{CrashMode, Replay, SimFs};
+use batpak::prelude::*;
+use common::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Mark {
+    counter: u64,
+    #[serde(with = "serde_bytes")]
+    pad: Vec<u8>,
+}
+
+fn mark(counter: u64) -> Mark {
+    Mark {
+        counter,
+        pad: vec![(counter * 7) as u8; (counter % 61) as usize],
+    }
+}
+
+fn config(every: u32) -> StoreConfig {
+    let mut c = StoreConfig::new(Path::new("/sim/data"));
+    c.segment_max_bytes = 4 * 1024;
+    c.sync_every_n_events = every;
+    c
+}
+
+fn options(fs: &SimFs, read_only: bool) -> OpenOptions {
+    OpenOptions {
+        read_only,
+        ..OpenOptions::default().with_fs(Arc::new(fs.clone()))
+    }
+}
+
+/// A receipt and when (journal position) it was received.
+struct Ack {
+    seq: u64,
+    counter: u64,
+    durable: bool,
+    at: usize,
+}
+
+/// One recorded run: its file system and the receipts.
+fn run(seed: u64) -> Res<(SimFs, Vec<Ack>, u32)> {
+    let mut rng = Rng::new(seed);
+    let every = [1, 3, 1000][rng.below(3) as usize];
+    let fs = SimFs::recording();
+    let store = Store::open_with(config(every), options(&fs, false))?;
+    let coord = Coordinate::new("e", "s");
+    let mut acks = Vec::new();
+    let mut counter = 0u64;
+    while counter < 120 {
+        let durable = rng.below(5) == 0;
+        if rng.below(8) == 0 {
+            let n = 1 + rng.below(4);
+            let items = (counter..counter + n)
+                .map(|c| BatchItem::new(&coord, EventKind::new(1, 1), &mark(c)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rs = store.append_batch(items, durable)?;
+            let at = fs.journal_len();
+            for (i, r) in rs.iter().enumerate() {
+                acks.push(Ack {
+                    seq: r.sequence,
+                    counter: counter + i as u64,
+                    durable: r.durable,
+                    at,
+                });
+            }
+            counter += n;
+        } else {
+            let opts = if durable {
+                AppendOptions::default().durable()
+            } else {
+                AppendOptions::default()
+            };
+            let r = store.append_with(&coord, EventKind::new(1, 1), &mark(counter), opts)?;
+            acks.push(Ack {
+                seq: r.sequence,
+                counter,
+                durable: r.durable,
+                at: fs.journal_len(),
+            });
+            counter += 1;
+        }
+    }
+    // A clean close: final sync, marker and checkpoint are crash points too.
+    store.close()?;
+    Ok((fs, acks, every))
+}
+
+/// Checks the events of a recovered store; returns them (sequence, counter).
+fn check_events(store: &Store, acks: &[Ack], k: usize, what: &str) -> Res<Vec<(u64, u64)>> {
+    let events = store.query(&Region::all())?;
+    let mut seen = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let m: Mark = e
+            .payload()
+            .map_err(|err| format!("{what}: event {} unreadable: {err}", e.sequence))?;
+        if e.sequence != i as u64 + 1 || m != mark(i as u64) {
+            return Err(format!(
+                "{what}: event {} holds counter {} at position {i}",
+                e.sequence, m.counter
+            )
+            .into());
+        }
+        seen.push((e.sequence, m.counter));
+    }
+    for a in acks.iter().filter(|a| a.durable && a.at <= k) {
+        if a.seq as usize > events.len() || a.counter != a.seq - 1 {
+            return Err(format!(
+                "{what}: durable event {} (counter {}) acknowledged at call {} lost ({} events left)",
+                a.seq,
+                a.counter,
+                a.at,
+                events.len()
+            )
+            .into());
+        }
+    }
+    Ok(seen)
+}
+
+/// Read-write recovery, then a second crash right after it: what it showed survives.
+fn check_second_crash(
+    fs: &SimFs,
+    every: u32,
+    acks: &[Ack],
+    k: usize,
+    seed: u64,
+    what: &str,
+) -> Res<()> {
+    let store = Store::open_with(config(every), options(fs, false))
+        .map_err(|e| format!("{what}: read-write open failed: {e}"))?;
+    let first = check_events(&store, acks, k, what)?;
+    let again = fs.power_cut(seed);
+    drop(store);
+    let store = Store::open_with(config(every), options(&again, true))
+        .map_err(|e| format!("{what}: open after the second crash failed: {e}"))?;
+    let second = check_events(&store, acks, k, what)?;
+    if second.len() < first.len() {
+        return Err(format!(
+            "{what}: {} events after recovery, {} after the next crash",
+            first.len(),
+            second.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[test]
+fn two_hundred_thousand_simulated_crashes_lose_no_durable_event() -> TestResult {
+    let mut per_mode = [0u64; 5];
+    let (mut cycles, mut second, mut runs, mut lost) = (0u64, 0u64, 0u64, 0u64);
+    let mut seed = 0u64;
+    while cycles < 200_000 {
+        let (fs, acks, every) = run(seed)?;
+        runs += 1;
+        let mut replay = Replay::of(&fs);
+        loop {
+            let k = replay.position();
+            for (m, mode) in CrashMode::ALL.iter().enumerate() {
+                let crash_seed = seed << 32 ^ (k as u64) << 4 ^ m as u64;
+                let crashed = replay.crash(*mode, crash_seed);
+                let what = format!("run {seed} (every {every}), call {k}, {mode:?}");
+                // Before the store's identity is durable there is no store to inspect:
+                // the read-write open must then make a new one.
+                let store = match Store::open_with(config(every), options(&crashed, true)) {
+                    Ok(s) => s,
+                    Err(_) => Store::open_with(config(every), options(&crashed, false))
+                        .map_err(|e| format!("{what}: does not open: {e}"))?,
+                };
+                let seen = check_events(&store, &acks, k, &what)?;
+                lost += acks
+                    .iter()
+                    .filter(|a| a.at <= k && a.seq as usize > seen.len())
+                    .count() as u64;
+                drop(store);
+                if (k + m).is_multiple_of(16) {
+                    check_second_crash(&crashed, every, &acks, k, crash_seed ^ 0x55, &what)?;
+                    second += 1;
+                }
+                per_mode[m] += 1;
+                cycles += 1;
+            }
+            if !replay.step() {
+                break;
+            }
+        }
+        seed += 1;
+    }
+    println!(
+        "{cycles} simulated crashes over {runs} recorded runs (drop all {}, torn prefix {}, torn sector {}, \
+         random subset {}, garbage {}), {second} followed by a read-write recovery and a second crash; \
+         {lost} acknowledged-but-unsynced events lost as allowed; 0 violations",
+        per_mode[0], per_mode[1], per_mode[2], per_mode[3], per_mode[4]
+    );
+    assert!(
+        lost > 0,
+        "no crash ever took an unsynced event: the simulation is not biting"
+    );
+    Ok(())
+}
