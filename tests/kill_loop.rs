@@ -203,8 +203,25 @@ fn check(
     for (p, c) in &last {
         let max = allowed.get(p).copied().unwrap_or(0);
         if *c > max {
+            let tail: Vec<(u64, u64)> = events
+                .iter()
+                .filter_map(|e| e.payload::<Mark>().ok().map(|m| (e.sequence, m)))
+                .filter(|(_, m)| m.producer == *p)
+                .map(|(s, m)| (s, m.counter))
+                .rev()
+                .take(4)
+                .collect();
+            let printed: Vec<u64> = acked
+                .values()
+                .filter(|a| a.producer == *p)
+                .map(|a| a.counter)
+                .rev()
+                .take(4)
+                .collect();
             return Err(format!(
-                "cycle {cycle}: producer {p} has counter {c}, at most {max} was issued"
+                "cycle {cycle}: producer {p} has counter {c}, at most {max} was issued; \
+                 its last events (seq, counter) {tail:?}; last receipts {printed:?}; recovery {:?}",
+                store.recovery_report()
             )
             .into());
         }
