@@ -352,26 +352,6 @@ fn a_batch_cut_anywhere_by_a_crash_is_all_or_nothing_after_reopen() -> TestResul
     Ok(())
 }
 
-/// Found by the crash-point sweep: a crash between writing a new segment's header and
-/// syncing it can leave the file with a garbled header and nothing else.
-#[test]
-fn a_newest_segment_holding_only_a_header_that_never_reached_the_disk_is_removed_and_nothing_is_lost(
-) -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let written = populate(dir.path(), 20)?;
-    let garbled = seg(dir.path(), 2);
-    std::fs::write(&garbled, [0xa5u8; HEADER_LEN])?;
-    let store = Store::open(StoreConfig::new(dir.path()))?;
-    assert_eq!(
-        store.recovery_report().removed_empty_segment.as_deref(),
-        Some(garbled.as_path())
-    );
-    assert_eq!(read_all(&store)?, written);
-    assert!(!garbled.exists(), "the cut roll is gone");
-    store.append(&Coordinate::new("e", "s"), EventKind::new(1, 1), &"after")?;
-    Ok(())
-}
-
 #[test]
 fn a_damaged_header_in_front_of_frames_is_refused_not_removed() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -171,6 +171,13 @@ impl Replay {
         true
     }
 
+    /// The file system as it is right now, nothing lost (to look at what was written).
+    pub fn live(&self) -> SimFs {
+        SimFs {
+            state: Arc::new(Mutex::new(self.state.clone())),
+        }
+    }
+
     /// The file system a crash right now (after [`Replay::position`] calls) would leave.
     pub fn crash(&self, mode: CrashMode, seed: u64) -> SimFs {
         survivor(&self.state, mode, seed)
