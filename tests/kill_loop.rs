@@ -61,6 +61,9 @@ fn kill_loop_child_entry_point() -> TestResult {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return Ok(());
     };
+    // The test harness has printed "test NAME ... " without a newline: end that line so
+    // the first receipt starts a line of its own.
+    println!();
     let policy: u32 = std::env::var(POLICY_ENV)?.parse()?;
     let store = std::sync::Arc::new(Store::open(config(Path::new(&dir), policy))?);
     let handles: Vec<_> = (0..PRODUCERS)
