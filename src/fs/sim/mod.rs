@@ -94,9 +94,93 @@ struct State {
     fail_sync: Option<io::ErrorKind>,
     /// Every mutating call in order, when recording (see [`SimFs::recording`]).
     journal: Option<Vec<Entry>>,
+    /// A fault to inject at the Nth call it applies to (see [`SimFs::inject`]).
+    injection: Option<Injection>,
+}
+
+/// What kind of call, for fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Read,
+    Write,
+    Sync,
+    Meta,
+}
+
+/// A fault [`SimFs::inject`] can make a call fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `EIO` from any call.
+    Io,
+    /// `ENOSPC` from a write, truncate, create, rename or removal.
+    NoSpace,
+    /// A file sync fails with `EIO` and the writes it should have made durable are lost
+    /// (what Linux does to dirty pages after a failed writeback).
+    SyncLosesData,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 3] = [Fault::Io, Fault::NoSpace, Fault::SyncLosesData];
+
+    fn applies(self, class: Class) -> bool {
+        match self {
+            Fault::Io => true,
+            Fault::NoSpace => matches!(class, Class::Write | Class::Meta),
+            Fault::SyncLosesData => class == Class::Sync,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Injection {
+    fault: Fault,
+    /// Fails the call it applies to with this index (0-based)...
+    at: u64,
+    /// ...and, when persistent, every later one it applies to.
+    persistent: bool,
+    /// Calls it applied to so far.
+    seen: u64,
 }
 
 impl State {
+    /// Counts a call and fails it when an injected or switched-on fault says so.
+    fn charge(&mut self, class: Class, ino: Option<u64>) -> io::Result<()> {
+        self.ops += 1;
+        let switched = match class {
+            Class::Write => self.fail_write,
+            Class::Sync => self.fail_sync,
+            _ => None,
+        };
+        if let Some(kind) = switched {
+            return Err(io::Error::new(kind, "simulated I/O failure"));
+        }
+        let Some(inj) = self.injection.as_mut().filter(|i| i.fault.applies(class)) else {
+            return Ok(());
+        };
+        let n = inj.seen;
+        inj.seen += 1;
+        let hit = n == inj.at || (inj.persistent && n > inj.at);
+        if !hit {
+            return Ok(());
+        }
+        let fault = inj.fault;
+        let kind = match fault {
+            Fault::NoSpace => io::ErrorKind::StorageFull,
+            Fault::Io | Fault::SyncLosesData => io::ErrorKind::Other,
+        };
+        if fault == Fault::SyncLosesData {
+            if let Some(node) = ino.and_then(|i| self.inodes.get_mut(&i)) {
+                node.data = node.durable.clone();
+                node.pending.clear();
+            }
+        }
+        Err(io::Error::new(
+            kind,
+            format!("simulated {fault:?} at call {n}"),
+        ))
+    }
+
     /// Carries out one mutating call (live, or replayed from a journal).
     fn apply(&mut self, e: &Entry) {
         match e {
@@ -206,6 +290,50 @@ impl SimFs {
         fs
     }
 
+    /// From now on the `at`-th call (0-based) that `fault` applies to fails, and with
+    /// `persistent` every later one too. Replaces an earlier injection.
+    pub fn inject(&self, fault: Fault, at: u64, persistent: bool) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .injection = Some(Injection {
+            fault,
+            at,
+            persistent,
+            seen: 0,
+        });
+    }
+
+    /// Calls the injected fault applied to so far (faulted or not): run once with the
+    /// fault out of reach to learn how many points a scenario has.
+    pub fn fault_points(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .injection
+            .map_or(0, |i| i.seen)
+    }
+
+    /// No more injected faults.
+    pub fn clear_injection(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .injection = None;
+    }
+
+    /// An independent copy of this file system as it is now (its own state from here on).
+    pub fn duplicate(&self) -> SimFs {
+        let st = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        SimFs {
+            state: Arc::new(Mutex::new(st)),
+        }
+    }
+
     /// Mutating calls journaled so far (0 when not recording).
     pub fn journal_len(&self) -> usize {
         self.state
@@ -290,39 +418,26 @@ struct SimFile {
 }
 
 impl SimFile {
+    /// A read of the file (`read_at`, `size`).
     fn with<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
-        self.access(|_| None, f)
-    }
-
-    /// A write or truncate: fails while writes fail, else applied and journaled.
-    fn mutate(&self, e: Entry) -> io::Result<()> {
         let mut st = self.fs.lock()?;
-        st.ops += 1;
-        if let Some(kind) = st.fail_write {
-            return Err(io::Error::new(kind, "simulated I/O failure"));
-        }
-        if !st.inodes.contains_key(&self.ino) {
-            return Err(io::Error::other("inode vanished"));
-        }
-        st.record(e);
-        Ok(())
-    }
-
-    fn access<R>(
-        &self,
-        fault: impl FnOnce(&State) -> Option<io::ErrorKind>,
-        f: impl FnOnce(&mut Inode) -> R,
-    ) -> io::Result<R> {
-        let mut st = self.fs.lock()?;
-        st.ops += 1;
-        if let Some(kind) = fault(&st) {
-            return Err(io::Error::new(kind, "simulated I/O failure"));
-        }
+        st.charge(Class::Read, Some(self.ino))?;
         let node = st
             .inodes
             .get_mut(&self.ino)
             .ok_or_else(|| io::Error::other("inode vanished"))?;
         Ok(f(node))
+    }
+
+    /// A write or truncate: applied and journaled unless a fault says otherwise.
+    fn mutate(&self, e: Entry) -> io::Result<()> {
+        let mut st = self.fs.lock()?;
+        st.charge(Class::Write, Some(self.ino))?;
+        if !st.inodes.contains_key(&self.ino) {
+            return Err(io::Error::other("inode vanished"));
+        }
+        st.record(e);
+        Ok(())
     }
 }
 
@@ -346,10 +461,7 @@ impl FsFile for SimFile {
 
     fn sync(&self, _mode: SyncMode) -> io::Result<()> {
         let mut st = self.fs.lock()?;
-        st.ops += 1;
-        if let Some(kind) = st.fail_sync {
-            return Err(io::Error::new(kind, "simulated I/O failure"));
-        }
+        st.charge(Class::Sync, Some(self.ino))?;
         st.record(Entry::Sync { ino: self.ino });
         Ok(())
     }
@@ -388,14 +500,14 @@ impl Drop for SimLock {
 impl FileSystem for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Meta, None)?;
         st.record(Entry::MkDir(dir.to_path_buf()));
         Ok(())
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Read, None)?;
         if !st.dirs.contains(dir) {
             return Err(not_found(dir));
         }
@@ -414,7 +526,7 @@ impl FileSystem for SimFs {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FsFile>> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Meta, None)?;
         let ino = match (mode, st.entries.get(path).copied()) {
             (OpenMode::CreateNew, Some(_)) => {
                 return Err(io::Error::new(
@@ -444,7 +556,7 @@ impl FileSystem for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Meta, None)?;
         if !st.entries.contains_key(from) {
             return Err(not_found(from));
         }
@@ -457,7 +569,7 @@ impl FileSystem for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Meta, None)?;
         if !st.entries.contains_key(path) {
             return Err(not_found(path));
         }
@@ -467,12 +579,13 @@ impl FileSystem for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.ops += 1;
+        st.charge(Class::Meta, None)?;
         st.record(Entry::SyncDir(dir.to_path_buf()));
         Ok(())
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>> {
+        self.lock()?.charge(Class::Read, None)?;
         let data = self.read_file(path)?;
         Ok(Arc::new(SimView(data)))
     }
