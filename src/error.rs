@@ -68,6 +68,13 @@ pub enum OpenError {
         /// The id in the file.
         found: u64,
     },
+    /// One of the store's files is a symbolic link: batpak never follows links inside its
+    /// directory (a link could make it read, lock or replace a file elsewhere).
+    #[error("{path} is a symbolic link; batpak does not follow links in its data directory (put the file itself there)")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
     /// A file was written by a newer format version.
     #[error("{path} has format version {found}; this build reads up to version {supported}")]
     UnsupportedVersion {

@@ -217,3 +217,39 @@ fn gates_described_in_a_preset_are_built() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_preset_bomb_is_refused_with_an_error_not_a_crash() {
+    let deep = format!(
+        "[store]\nsegment_max_bytes = {}1{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    let err = batpak::preset::Preset::parse(&deep, "bomb.toml").err();
+    assert!(err.is_some(), "deep nesting is refused");
+    let huge = format!(
+        "[store]\nsegment_max_bytes = \"{}\"\n",
+        "9".repeat(5_000_000)
+    );
+    let err = batpak::preset::Preset::parse(&huge, "huge.toml")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("huge.toml") && err.contains("segment_max_bytes"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    assert!(
+        err.len() < 2_000,
+        "the message does not repeat the huge value: {} bytes",
+        err.len()
+    );
+    let wide = format!(
+        "[store]\n{}",
+        (0..100_000)
+            .map(|i| format!("f{i} = 1\n"))
+            .collect::<String>()
+    );
+    assert!(batpak::preset::Preset::parse(&wide, "wide.toml").is_err());
+}

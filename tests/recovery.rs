@@ -367,3 +367,60 @@ fn a_damaged_header_in_front_of_frames_is_refused_not_removed() -> TestResult {
     assert!(path.exists(), "a segment holding events is never removed");
     Ok(())
 }
+
+#[test]
+fn a_store_file_that_is_a_symbolic_link_is_refused_and_its_target_left_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let outside = tempfile::tempdir()?;
+    populate(dir.path(), 10)?;
+    // The checkpoint and the lock file replaced by links to files elsewhere.
+    for name in ["index.ckpt", "batpak.lock"] {
+        let target = outside.path().join(name);
+        std::fs::write(&target, b"not yours")?;
+        let link = dir.path().join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)?;
+        let err = Store::open(StoreConfig::new(dir.path()))
+            .err()
+            .ok_or("opened")?;
+        assert!(matches!(err, OpenError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains(name), "{err}");
+        let ro = Store::open_read_only(dir.path())
+            .err()
+            .ok_or("opened read-only")?;
+        assert!(matches!(ro, OpenError::Symlink { .. }), "{ro}");
+        assert_eq!(
+            std::fs::read(&target)?,
+            b"not yours",
+            "the target is untouched"
+        );
+        std::fs::remove_file(&link)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn files_the_store_does_not_know_are_ignored_and_never_touched() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let written = populate(dir.path(), 30)?;
+    let outside = tempfile::tempdir()?;
+    std::fs::write(outside.path().join("target"), b"keep")?;
+    std::fs::write(dir.path().join("notes.txt"), b"mine")?;
+    std::fs::write(dir.path().join("segment.bak"), b"old")?;
+    std::fs::create_dir(dir.path().join("extra"))?;
+    std::os::unix::fs::symlink(outside.path().join("target"), dir.path().join("link"))?;
+    {
+        let store = Store::open(StoreConfig::new(dir.path()))?;
+        assert_eq!(read_all(&store)?, written);
+        store.compact(&batpak::store::RetentionPolicy::default())?;
+        store.close()?;
+    }
+    assert_eq!(std::fs::read(dir.path().join("notes.txt"))?, b"mine");
+    assert_eq!(std::fs::read(dir.path().join("segment.bak"))?, b"old");
+    assert!(dir.path().join("extra").is_dir());
+    assert_eq!(std::fs::read(outside.path().join("target"))?, b"keep");
+    assert!(std::fs::symlink_metadata(dir.path().join("link"))?
+        .file_type()
+        .is_symlink());
+    Ok(())
+}

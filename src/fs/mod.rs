@@ -72,6 +72,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     }
     /// Maps a whole file read-only.
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>>;
+
+    /// Names of the symbolic links directly in `dir` (a file system without links has none).
+    fn links_in(&self, _dir: &Path) -> io::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Takes an exclusive lock on `path` (created if missing); `Ok(None)` when another
     /// holder has it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
@@ -194,6 +199,17 @@ impl FileSystem for StdFs {
 
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::hard_link(from, to)
+    }
+
+    fn links_in(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_symlink() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>> {

@@ -54,10 +54,10 @@ impl PresetError {
         let field = unknown.clone().or_else(|| key_on_line(text, line));
         let suggestion = unknown.and_then(|u| nearest(&u, &expected_names(&message)));
         Self::Invalid {
-            file: file.to_string(),
+            file: clip(file),
             line,
-            field,
-            message,
+            field: field.as_deref().map(clip),
+            message: clip(&message),
             suggestion,
         }
     }
@@ -70,9 +70,20 @@ impl PresetError {
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         Self::Set {
-            set: set.to_string(),
-            reason: format!("{message}{hint}"),
+            set: clip(set),
+            reason: format!("{}{hint}", clip(&message)),
         }
+    }
+}
+
+/// Longest piece of preset text an error repeats.
+const CLIP: usize = 400;
+
+/// `s`, cut to [`CLIP`] characters: a hostile preset cannot make an error message huge.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(CLIP) {
+        Some((at, _)) => format!("{}... ({} bytes)", &s[..at], s.len()),
+        None => s.to_string(),
     }
 }
 

@@ -213,6 +213,7 @@ impl Store {
             fs.create_dir_all(&dir)
                 .map_err(|e| io("create directory", e))?;
         }
+        refuse_links(&*fs, &dir)?;
         let lock = if options.read_only {
             None
         } else {
@@ -541,6 +542,39 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Refuses a data directory where one of the store's own names is a symbolic link: opening,
+/// locking or replacing it would act on a file elsewhere. Links the store does not use are
+/// left alone, like any other file it does not know.
+fn refuse_links(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
+    let links = match fs.links_in(dir) {
+        Ok(l) => l,
+        // A directory that cannot be listed is reported by the open itself.
+        Err(_) => return Ok(()),
+    };
+    match links.into_iter().find(|n| is_store_name(n)) {
+        Some(name) => Err(OpenError::Symlink {
+            path: dir.join(name),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A name the store creates, reads, locks or replaces in its directory.
+fn is_store_name(name: &str) -> bool {
+    let fixed = [
+        LOCK_FILE,
+        identity::FILE_NAME,
+        checkpoint::FILE_NAME,
+        "cache",
+        "salvaged",
+        "compact.manifest",
+    ];
+    fixed.contains(&name)
+        || name.starts_with("seg-")
+        || name.ends_with(".tmp")
+        || name.starts_with(crate::workload::MARK_FILE)
 }
 
 fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, OpenError> {
