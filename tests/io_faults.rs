@@ -61,24 +61,9 @@ fn scenario(fs: &SimFs) -> Run {
     for i in 0..60u32 {
         let coord = Coordinate::new(format!("e{}", i % 4), "s");
         let payload = rng.bytes(40 + (i as usize * 13) % 90);
-        let result = if i % 9 == 4 {
-            let items = (0..3)
-                .map(|_| BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone()))
-                .collect();
-            store.append_batch(items, i % 2 == 0)
-        } else {
-            let opts = if i % 5 == 0 {
-                AppendOptions::default().durable()
-            } else {
-                AppendOptions::default()
-            };
-            store
-                .append_raw(
-                    BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone())
-                        .with_options(opts),
-                )
-                .map(|r| vec![r])
-        };
+        let batch = i % 9 == 4;
+        let durable = if batch { i % 2 == 0 } else { i % 5 == 0 };
+        let result = append_raw_mixed(&store, &coord, &payload, batch, durable);
         match result {
             Ok(rs) => {
                 if run.append_failed {

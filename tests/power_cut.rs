@@ -34,26 +34,13 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Vec<Acked> {
         let coord = Coordinate::new(format!("e{}", rng.below(20)), format!("s{}", rng.below(3)));
         let len = rng.below(300) as usize;
         let payload = rng.bytes(len);
-        let result = if rng.below(10) == 0 {
-            let items = (0..3)
-                .map(|_| BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone()))
-                .collect();
-            store
-                .append_batch(items, rng.below(2) == 0)
-                .map(|rs| rs.into_iter().collect::<Vec<_>>())
+        let batch = rng.below(10) == 0;
+        let durable = if batch {
+            rng.below(2) == 0
         } else {
-            let opts = if rng.below(4) == 0 {
-                AppendOptions::default().durable()
-            } else {
-                AppendOptions::default()
-            };
-            store
-                .append_raw(
-                    BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone())
-                        .with_options(opts),
-                )
-                .map(|r| vec![r])
+            rng.below(4) == 0
         };
+        let result = append_raw_mixed(store, &coord, &payload, batch, durable);
         match result {
             Ok(rs) => acked.extend(rs.into_iter().map(|r| Acked {
                 seq: r.sequence,

@@ -36,3 +36,24 @@ pub fn small_config(dir: &std::path::Path) -> StoreConfig {
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Appends `payload` at `coord` as a batch of three copies (`batch`) or as one event,
+/// waiting for the sync when `durable`; the receipts.
+pub fn append_raw_mixed(
+    store: &Store,
+    coord: &Coordinate,
+    payload: &[u8],
+    batch: bool,
+    durable: bool,
+) -> Result<Vec<AppendReceipt>, AppendError> {
+    let item = || BatchItem::raw(coord, EventKind::new(1, 1), payload.to_vec());
+    if batch {
+        return store.append_batch((0..3).map(|_| item()).collect(), durable);
+    }
+    let opts = if durable {
+        AppendOptions::default().durable()
+    } else {
+        AppendOptions::default()
+    };
+    store.append_raw(item().with_options(opts)).map(|r| vec![r])
+}
