@@ -339,25 +339,8 @@ impl Store {
         let at = self.shared.telemetry.stamp();
         let durable =
             item.options().durable || self.shared.every_append_durable.load(Ordering::Relaxed);
-        let cmd = Command::Append { item, reply, at };
-        if blocking && durable {
-            self.run_or_send(cmd)?;
-        } else {
-            self.send(cmd)?;
-        }
+        self.dispatch(Command::Append { item, reply, at }, blocking && durable)?;
         Ok(Ticket(waiter, durable.then(|| self.shared.clone())))
-    }
-
-    /// Runs `cmd` on this thread when the writer is idle, else queues it.
-    fn run_or_send(&self, cmd: Command) -> Result<(), AppendError> {
-        let tx = self.check_open()?;
-        let Some(lane) = self.lane.as_ref() else {
-            return Err(AppendError::ReadOnly);
-        };
-        match lane.try_run(cmd, tx) {
-            None => Ok(()),
-            Some(cmd) => self.send(cmd),
-        }
     }
 
     /// Appends several events in one message and one write: all of them or none, also
@@ -386,11 +369,10 @@ impl Store {
             reply,
             at,
         };
-        if durable || self.shared.every_append_durable.load(Ordering::Relaxed) {
-            self.run_or_send(cmd)?;
-        } else {
-            self.send(cmd)?;
-        }
+        self.dispatch(
+            cmd,
+            durable || self.shared.every_append_durable.load(Ordering::Relaxed),
+        )?;
         let waiting = durable.then(|| self.shared.sync_waiters.enter());
         let receipts = waiter
             .wait_for(durable)
@@ -430,7 +412,21 @@ impl Store {
 
     #[inline]
     fn send(&self, cmd: Command) -> Result<(), AppendError> {
+        self.dispatch(cmd, false)
+    }
+
+    /// Queues `cmd`; with `run_here` (the caller waits for its sync right away) it runs
+    /// on this thread instead when the writer is idle (see [`writer::Lane`]).
+    #[inline]
+    fn dispatch(&self, cmd: Command, run_here: bool) -> Result<(), AppendError> {
         let tx = self.check_open()?;
+        let cmd = match self.lane.as_ref().filter(|_| run_here) {
+            Some(lane) => match lane.try_run(cmd, tx) {
+                None => return Ok(()),
+                Some(cmd) => cmd,
+            },
+            None => cmd,
+        };
         match tx.try_send(cmd) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed),
