@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use super::super::command::Command;
 use super::super::supervisor;
 use super::super::Shared;
-use super::{Writer, IDLE_SYNC_AFTER, MAX_BATCH, SPIN};
+use super::{Writer, MAX_BATCH, SPIN};
 
 /// Longest the writer thread sleeps without looking for unsynced data: a producer that ran
 /// its own appends leaves the sync marker of its last sync for the writer to write.
@@ -155,10 +155,8 @@ impl Lane {
             self.run_locked(&mut g, |w| w.batch(&mut cmds, Some(rx)));
             // Left over only after a panic: dropping them answers "not written".
             cmds.clear();
-            if g.as_ref().is_some_and(|o| o.writer.shutting_down()) {
-                if let Some(o) = g.as_mut() {
-                    o.writer.finish_shutdown(rx);
-                }
+            if let Some(o) = g.as_mut().filter(|o| o.writer.shutting_down()) {
+                o.writer.finish_shutdown(rx);
                 *g = None;
                 return;
             }
@@ -198,23 +196,15 @@ impl Lane {
     /// How long to wait for a command before looking for unsynced data again.
     fn idle_wait(&self) -> Duration {
         let mut g = self.lock();
-        let Some(w) = g.as_mut().map(|o| &mut o.writer) else {
-            return IDLE_CHECK;
-        };
-        if w.has_unsynced() {
-            IDLE_SYNC_AFTER.saturating_sub(w.since_last_batch())
-        } else {
-            IDLE_CHECK
-        }
+        g.as_mut()
+            .and_then(|o| o.writer.idle_sync_in())
+            .unwrap_or(IDLE_CHECK)
     }
 
     /// Syncs (and marks) what is unsynced once no batch ran for `IDLE_SYNC_AFTER`.
     fn idle_sync_if_due(&self) {
         let mut g = self.lock();
-        let due = g.as_mut().is_some_and(|o| {
-            o.writer.has_unsynced() && o.writer.since_last_batch() >= IDLE_SYNC_AFTER
-        });
-        if due {
+        if g.as_mut().and_then(|o| o.writer.idle_sync_in()) == Some(Duration::ZERO) {
             self.run_locked(&mut g, Writer::idle_sync);
         }
     }

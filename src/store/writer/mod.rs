@@ -197,8 +197,11 @@ impl Writer {
         self.shutdown.is_some()
     }
 
-    fn since_last_batch(&self) -> Duration {
-        self.last_batch.elapsed()
+    /// With unsynced data, how long until it is due for an idle sync (zero: now); `None`
+    /// when there is nothing to sync.
+    fn idle_sync_in(&mut self) -> Option<Duration> {
+        self.has_unsynced()
+            .then(|| IDLE_SYNC_AFTER.saturating_sub(self.last_batch.elapsed()))
     }
 
     /// Picks up a configuration changed by `Store::reconfigure` (one atomic load per batch).
