@@ -8,7 +8,6 @@
 //! bytes unchanged); only unsynced bytes can be lost, torn or garbled.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use super::{write_into, Entry, Inode, Op, Rng, SimFs, State};
 
@@ -71,9 +70,7 @@ pub(super) fn survivor(st: &State, mode: CrashMode, seed: u64) -> SimFs {
         next_inode: st.next_inode,
         ..State::default()
     };
-    SimFs {
-        state: Arc::new(Mutex::new(next)),
-    }
+    SimFs::of(next)
 }
 
 /// What one file holds after the crash.
@@ -173,9 +170,7 @@ impl Replay {
 
     /// The file system as it is right now, nothing lost (to look at what was written).
     pub fn live(&self) -> SimFs {
-        SimFs {
-            state: Arc::new(Mutex::new(self.state.clone())),
-        }
+        SimFs::of(self.state.clone())
     }
 
     /// The file system a crash right now (after [`Replay::position`] calls) would leave.

@@ -181,6 +181,16 @@ impl State {
         ))
     }
 
+    /// The current content of the file at `path`.
+    fn content(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let ino = self.entries.get(path).ok_or_else(|| not_found(path))?;
+        Ok(self
+            .inodes
+            .get(ino)
+            .map(|n| n.data.clone())
+            .unwrap_or_default())
+    }
+
     /// Carries out one mutating call (live, or replayed from a journal).
     fn apply(&mut self, e: &Entry) {
         match e {
@@ -322,16 +332,21 @@ impl SimFs {
             .injection = None;
     }
 
-    /// An independent copy of this file system as it is now (its own state from here on).
-    pub fn duplicate(&self) -> SimFs {
-        let st = self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+    /// A file system holding `st`.
+    fn of(st: State) -> SimFs {
         SimFs {
             state: Arc::new(Mutex::new(st)),
         }
+    }
+
+    /// An independent copy of this file system as it is now (its own state from here on).
+    pub fn duplicate(&self) -> SimFs {
+        Self::of(
+            self.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// Mutating calls journaled so far (0 when not recording).
@@ -394,13 +409,7 @@ impl SimFs {
 
     /// Reads a whole file as it is now (for tests that damage files).
     pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let st = self.lock()?;
-        let ino = st.entries.get(path).ok_or_else(|| not_found(path))?;
-        Ok(st
-            .inodes
-            .get(ino)
-            .map(|n| n.data.clone())
-            .unwrap_or_default())
+        self.lock()?.content(path)
     }
 }
 
@@ -585,8 +594,9 @@ impl FileSystem for SimFs {
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>> {
-        self.lock()?.charge(Class::Read, None)?;
-        let data = self.read_file(path)?;
+        let mut st = self.lock()?;
+        st.charge(Class::Read, None)?;
+        let data = st.content(path)?;
         Ok(Arc::new(SimView(data)))
     }
 
