@@ -557,20 +557,32 @@ fn refuse_links(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
     }
 }
 
-/// A name the store creates, reads, locks or replaces in its directory.
+/// A name the store may make or replace in its directory, or reach through a link to
+/// something elsewhere: its own files, any segment-like or temporary name, the workload
+/// mark.
 fn is_store_name(name: &str) -> bool {
-    let fixed = [
+    is_store_file(name)
+        || name.starts_with("seg-")
+        || name.ends_with(".tmp")
+        || name == compact::MANIFEST
+        || name.starts_with(crate::workload::MARK_FILE)
+}
+
+/// The files and directories a store keeps in its directory (besides a compaction in
+/// progress): what a directory of nothing but store data holds.
+pub(crate) fn is_store_file(name: &str) -> bool {
+    let tmp = |f: &str| name.strip_suffix(".tmp") == Some(f);
+    [
         LOCK_FILE,
         identity::FILE_NAME,
         checkpoint::FILE_NAME,
-        "cache",
-        "salvaged",
-        "compact.manifest",
-    ];
-    fixed.contains(&name)
-        || name.starts_with("seg-")
-        || name.ends_with(".tmp")
-        || name.starts_with(crate::workload::MARK_FILE)
+        crate::projection::cache::CACHE_DIR,
+        recovery::SALVAGED_DIR,
+    ]
+    .contains(&name)
+        || tmp(identity::FILE_NAME)
+        || tmp(checkpoint::FILE_NAME)
+        || (name.starts_with("seg-") && name.ends_with(".bpk"))
 }
 
 fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, OpenError> {

@@ -517,8 +517,11 @@ fn salvage_or_refuse(
     })
 }
 
+/// Where salvage moves what it cannot keep.
+pub(crate) const SALVAGED_DIR: &str = "salvaged";
+
 fn salvage_dir(ctx: &Ctx<'_>) -> Result<PathBuf, OpenError> {
-    let dir = ctx.dir.join("salvaged");
+    let dir = ctx.dir.join(SALVAGED_DIR);
     ctx.fs
         .create_dir_all(&dir)
         .map_err(io_err("create", &dir))?;

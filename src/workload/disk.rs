@@ -6,17 +6,9 @@ use std::path::{Path, PathBuf};
 /// The file that marks a directory as holding only workload data.
 pub const MARK_FILE: &str = ".batpak-workload";
 
-/// Files and directories a workload directory may hold.
+/// Files and directories a workload directory may hold: the mark and the store's own.
 fn is_store_file(name: &str) -> bool {
-    name == MARK_FILE
-        || name == "store.id"
-        || name == "store.id.tmp"
-        || name == "batpak.lock"
-        || name == "index.ckpt"
-        || name == "index.ckpt.tmp"
-        || name == "cache"
-        || name == "salvaged"
-        || (name.starts_with("seg-") && name.ends_with(".bpk"))
+    name == MARK_FILE || crate::store::is_store_file(name)
 }
 
 /// Marks `dir` (created if missing) as workload data.

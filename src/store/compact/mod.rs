@@ -29,7 +29,8 @@ use super::Store;
 
 #[cfg(feature = "testkit")]
 pub use commit::set_step_pause;
-use commit::{commit, discard_staged, stage, MANIFEST};
+pub(crate) use commit::MANIFEST;
+use commit::{commit, discard_staged, stage};
 pub(crate) use commit::{finish_pending, pending_note};
 use rewrite::rewrite;
 pub(crate) use rewrite::Rewritten;
