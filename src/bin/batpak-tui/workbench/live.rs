@@ -44,6 +44,27 @@ fn options(gates: Option<&batpak::preset::GateSpec>) -> OpenOptions {
     }
 }
 
+/// Opens the store in `dir` with `preset` and starts its workload (paused if `paused`).
+fn open_engine(dir: &Path, preset: &Preset, paused: bool) -> Result<Workload, Box<dyn Error>> {
+    let store = Arc::new(Store::open_with(
+        preset.store_config(dir),
+        options(preset.gates.as_ref()),
+    )?);
+    Ok(Workload::start(
+        store,
+        preset.workload.clone(),
+        preset.gates.clone(),
+        paused,
+    )?)
+}
+
+/// Stops the workload and closes its store.
+fn close_engine(w: Workload) -> Result<(), batpak::SyncError> {
+    let store = w.store();
+    w.stop();
+    store.close().map(drop)
+}
+
 impl Live {
     /// Opens the store in `dir` with `preset` and starts its workload (paused if `paused`).
     pub fn start(
@@ -53,16 +74,8 @@ impl Live {
         fps: u32,
         paused: bool,
     ) -> Result<Self, Box<dyn Error>> {
-        let store = Arc::new(Store::open_with(
-            preset.store_config(dir),
-            options(preset.gates.as_ref()),
-        )?);
-        let workload = Workload::start(
-            store.clone(),
-            preset.workload.clone(),
-            preset.gates.clone(),
-            paused,
-        )?;
+        let workload = open_engine(dir, preset, paused)?;
+        let current = Arc::new(Mutex::new(Some(workload.store())));
         Ok(Self {
             workload: Some(workload),
             sampler: ProcessSampler::start(Duration::from_secs(1))?,
@@ -72,7 +85,7 @@ impl Live {
             window: VecDeque::new(),
             fps: fps as usize,
             model: Model::default(),
-            current: Arc::new(Mutex::new(Some(store))),
+            current,
         })
     }
 
@@ -237,15 +250,12 @@ impl Live {
         let start = Instant::now();
         let paused = self.workload.as_ref().is_none_or(Workload::is_paused);
         if let Some(w) = self.workload.take() {
-            let store = w.store();
-            w.stop();
-            let _ = store.close();
+            let _ = close_engine(w);
         }
         let name = value.to_string();
-        let opened = Live::start(&self.dir, &name, &preset, self.fps as u32, paused);
-        let message = match opened {
-            Ok(mut next) => {
-                self.workload = next.workload.take();
+        let message = match open_engine(&self.dir, &preset, paused) {
+            Ok(w) => {
+                self.workload = Some(w);
                 self.gates = preset.gates.clone();
                 self.preset = name.clone();
                 *c = ConfigState::new(&name, preset);
@@ -264,9 +274,7 @@ impl Live {
     /// Stops the workload and closes the store.
     pub fn finish(mut self) -> Result<(), Box<dyn Error>> {
         if let Some(w) = self.workload.take() {
-            let store = w.store();
-            w.stop();
-            store.close()?;
+            close_engine(w)?;
         }
         Ok(())
     }
