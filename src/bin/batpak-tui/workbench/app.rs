@@ -279,25 +279,14 @@ impl App {
     /// Keys while an entity is typed after `/`.
     fn searching(&mut self, code: KeyCode) -> Action {
         let c = &mut self.causal;
-        match code {
-            KeyCode::Enter => {
-                let text = c.search.take().unwrap_or_default();
+        match edit_line(&mut c.search, code, 128) {
+            Typed::Done(text) => {
                 c.entity = (!text.trim().is_empty()).then(|| text.trim().to_string());
                 c.focus = None;
                 c.selected = 0;
             }
-            KeyCode::Esc => c.search = None,
-            KeyCode::Backspace => {
-                if let Some(t) = c.search.as_mut() {
-                    t.pop();
-                }
-            }
-            KeyCode::Char(ch) if !ch.is_control() => {
-                if let Some(t) = c.search.as_mut().filter(|t| t.len() < 128) {
-                    t.push(ch);
-                }
-            }
-            _ => return Action::None,
+            Typed::Ignored => return Action::None,
+            Typed::Edited => {}
         }
         Action::Redraw
     }
@@ -305,20 +294,10 @@ impl App {
     /// Keys while a value is typed: everything goes into the text.
     fn typing(&mut self, code: KeyCode) -> Action {
         let c = &mut self.config;
-        match code {
-            KeyCode::Enter => c.commit_input(),
-            KeyCode::Esc => c.input = None,
-            KeyCode::Backspace => {
-                if let Some(t) = c.input.as_mut() {
-                    t.pop();
-                }
-            }
-            KeyCode::Char(ch) if !ch.is_control() => {
-                if let Some(t) = c.input.as_mut().filter(|t| t.len() < 64) {
-                    t.push(ch);
-                }
-            }
-            _ => return Action::None,
+        match edit_line(&mut c.input, code, 64) {
+            Typed::Done(text) => c.set_typed(&text),
+            Typed::Ignored => return Action::None,
+            Typed::Edited => {}
         }
         Action::Redraw
     }
@@ -365,6 +344,36 @@ impl App {
         *s = (*s).min(rows.saturating_sub(visible));
         *s
     }
+}
+
+/// What a key did to a line being typed.
+enum Typed {
+    /// Enter: the line, taken out.
+    Done(String),
+    /// Typed into, or dropped with Esc.
+    Edited,
+    /// Not a key for typing.
+    Ignored,
+}
+
+/// One key on the line being typed in `line` (at most `max` bytes; printable only).
+fn edit_line(line: &mut Option<String>, code: KeyCode, max: usize) -> Typed {
+    match code {
+        KeyCode::Enter => return Typed::Done(line.take().unwrap_or_default()),
+        KeyCode::Esc => *line = None,
+        KeyCode::Backspace => {
+            if let Some(t) = line.as_mut() {
+                t.pop();
+            }
+        }
+        KeyCode::Char(ch) if !ch.is_control() => {
+            if let Some(t) = line.as_mut().filter(|t| t.len() < max) {
+                t.push(ch);
+            }
+        }
+        _ => return Typed::Ignored,
+    }
+    Typed::Edited
 }
 
 /// The sequences of the causal pane's rows: the list, or ancestors then the tree.

@@ -193,17 +193,15 @@ impl ConfigState {
         });
     }
 
-    /// Enter while typing: sets the field from the text.
-    pub fn commit_input(&mut self) {
-        if let Some(text) = self.input.take() {
-            let quoted = if text.trim().parse::<f64>().is_ok() {
-                text.trim().to_string()
-            } else {
-                format!("\"{}\"", text.trim().replace('"', ""))
-            };
-            let set = format!("{}={quoted}", self.field().path);
-            self.set(&set);
-        }
+    /// Sets the selected field from typed text (a number as is, anything else quoted).
+    pub fn set_typed(&mut self, text: &str) {
+        let quoted = if text.trim().parse::<f64>().is_ok() {
+            text.trim().to_string()
+        } else {
+            format!("\"{}\"", text.trim().replace('"', ""))
+        };
+        let set = format!("{}={quoted}", self.field().path);
+        self.set(&set);
     }
 
     /// Fields whose edited value differs from the one in force, and those of them that
@@ -251,13 +249,11 @@ mod tests {
         let mut c = state();
         c.selected = 0;
         c.begin_input();
-        c.input = Some("16 MiB".into());
-        c.commit_input();
+        c.set_typed("16 MiB");
         assert_eq!(c.edited.store.segment_max_bytes.0, 16 << 20);
         assert_eq!(c.pending().0, vec!["segment_max_bytes"]);
         c.selected = 3;
-        c.input = Some("lots".into());
-        c.commit_input();
+        c.set_typed("lots");
         let msg = c.message.clone().unwrap_or_default();
         assert!(msg.contains("writer_channel_capacity"), "{msg}");
         assert_eq!(
@@ -265,8 +261,7 @@ mod tests {
             Vec::<&str>::new(),
             "the refused value was not taken"
         );
-        c.input = Some("64".into());
-        c.commit_input();
+        c.set_typed("64");
         assert_eq!(c.pending().1, vec!["writer_channel_capacity"]);
     }
 }
