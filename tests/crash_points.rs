@@ -177,7 +177,10 @@ fn scale() -> Res<(u64, u64)> {
             Err(_) => Ok(default),
         }
     };
-    Ok((var("BATPAK_SOAK_CRASHES", 200_000)?, var("BATPAK_SOAK_SEED", 0)?))
+    Ok((
+        var("BATPAK_SOAK_CRASHES", 200_000)?,
+        var("BATPAK_SOAK_SEED", 0)?,
+    ))
 }
 
 #[test]
@@ -193,7 +196,8 @@ fn two_hundred_thousand_simulated_crashes_lose_no_durable_event() -> TestResult 
         loop {
             let k = replay.position();
             for (m, mode) in CrashMode::ALL.iter().enumerate() {
-                let crash_seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k as u64) << 4 ^ m as u64;
+                let crash_seed =
+                    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k as u64) << 4 ^ m as u64;
                 let crashed = replay.crash(*mode, crash_seed);
                 let what = format!("run {seed} (every {every}), call {k}, {mode:?}");
                 // Before the store's identity is durable there is no store to inspect:

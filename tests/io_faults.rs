@@ -1,164 +1,431 @@
-//! I/O-error sweep: a scenario that opens a store, appends singles and batches (some
-//! durable) across segment rolls, reads, and closes (checkpoint) is run once per I/O call
-//! it makes, with that call failing — EIO, ENOSPC, or a sync that fails and loses the data
-//! it should have made durable — transiently or from then on. After each run the disk is
-//! healed and the store reopened:
-//! - it opens, and every event acknowledged as durable is there, identical; after any fault
-//!   but a data-losing sync, every acknowledged event is;
-//! - once an append failed (a write or sync failed: the store is poisoned), no later append
-//!   is acknowledged;
-//! - a failed read returns an error and poisons nothing;
-//! - no panic.
+//! I/O-error sweep: each scenario — appends of singles and batches across segment rolls
+//! with reads and a closing checkpoint, group commit of three producers, compaction,
+//! snapshot, recovery after a crash — is run once per I/O call it makes with that call
+//! given each fault (EIO, ENOSPC, a sync that loses its data, EINTR, a short write, a short
+//! read), once and from then on. The oracle is `common::sweep`'s; each test prints the call
+//! sites and fault points it covered.
 #![cfg(feature = "testkit")]
 
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use batpak::fs::sim::{Fault, SimFs};
 use batpak::prelude::*;
+use batpak::store::RetentionPolicy;
+use common::sweep::{gaps, sweep, Figures, Outcome, Scenario};
 use common::*;
 
+const DIR: &str = "/sim/data";
+
 fn config() -> StoreConfig {
-    let mut c = StoreConfig::new(Path::new("/sim/data"));
+    let mut c = StoreConfig::new(Path::new(DIR));
     c.segment_max_bytes = 4 * 1024;
     c.sync_every_n_events = 8;
     c
 }
 
-fn open(fs: &SimFs) -> Result<Store, OpenError> {
-    Store::open_with(
-        config(),
-        OpenOptions::default().with_fs(Arc::new(fs.clone())),
-    )
+fn open_on(fs: &SimFs, config: StoreConfig) -> Result<Store, OpenError> {
+    Store::open_with(config, OpenOptions::default().with_fs(Arc::new(fs.clone())))
 }
 
-struct Acked {
-    seq: u64,
-    durable: bool,
-    payload: Vec<u8>,
+/// Appends one payload (a batch of three copies, or one event) and takes the result.
+fn append(out: &mut Outcome, store: &Store, i: u32, payload: &[u8], failed: bool) -> bool {
+    let coord = Coordinate::new(format!("e{}", i % 4), "s");
+    let batch = i % 9 == 4;
+    let durable = if batch { i % 2 == 0 } else { i % 5 == 0 };
+    let result = append_raw_mixed(store, &coord, payload, batch, durable)
+        .map(|rs| rs.into_iter().map(|r| (r, payload.to_vec())).collect());
+    out.take(result, failed) || failed
 }
 
-/// What the scenario saw.
-#[derive(Default)]
-struct Run {
-    acked: Vec<Acked>,
-    /// An append failed.
-    append_failed: bool,
-    /// Appends acknowledged after one failed (must stay 0).
-    acked_after_failure: u64,
-    /// Reads that failed, and appends acknowledged after a failed read.
-    read_failures: u64,
-}
-
-fn scenario(fs: &SimFs) -> Run {
-    let mut run = Run::default();
-    let Ok(store) = open(fs) else {
-        return run;
-    };
-    let mut rng = Rng::new(11);
-    for i in 0..60u32 {
-        let coord = Coordinate::new(format!("e{}", i % 4), "s");
-        let payload = rng.bytes(40 + (i as usize * 13) % 90);
-        let batch = i % 9 == 4;
-        let durable = if batch { i % 2 == 0 } else { i % 5 == 0 };
-        let result = append_raw_mixed(&store, &coord, &payload, batch, durable);
-        match result {
-            Ok(rs) => {
-                if run.append_failed {
-                    run.acked_after_failure += rs.len() as u64;
-                }
-                run.acked.extend(rs.into_iter().map(|r| Acked {
-                    seq: r.sequence,
-                    durable: r.durable,
-                    payload: payload.clone(),
-                }));
-            }
-            Err(_) => run.append_failed = true,
-        }
-        if i % 10 == 9 {
-            if let Some(a) = run.acked.first() {
-                if store.get(EventId::new(store.store_id(), a.seq)).is_err() {
-                    run.read_failures += 1;
-                }
-            }
-        }
+/// Closes the store (final sync, checkpoint) and notes the end state.
+fn finish(out: &mut Outcome, store: Store) {
+    out.poisoned = store.stats().poisoned.is_some();
+    if store.close().is_err() {
+        out.failed += 1;
     }
-    let _ = store.close();
-    run
 }
 
-/// Runs the scenario with `fault` at call `at`, heals, reopens and checks.
-fn one(fault: Fault, at: u64, persistent: bool) -> Res<()> {
-    let what = format!(
-        "{fault:?} at call {at}{}",
-        if persistent { " and after" } else { "" }
-    );
+/// A store holding 300 events over many small segments, closed cleanly; entity `e1` has a
+/// tombstone after its first events.
+fn populated() -> SimFs {
     let fs = SimFs::new();
-    fs.inject(fault, at, persistent);
-    let run = scenario(&fs);
-    fs.clear_injection();
-    if run.acked_after_failure > 0 {
-        return Err(format!(
-            "{what}: {} appends acknowledged after one failed",
-            run.acked_after_failure
-        )
-        .into());
-    }
-    let store = open(&fs).map_err(|e| format!("{what}: does not reopen after healing: {e}"))?;
-    for a in &run.acked {
-        let must = a.durable || fault != Fault::SyncLosesData;
-        match store.get(EventId::new(store.store_id(), a.seq))? {
-            Some(e) if e.payload == a.payload => {}
-            Some(_) => return Err(format!("{what}: event {} differs", a.seq).into()),
-            None if must => return Err(format!("{what}: acknowledged event {} lost", a.seq).into()),
-            None => {}
+    let store = open_on(&fs, config()).expect("the base store opens");
+    let mut rng = Rng::new(3);
+    for i in 0..300u32 {
+        let coord = Coordinate::new(format!("e{}", i % 4), "s");
+        let item = BatchItem::raw(&coord, EventKind::new(1, 1), rng.bytes(50));
+        store.append_raw(item).expect("base append");
+        if i == 200 {
+            store
+                .tombstone_entity(&Coordinate::new("e1", "s"))
+                .expect("tombstone");
         }
     }
-    if store.stats().poisoned.is_some() {
-        return Err(format!("{what}: the reopened store is poisoned").into());
+    store.close().expect("base close");
+    fs
+}
+
+/// Every event of the store by sequence.
+fn events(store: &Store) -> Res<Vec<Event>> {
+    Ok(store.query(&Region::all())?)
+}
+
+struct Appends;
+
+impl Scenario for Appends {
+    fn name(&self) -> &'static str {
+        "append, batch, roll, read, checkpoint"
+    }
+    fn base(&self) -> SimFs {
+        SimFs::new()
+    }
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    fn run(&self, fs: &SimFs) -> Outcome {
+        let mut out = Outcome::default();
+        let Ok(store) = self.open(fs) else {
+            out.failed += 1;
+            return out;
+        };
+        let mut rng = Rng::new(11);
+        let mut failed = false;
+        for i in 0..60u32 {
+            let payload = rng.bytes(40 + (i as usize * 13) % 90);
+            failed = append(&mut out, &store, i, &payload, failed);
+            if i % 10 == 9 {
+                if let Some(a) = out.acked.first() {
+                    if store.get(EventId::new(store.store_id(), a.seq)).is_err() {
+                        out.failed += 1;
+                    }
+                }
+            }
+        }
+        finish(&mut out, store);
+        out
+    }
+}
+
+struct GroupCommit;
+
+impl Scenario for GroupCommit {
+    fn name(&self) -> &'static str {
+        "group commit of three producers"
+    }
+    fn base(&self) -> SimFs {
+        SimFs::new()
+    }
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    fn run(&self, fs: &SimFs) -> Outcome {
+        let mut out = Outcome::default();
+        let Ok(store) = self.open(fs) else {
+            out.failed += 1;
+            return out;
+        };
+        let shared = Mutex::new(Outcome::default());
+        std::thread::scope(|s| {
+            for p in 0..3u32 {
+                let (store, shared) = (&store, &shared);
+                s.spawn(move || {
+                    let mut mine = Outcome::default();
+                    let mut rng = Rng::new(100 + u64::from(p));
+                    let mut failed = false;
+                    for i in 0..20u32 {
+                        let payload = rng.bytes(30 + (i as usize * 7) % 60);
+                        failed = append(&mut mine, store, i * 3 + p, &payload, failed);
+                    }
+                    let mut all = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    all.acked.extend(mine.acked);
+                    all.acked_after_failure += mine.acked_after_failure;
+                    all.failed += mine.failed;
+                });
+            }
+        });
+        let all = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+        out.acked = all.acked;
+        out.acked_after_failure = all.acked_after_failure;
+        out.failed += all.failed;
+        finish(&mut out, store);
+        out
+    }
+}
+
+/// A base store, a compaction dropping `e1`'s events before its tombstone, then more
+/// appends. After healing: `e1`'s dropped events are all there or all gone (never some),
+/// everything else is there.
+struct Compaction(OnceLock<(SimFs, Vec<Event>)>);
+
+impl Compaction {
+    fn base_state(&self) -> &(SimFs, Vec<Event>) {
+        self.0.get_or_init(|| {
+            let fs = populated();
+            let store = open_on(&fs, config()).expect("base reopens");
+            let before = events(&store).expect("base reads");
+            drop(store);
+            (fs, before)
+        })
+    }
+}
+
+impl Scenario for Compaction {
+    fn name(&self) -> &'static str {
+        "compaction"
+    }
+    fn base(&self) -> SimFs {
+        self.base_state().0.duplicate()
+    }
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    fn run(&self, fs: &SimFs) -> Outcome {
+        let mut out = Outcome::default();
+        let Ok(store) = self.open(fs) else {
+            out.failed += 1;
+            return out;
+        };
+        let policy = RetentionPolicy {
+            tombstones: true,
+            ..RetentionPolicy::default()
+        };
+        out.step_ok = store.compact(&policy).is_ok();
+        out.failed += u64::from(!out.step_ok);
+        let mut rng = Rng::new(17);
+        let mut failed = false;
+        for i in 0..12u32 {
+            failed = append(&mut out, &store, i, &rng.bytes(45), failed);
+        }
+        finish(&mut out, store);
+        out
+    }
+    fn check(&self, _fs: &SimFs, store: &Store, out: &Outcome) -> Res<()> {
+        let before = &self.base_state().1;
+        let tomb = before
+            .iter()
+            .find(|e| e.kind == EventKind::TOMBSTONE_ENTITY)
+            .ok_or("no tombstone")?
+            .sequence;
+        let dropped = |e: &Event| e.coordinate.entity == "e1" && e.sequence < tomb;
+        let mut kept_dropped = 0;
+        for e in before {
+            match store.get(e.id)? {
+                Some(got) if got.payload == e.payload => kept_dropped += u64::from(dropped(e)),
+                Some(_) => return Err(format!("base event {} differs", e.sequence).into()),
+                None if dropped(e) => {}
+                None => return Err(format!("base event {} lost", e.sequence).into()),
+            }
+        }
+        let all = before.iter().filter(|e| dropped(e)).count() as u64;
+        if kept_dropped != 0 && kept_dropped != all {
+            return Err(format!("a mix: {kept_dropped} of {all} compacted events left").into());
+        }
+        if out.step_ok && kept_dropped != 0 {
+            // A compaction that reported success and is then undone by the reopen.
+            return Err("a successful compaction did not survive the reopen".into());
+        }
+        Ok(())
+    }
+}
+
+/// A base store copied by a snapshot, then more appends. After healing: a snapshot that
+/// reported success opens and holds every base event; the store itself lost nothing.
+struct Snapshot(OnceLock<(SimFs, Vec<Event>)>);
+
+impl Scenario for Snapshot {
+    fn name(&self) -> &'static str {
+        "snapshot"
+    }
+    fn base(&self) -> SimFs {
+        self.0
+            .get_or_init(|| {
+                let fs = populated();
+                let before = events(&open_on(&fs, config()).expect("base")).expect("reads");
+                (fs, before)
+            })
+            .0
+            .duplicate()
+    }
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    fn run(&self, fs: &SimFs) -> Outcome {
+        let mut out = Outcome::default();
+        let Ok(store) = self.open(fs) else {
+            out.failed += 1;
+            return out;
+        };
+        out.step_ok = store.snapshot("/sim/snap").is_ok();
+        out.failed += u64::from(!out.step_ok);
+        let mut rng = Rng::new(23);
+        let mut failed = false;
+        for i in 0..8u32 {
+            failed = append(&mut out, &store, i, &rng.bytes(45), failed);
+        }
+        finish(&mut out, store);
+        out
+    }
+    fn check(&self, fs: &SimFs, store: &Store, out: &Outcome) -> Res<()> {
+        let before = &self.0.get().ok_or("no base")?.1;
+        for e in before {
+            if store.get(e.id)?.as_ref() != Some(e) {
+                return Err(format!("base event {} lost", e.sequence).into());
+            }
+        }
+        if out.step_ok {
+            let mut c = config();
+            c.data_dir = "/sim/snap".into();
+            let snap = open_on(fs, c).map_err(|e| format!("the snapshot does not open: {e}"))?;
+            let got = events(&snap)?;
+            if got.len() < before.len() || got[..before.len()] != before[..] {
+                return Err(format!(
+                    "the snapshot holds {} of {} events",
+                    got.len(),
+                    before.len()
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file system a crash left behind (torn unsynced writes, no checkpoint), opened and
+/// closed: the recovery's every call faulted. Every event acknowledged as durable before
+/// the crash must be there.
+struct Recovery(OnceLock<(SimFs, Vec<(u64, Vec<u8>)>)>);
+
+impl Recovery {
+    fn crashed(&self) -> &(SimFs, Vec<(u64, Vec<u8>)>) {
+        self.0.get_or_init(|| {
+            let fs = SimFs::new();
+            let store = open_on(&fs, config()).expect("opens");
+            let mut durable = Vec::new();
+            let mut rng = Rng::new(5);
+            for i in 0..40u32 {
+                let payload = rng.bytes(60);
+                let coord = Coordinate::new(format!("e{}", i % 3), "s");
+                let mut item = BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone());
+                if i % 4 == 0 {
+                    item = item.with_options(AppendOptions::default().durable());
+                }
+                let r = store.append_raw(item).expect("append");
+                if r.durable {
+                    durable.push((r.sequence, payload));
+                }
+            }
+            let cut = fs.power_cut(9);
+            drop(store);
+            (cut, durable)
+        })
+    }
+}
+
+impl Scenario for Recovery {
+    fn name(&self) -> &'static str {
+        "open and recovery after a crash"
+    }
+    fn base(&self) -> SimFs {
+        self.crashed().0.duplicate()
+    }
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    fn run(&self, fs: &SimFs) -> Outcome {
+        let mut out = Outcome::default();
+        out.acked = self
+            .crashed()
+            .1
+            .iter()
+            .map(|(seq, payload)| common::sweep::Acked {
+                seq: *seq,
+                durable: true,
+                payload: payload.clone(),
+            })
+            .collect();
+        match self.open(fs) {
+            Ok(store) => finish(&mut out, store),
+            Err(_) => out.failed += 1,
+        }
+        out
+    }
+}
+
+/// Every sweep's figures, printed together by the last one to finish.
+static ALL: Mutex<(Figures, usize)> = Mutex::new((
+    Figures {
+        runs: 0,
+        points: Vec::new(),
+        sites: std::collections::BTreeMap::new(),
+        clean: std::collections::BTreeSet::new(),
+    },
+    0,
+));
+const SCENARIOS: usize = 5;
+
+fn run_sweep(s: &dyn Scenario) -> TestResult {
+    let mut figures = Figures::default();
+    sweep(s, &mut figures)?;
+    let (first, _) = gaps(&figures);
+    assert!(
+        first.is_empty(),
+        "call sites of a clean run left unfaulted: {first:?}"
+    );
+    println!("{}", figures.report(s.name()));
+    let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+    all.0.runs += figures.runs;
+    all.0.points.extend(figures.points);
+    all.0.clean.extend(figures.clean);
+    for (k, v) in figures.sites {
+        all.0.sites.entry(k).or_default().extend(v);
+    }
+    all.1 += 1;
+    if all.1 == SCENARIOS {
+        println!("{}", all.0.report("I/O-error sweep, all scenarios"));
+        let (_, later) = gaps(&all.0);
+        println!(
+            "{} call sites are reached only after a fault (cleanup and error paths, not faulted themselves): {}",
+            later.len(),
+            later.join(", ")
+        );
     }
     Ok(())
 }
 
 #[test]
-fn every_io_call_of_append_roll_read_close_and_reopen_failing_loses_no_acknowledged_event(
+fn every_io_call_of_appends_rolls_reads_and_the_checkpoint_failing_loses_no_acknowledged_event(
 ) -> TestResult {
-    let mut total = 0;
-    let mut report = Vec::new();
-    for fault in Fault::ALL {
-        let probe = SimFs::new();
-        probe.inject(fault, u64::MAX, false);
-        let clean = scenario(&probe);
-        assert!(
-            !clean.append_failed && clean.acked.len() > 60,
-            "{fault:?}: the clean run works"
-        );
-        let points = probe.fault_points();
-        for at in 0..points {
-            for persistent in [false, true] {
-                let outcome = std::panic::catch_unwind(|| one(fault, at, persistent));
-                match outcome {
-                    Ok(r) => r?,
-                    Err(_) => return Err(format!("{fault:?} at call {at}: panic").into()),
-                }
-                total += 1;
-            }
-        }
-        report.push(format!("{fault:?}: {points} calls"));
-    }
-    println!(
-        "I/O-error sweep: {total} runs, every call failing once and from then on ({}), 0 violations",
-        report.join(", ")
-    );
-    Ok(())
+    run_sweep(&Appends)
+}
+
+#[test]
+fn every_io_call_of_a_group_commit_of_three_producers_failing_loses_no_acknowledged_event(
+) -> TestResult {
+    run_sweep(&GroupCommit)
+}
+
+#[test]
+fn every_io_call_of_a_compaction_failing_leaves_the_old_state_or_the_new_one() -> TestResult {
+    run_sweep(&Compaction(OnceLock::new()))
+}
+
+#[test]
+fn every_io_call_of_a_snapshot_failing_loses_nothing_and_a_reported_snapshot_opens() -> TestResult {
+    run_sweep(&Snapshot(OnceLock::new()))
+}
+
+#[test]
+fn every_io_call_of_a_recovery_after_a_crash_failing_loses_no_durable_event() -> TestResult {
+    run_sweep(&Recovery(OnceLock::new()))
 }
 
 #[test]
 fn a_failed_read_returns_an_error_and_poisons_nothing() -> TestResult {
     let fs = SimFs::new();
-    let store = open(&fs)?;
+    let store = open_on(&fs, config())?;
     let r = store.append_with(
         &Coordinate::new("e", "s"),
         EventKind::new(1, 1),
@@ -178,71 +445,5 @@ fn a_failed_read_returns_an_error_and_poisons_nothing() -> TestResult {
     );
     store.append(&Coordinate::new("e", "s"), EventKind::new(1, 1), &2u32)?;
     println!("{failed} of 3 reads failed");
-    Ok(())
-}
-
-/// (sequence, payload) of events acknowledged as durable.
-type Durable = Vec<(u64, Vec<u8>)>;
-
-/// A file system a crash left behind: torn unsynced writes to cut, no checkpoint; and
-/// the events that were acknowledged as durable before it.
-fn crashed() -> Res<(SimFs, Durable)> {
-    let fs = SimFs::new();
-    let store = open(&fs)?;
-    let mut durable = Vec::new();
-    let mut rng = Rng::new(5);
-    for i in 0..40u32 {
-        let payload = rng.bytes(60);
-        let coord = Coordinate::new(format!("e{}", i % 3), "s");
-        let opts = if i % 4 == 0 {
-            AppendOptions::default().durable()
-        } else {
-            AppendOptions::default()
-        };
-        let item = BatchItem::raw(&coord, EventKind::new(1, 1), payload.clone());
-        let r = store.append_raw(item.with_options(opts))?;
-        if r.durable {
-            durable.push((r.sequence, payload));
-        }
-    }
-    let cut = fs.power_cut(9);
-    drop(store);
-    Ok((cut, durable))
-}
-
-#[test]
-fn every_io_call_of_a_recovery_after_a_crash_failing_loses_no_durable_event() -> TestResult {
-    let (base, durable) = crashed()?;
-    let mut total = 0;
-    for fault in Fault::ALL {
-        let probe = base.duplicate();
-        probe.inject(fault, u64::MAX, false);
-        drop(open(&probe)?);
-        let points = probe.fault_points();
-        for at in 0..points {
-            for persistent in [false, true] {
-                let what = format!("recovery, {fault:?} at call {at}, persistent {persistent}");
-                let fs = base.duplicate();
-                fs.inject(fault, at, persistent);
-                let first = std::panic::catch_unwind(|| open(&fs).map(drop));
-                if first.is_err() {
-                    return Err(format!("{what}: panic").into());
-                }
-                fs.clear_injection();
-                let store = open(&fs).map_err(|e| format!("{what}: does not reopen: {e}"))?;
-                for (seq, payload) in &durable {
-                    let got = store.get(EventId::new(store.store_id(), *seq))?;
-                    if got.map(|e| e.payload) != Some(payload.clone()) {
-                        return Err(format!("{what}: durable event {seq} lost or changed").into());
-                    }
-                }
-                total += 1;
-            }
-        }
-    }
-    println!(
-        "recovery I/O-error sweep: {total} runs, {} durable events checked each, 0 violations",
-        durable.len()
-    );
     Ok(())
 }

@@ -243,11 +243,15 @@ fn check(
 fn scale() -> Res<(u32, u64, tempfile::TempDir)> {
     let var = |name: &str| std::env::var(name).ok();
     let kills = match var("BATPAK_SOAK_KILLS") {
-        Some(v) => v.parse().map_err(|e| format!("BATPAK_SOAK_KILLS={v}: {e}"))?,
+        Some(v) => v
+            .parse()
+            .map_err(|e| format!("BATPAK_SOAK_KILLS={v}: {e}"))?,
         None => CYCLES,
     };
     let seed = match var("BATPAK_SOAK_SEED") {
-        Some(v) => v.parse().map_err(|e| format!("BATPAK_SOAK_SEED={v}: {e}"))?,
+        Some(v) => v
+            .parse()
+            .map_err(|e| format!("BATPAK_SOAK_SEED={v}: {e}"))?,
         None => 0x5eed,
     };
     let root = match var("BATPAK_SOAK_DIR") {

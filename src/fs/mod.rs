@@ -26,17 +26,63 @@ pub enum OpenMode {
 }
 
 /// An open file. Writes are positional; the engine tracks its own offsets.
+///
+/// `read_at` and `write_at` are single system calls: they may transfer fewer bytes than
+/// asked (a short read or write) or fail with `Interrupted` (EINTR). The engine calls
+/// [`FsFile::write_all_at`] and [`FsFile::read_full_at`], which resume both, so neither is
+/// ever a failure. Every method tracks its caller, so a test file system can tell the
+/// engine's call sites apart.
 pub trait FsFile: Send + Sync {
-    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read.
+    /// One read of up to `buf.len()` bytes at `offset`; returns how many were read (0 at
+    /// the end of the file).
+    #[track_caller]
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-    /// Writes all of `data` at `offset`.
-    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    /// One write of `data` at `offset`; returns how many bytes were written.
+    #[track_caller]
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<usize>;
     /// `fsync` or `fdatasync`.
+    #[track_caller]
     fn sync(&self, mode: SyncMode) -> io::Result<()>;
     /// Truncates or extends the file.
+    #[track_caller]
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The current length in bytes.
+    #[track_caller]
     fn size(&self) -> io::Result<u64>;
+
+    /// Writes all of `data` at `offset`, resuming after short writes and EINTR.
+    #[track_caller]
+    fn write_all_at(&self, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+        while !data.is_empty() {
+            match self.write_at(data, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let n = n.min(data.len());
+                    data = &data[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until `buf` is full or the file ends, resuming after short reads and EINTR;
+    /// returns how many bytes were read.
+    #[track_caller]
+    fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n.min(buf.len() - done),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// A read-only view of a whole file (a memory map on a real file system).
@@ -51,40 +97,51 @@ pub trait LockGuard: Send + Sync {}
 /// Every file and directory operation the engine performs.
 pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates a directory and its parents.
+    #[track_caller]
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Names of the entries of a directory.
+    #[track_caller]
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// `true` if the path exists.
     fn exists(&self, path: &Path) -> bool;
     /// Opens a file.
+    #[track_caller]
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FsFile>>;
     /// Renames a file (atomically replacing `to`).
+    #[track_caller]
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
+    #[track_caller]
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creates, renames, removals) durable.
+    #[track_caller]
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Makes `to` a second name of the file `from` (a hard link). File systems without
     /// links return `Unsupported`, and callers copy instead.
+    #[track_caller]
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let _ = (from, to);
         Err(io::ErrorKind::Unsupported.into())
     }
     /// Maps a whole file read-only.
+    #[track_caller]
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>>;
 
     /// Names of the symbolic links directly in `dir` (a file system without links has none).
+    #[track_caller]
     fn links_in(&self, _dir: &Path) -> io::Result<Vec<String>> {
         Ok(Vec::new())
     }
     /// Takes an exclusive lock on `path` (created if missing); `Ok(None)` when another
     /// holder has it.
+    #[track_caller]
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
 }
 
 /// Replaces `dir/name` atomically with `parts` written in order: a temporary file is
 /// written and `fsync`ed, renamed over the target, and the directory is `fsync`ed. A crash
 /// leaves either the old file or the new one, whole.
+#[track_caller]
 pub fn write_atomically(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -114,17 +171,11 @@ struct StdFile(File);
 
 impl FsFile for StdFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        loop {
-            match self.0.read_at(buf, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
-        }
+        self.0.read_at(buf, offset)
     }
 
-    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        // `write_all_at` resumes after EINTR and short writes.
-        self.0.write_all_at(data, offset)
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<usize> {
+        self.0.write_at(data, offset)
     }
 
     fn sync(&self, mode: SyncMode) -> io::Result<()> {

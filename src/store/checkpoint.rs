@@ -165,14 +165,7 @@ fn check_fresh(
 fn tail_crc(file: &dyn crate::fs::FsFile, len: u64) -> std::io::Result<u32> {
     let from = len.saturating_sub(TAIL);
     let mut buf = vec![0u8; (len - from) as usize];
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file.read_at(&mut buf[done..], from + done as u64)?;
-        if n == 0 {
-            break;
-        }
-        done += n;
-    }
+    let done = file.read_full_at(&mut buf, from)?;
     Ok(crc32c::crc32c(&buf[..done]))
 }
 

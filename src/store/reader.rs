@@ -174,18 +174,14 @@ pub(crate) fn read_frame_from_file(
     Ok(full)
 }
 
-fn read_exact_at(file: &dyn FsFile, buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file.read_at(&mut buf[done..], off)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "file ends inside a frame",
-            ));
-        }
-        done += n;
-        off += n as u64;
+/// Fills `buf` from `off`; a file that ends first ends inside a frame.
+#[track_caller]
+fn read_exact_at(file: &dyn FsFile, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    if file.read_full_at(buf, off)? < buf.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "file ends inside a frame",
+        ));
     }
     Ok(())
 }

@@ -543,7 +543,7 @@ fn copy_range(
     while pos < to {
         let n = ((to - pos) as usize).min(buf.len());
         let got = src
-            .read_at(&mut buf[..n], pos)
+            .read_full_at(&mut buf[..n], pos)
             .map_err(io_err("read", dest))?;
         if got == 0 {
             break;

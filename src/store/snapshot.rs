@@ -179,7 +179,7 @@ fn copy(
     while off < limit {
         let want = usize::try_from(limit - off).map_or(CHUNK, |l| l.min(CHUNK));
         let n = src
-            .read_at(&mut buf[..want], off)
+            .read_full_at(&mut buf[..want], off)
             .map_err(|e| io("read", from, e))?;
         if n == 0 {
             break;

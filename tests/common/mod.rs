@@ -57,3 +57,7 @@ pub fn append_raw_mixed(
     };
     store.append_raw(item().with_options(opts)).map(|r| vec![r])
 }
+
+/// The I/O-error sweep driver and its oracle.
+#[cfg(feature = "testkit")]
+pub mod sweep;

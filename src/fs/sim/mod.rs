@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -17,8 +18,11 @@ use super::{FileSystem, FsFile, LockGuard, OpenMode, ReadView};
 use crate::config::SyncMode;
 
 mod crash;
+mod fault;
 
 pub use crash::{CrashMode, Replay};
+pub use fault::{Call, CallSite, Fault};
+use fault::{Coverage, Injection, Verdict};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -96,89 +100,37 @@ struct State {
     journal: Option<Vec<Entry>>,
     /// A fault to inject at the Nth call it applies to (see [`SimFs::inject`]).
     injection: Option<Injection>,
-}
-
-/// What kind of call, for fault injection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Read,
-    Write,
-    Sync,
-    Meta,
-}
-
-/// A fault [`SimFs::inject`] can make a call fail with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// `EIO` from any call.
-    Io,
-    /// `ENOSPC` from a write, truncate, create, rename or removal.
-    NoSpace,
-    /// A file sync fails with `EIO` and the writes it should have made durable are lost
-    /// (what Linux does to dirty pages after a failed writeback).
-    SyncLosesData,
-}
-
-impl Fault {
-    /// Every fault.
-    pub const ALL: [Fault; 3] = [Fault::Io, Fault::NoSpace, Fault::SyncLosesData];
-
-    fn applies(self, class: Class) -> bool {
-        match self {
-            Fault::Io => true,
-            Fault::NoSpace => matches!(class, Class::Write | Class::Meta),
-            Fault::SyncLosesData => class == Class::Sync,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Injection {
-    fault: Fault,
-    /// Fails the call it applies to with this index (0-based)...
-    at: u64,
-    /// ...and, when persistent, every later one it applies to.
-    persistent: bool,
-    /// Calls it applied to so far.
-    seen: u64,
+    /// Calls per engine call site.
+    coverage: Coverage,
 }
 
 impl State {
-    /// Counts a call and fails it when an injected or switched-on fault says so.
-    fn charge(&mut self, class: Class, ino: Option<u64>) -> io::Result<()> {
+    /// Counts a call against its call site and fails it when an injected or switched-on
+    /// fault says so.
+    fn charge(
+        &mut self,
+        call: Call,
+        ino: Option<u64>,
+        at: &'static Location<'static>,
+    ) -> io::Result<Verdict> {
         self.ops += 1;
-        let switched = match class {
-            Class::Write => self.fail_write,
-            Class::Sync => self.fail_sync,
+        let switched = match call {
+            Call::WriteAt | Call::SetLen => self.fail_write,
+            Call::Sync => self.fail_sync,
             _ => None,
         };
         if let Some(kind) = switched {
             return Err(io::Error::new(kind, "simulated I/O failure"));
         }
-        let Some(inj) = self.injection.as_mut().filter(|i| i.fault.applies(class)) else {
-            return Ok(());
-        };
-        let n = inj.seen;
-        inj.seen += 1;
-        let hit = n == inj.at || (inj.persistent && n > inj.at);
-        if !hit {
-            return Ok(());
-        }
-        let fault = inj.fault;
-        let kind = match fault {
-            Fault::NoSpace => io::ErrorKind::StorageFull,
-            Fault::Io | Fault::SyncLosesData => io::ErrorKind::Other,
-        };
-        if fault == Fault::SyncLosesData {
+        let verdict = fault::charge(&mut self.coverage, self.injection.as_mut(), call, at);
+        let loses = self.injection.as_ref().map(Injection::fault) == Some(Fault::SyncLosesData);
+        if verdict.is_err() && call == Call::Sync && loses {
             if let Some(node) = ino.and_then(|i| self.inodes.get_mut(&i)) {
                 node.data = node.durable.clone();
                 node.pending.clear();
             }
         }
-        Err(io::Error::new(
-            kind,
-            format!("simulated {fault:?} at call {n}"),
-        ))
+        verdict
     }
 
     /// The current content of the file at `path`.
@@ -306,12 +258,22 @@ impl SimFs {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .injection = Some(Injection {
-            fault,
-            at,
-            persistent,
-            seen: 0,
-        });
+            .injection = Some(Injection::new(fault, at, persistent, None));
+    }
+
+    /// [`SimFs::inject`] counting only the calls of one method made from one engine line
+    /// (as a [`CallSite`] names them): reaches a site whatever the threads' interleaving.
+    pub fn inject_at_site(
+        &self,
+        fault: Fault,
+        site: (&'static str, u32, Call),
+        at: u64,
+        persistent: bool,
+    ) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .injection = Some(Injection::new(fault, at, persistent, Some(site)));
     }
 
     /// Calls the injected fault applied to so far (faulted or not): run once with the
@@ -322,6 +284,16 @@ impl SimFs {
             .unwrap_or_else(PoisonError::into_inner)
             .injection
             .map_or(0, |i| i.seen)
+    }
+
+    /// Every engine line that called this file system so far, with its calls and the
+    /// faults it was given.
+    pub fn call_sites(&self) -> Vec<CallSite> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .coverage
+            .sites()
     }
 
     /// No more injected faults.
@@ -340,13 +312,16 @@ impl SimFs {
     }
 
     /// An independent copy of this file system as it is now (its own state from here on).
+    /// Its call counts, call sites and injection start afresh.
     pub fn duplicate(&self) -> SimFs {
-        Self::of(
-            self.state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        )
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        st.coverage = Coverage::default();
+        st.injection = None;
+        Self::of(st)
     }
 
     /// Mutating calls journaled so far (0 when not recording).
@@ -428,59 +403,75 @@ struct SimFile {
 
 impl SimFile {
     /// A read of the file (`read_at`, `size`).
-    fn with<R>(&self, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
+    #[track_caller]
+    fn with<R>(&self, call: Call, f: impl FnOnce(&mut Inode, Verdict) -> R) -> io::Result<R> {
         let mut st = self.fs.lock()?;
-        st.charge(Class::Read, Some(self.ino))?;
+        let verdict = st.charge(call, Some(self.ino), Location::caller())?;
         let node = st
             .inodes
             .get_mut(&self.ino)
             .ok_or_else(|| io::Error::other("inode vanished"))?;
-        Ok(f(node))
+        Ok(f(node, verdict))
     }
 
-    /// A write or truncate: applied and journaled unless a fault says otherwise.
-    fn mutate(&self, e: Entry) -> io::Result<()> {
+    /// A write or truncate: applied and journaled unless a fault says otherwise; `e` gets
+    /// the verdict (a short write keeps part of its bytes).
+    #[track_caller]
+    fn mutate(&self, call: Call, e: impl FnOnce(Verdict) -> Entry) -> io::Result<()> {
         let mut st = self.fs.lock()?;
-        st.charge(Class::Write, Some(self.ino))?;
+        let verdict = st.charge(call, Some(self.ino), Location::caller())?;
         if !st.inodes.contains_key(&self.ino) {
             return Err(io::Error::other("inode vanished"));
         }
-        st.record(e);
+        st.record(e(verdict));
         Ok(())
+    }
+}
+
+/// How many of `len` bytes a call moves.
+fn moved(len: usize, verdict: Verdict) -> usize {
+    match verdict {
+        Verdict::Whole => len,
+        Verdict::Short => len.div_ceil(2),
     }
 }
 
 impl FsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.with(|n| {
+        self.with(Call::ReadAt, |n, verdict| {
             let start = (offset as usize).min(n.data.len());
-            let len = buf.len().min(n.data.len() - start);
+            let len = moved(buf.len().min(n.data.len() - start), verdict);
             buf[..len].copy_from_slice(&n.data[start..start + len]);
             len
         })
     }
 
-    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.mutate(Entry::Write {
-            ino: self.ino,
-            off: offset,
-            data: data.to_vec(),
-        })
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<usize> {
+        let mut len = data.len();
+        self.mutate(Call::WriteAt, |verdict| {
+            len = moved(data.len(), verdict);
+            Entry::Write {
+                ino: self.ino,
+                off: offset,
+                data: data[..len].to_vec(),
+            }
+        })?;
+        Ok(len)
     }
 
     fn sync(&self, _mode: SyncMode) -> io::Result<()> {
         let mut st = self.fs.lock()?;
-        st.charge(Class::Sync, Some(self.ino))?;
+        st.charge(Call::Sync, Some(self.ino), Location::caller())?;
         st.record(Entry::Sync { ino: self.ino });
         Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.mutate(Entry::SetLen { ino: self.ino, len })
+        self.mutate(Call::SetLen, |_| Entry::SetLen { ino: self.ino, len })
     }
 
     fn size(&self) -> io::Result<u64> {
-        self.with(|n| n.data.len() as u64)
+        self.with(Call::Size, |n, _| n.data.len() as u64)
     }
 }
 
@@ -509,14 +500,14 @@ impl Drop for SimLock {
 impl FileSystem for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.charge(Class::Meta, None)?;
+        st.charge(Call::CreateDir, None, Location::caller())?;
         st.record(Entry::MkDir(dir.to_path_buf()));
         Ok(())
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut st = self.lock()?;
-        st.charge(Class::Read, None)?;
+        st.charge(Call::ListDir, None, Location::caller())?;
         if !st.dirs.contains(dir) {
             return Err(not_found(dir));
         }
@@ -535,7 +526,11 @@ impl FileSystem for SimFs {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FsFile>> {
         let mut st = self.lock()?;
-        st.charge(Class::Meta, None)?;
+        let call = match mode {
+            OpenMode::Read => Call::OpenRead,
+            OpenMode::ReadWrite | OpenMode::CreateNew => Call::OpenWrite,
+        };
+        st.charge(call, None, Location::caller())?;
         let ino = match (mode, st.entries.get(path).copied()) {
             (OpenMode::CreateNew, Some(_)) => {
                 return Err(io::Error::new(
@@ -565,7 +560,7 @@ impl FileSystem for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.charge(Class::Meta, None)?;
+        st.charge(Call::Rename, None, Location::caller())?;
         if !st.entries.contains_key(from) {
             return Err(not_found(from));
         }
@@ -578,7 +573,7 @@ impl FileSystem for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.charge(Class::Meta, None)?;
+        st.charge(Call::Remove, None, Location::caller())?;
         if !st.entries.contains_key(path) {
             return Err(not_found(path));
         }
@@ -588,14 +583,14 @@ impl FileSystem for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock()?;
-        st.charge(Class::Meta, None)?;
+        st.charge(Call::SyncDir, None, Location::caller())?;
         st.record(Entry::SyncDir(dir.to_path_buf()));
         Ok(())
     }
 
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>> {
         let mut st = self.lock()?;
-        st.charge(Class::Read, None)?;
+        st.charge(Call::Map, None, Location::caller())?;
         let data = st.content(path)?;
         Ok(Arc::new(SimView(data)))
     }

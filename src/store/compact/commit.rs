@@ -109,18 +109,9 @@ pub(super) fn commit(
         msg
     });
     finished?;
-    let sync = shared.config().sync_mode;
     // Every segment is checksummed again; only what was written since the prebuild (or
     // everything, without one) is indexed.
-    let rec = super::super::recovery::recover_with(
-        fs,
-        dir,
-        shared.store_id,
-        super::super::recovery::Mode::ReadOnly,
-        sync,
-        pre,
-    )
-    .map_err(|e| {
+    let rec = rebuild(shared, pre).map_err(|e| {
         let msg =
             format!("compaction done but the index could not be rebuilt ({e}); reopen the store");
         shared.set_poisoned(msg.clone());
@@ -130,6 +121,28 @@ pub(super) fn commit(
     // Writing it here would hold appends for as long again as the rebuild.
     install(shared, rec.index, nos);
     Ok(())
+}
+
+/// Reads the committed layout into an index. A read that fails is tried twice more
+/// (rebuilding everything) before the store is given up: a transient read fault must not
+/// poison it.
+fn rebuild(
+    shared: &super::super::Shared,
+    pre: Option<Index>,
+) -> Result<super::super::recovery::Recovered, OpenError> {
+    let attempt = |pre| {
+        super::super::recovery::recover_with(
+            &*shared.fs,
+            &shared.dir,
+            shared.store_id,
+            super::super::recovery::Mode::ReadOnly,
+            shared.config().sync_mode,
+            pre,
+        )
+    };
+    attempt(pre)
+        .or_else(|_| attempt(None))
+        .or_else(|_| attempt(None))
 }
 
 fn install(shared: &super::super::Shared, mut index: Index, nos: &[u32]) {
