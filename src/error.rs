@@ -268,6 +268,10 @@ pub enum CompactError {
         #[source]
         source: io::Error,
     },
+    /// The projection cache could neither drop the states of the entities losing events
+    /// (they would be stale after the compaction) nor be deleted: nothing changed.
+    #[error("{0}; nothing was compacted")]
+    Cache(String),
     /// The writer could not take the new files into use.
     #[error("{0}")]
     Commit(String),

@@ -255,6 +255,31 @@ fn close_and_reopen_in_one_process_three_times_keeps_the_cache_working() -> Test
     Ok(())
 }
 
+/// Found by the cache fault sweep: `close` left the LMDB environment open until the handle
+/// was dropped, so a reopen while the old handle was still held ran uncached.
+#[test]
+fn a_closed_store_still_held_does_not_keep_the_next_open_from_its_cache() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let first = Store::open(StoreConfig::new(dir.path()))?;
+    fill(&first, 20)?;
+    let want = first.project::<Ledger>("acct:1", Freshness::Latest)?;
+    first.close()?;
+    let second = Store::open(StoreConfig::new(dir.path()))?;
+    let stats = second.cache_stats();
+    assert!(stats.enabled, "{:?}", stats.open_note);
+    assert_eq!(
+        second.project::<Ledger>("acct:1", Freshness::AnyCached)?,
+        want
+    );
+    assert_eq!(
+        second.cache_stats().hits,
+        1,
+        "the state cached before the close is used"
+    );
+    drop(first);
+    Ok(())
+}
+
 #[test]
 fn a_cache_from_another_store_is_cleared_and_named() -> TestResult {
     let a = tempfile::tempdir()?;

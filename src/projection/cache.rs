@@ -60,15 +60,40 @@ pub(crate) struct Cached {
     pub state: Vec<u8>,
 }
 
+/// Heed calls that fail on purpose (feature `testkit`); nothing otherwise.
+#[cfg(feature = "testkit")]
+pub(crate) type Faults = Option<std::sync::Arc<super::faults::CacheFaults>>;
+/// Heed calls that fail on purpose (feature `testkit`); nothing otherwise.
+#[cfg(not(feature = "testkit"))]
+pub(crate) type Faults = ();
+
+/// Passes before every heed call of the cache: fails it when a test asks.
+#[cfg(feature = "testkit")]
+fn hook(faults: &Faults, call: &'static str) -> heed::Result<()> {
+    faults.as_ref().map_or(Ok(()), |f| f.check(call))
+}
+
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+fn hook(_faults: &Faults, _call: &'static str) -> heed::Result<()> {
+    Ok(())
+}
+
 pub(crate) struct Cache {
     env: Option<(Env, Database<'static, Bytes, Bytes>)>,
+    faults: Faults,
     path: PathBuf,
     map_size: u64,
     pub counters: CacheCounters,
     open_note: Option<String>,
 }
 
-fn open_env(path: &Path, map_size: u64) -> heed::Result<(Env, Database<'static, Bytes, Bytes>)> {
+fn open_env(
+    path: &Path,
+    map_size: u64,
+    faults: &Faults,
+) -> heed::Result<(Env, Database<'static, Bytes, Bytes>)> {
+    hook(faults, "env open")?;
     // SAFETY: the cache directory belongs to this store, which holds the data directory's
     // lock, so no other batpak process opens it; LMDB's own lock file guards readers.
     let env = unsafe {
@@ -77,7 +102,9 @@ fn open_env(path: &Path, map_size: u64) -> heed::Result<(Env, Database<'static, 
             .max_dbs(1)
             .open(path)?
     };
+    hook(faults, "write_txn")?;
     let wtxn = env.write_txn()?;
+    hook(faults, "create_database")?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| {
             opener
@@ -187,10 +214,11 @@ fn meta_value(store_id: u64) -> Vec<u8> {
 
 impl Cache {
     /// Opens (or creates) the cache of the store `store_id` in `dir/cache`.
-    pub fn open(dir: &Path, store_id: u64, map_size: u64) -> Self {
+    pub fn open(dir: &Path, store_id: u64, map_size: u64, faults: Faults) -> Self {
         let path = dir.join(CACHE_DIR);
         let mut cache = Self {
             env: None,
+            faults,
             path,
             map_size,
             counters: CacheCounters::default(),
@@ -218,8 +246,11 @@ impl Cache {
 
     fn try_open(&mut self, store_id: u64) -> heed::Result<()> {
         std::fs::create_dir_all(&self.path)?;
-        let (env, db) = open_env(&self.path, self.map_size)?;
+        let f = &self.faults;
+        let (env, db) = open_env(&self.path, self.map_size, f)?;
+        hook(f, "write_txn")?;
         let mut wtxn = env.write_txn()?;
+        hook(f, "get")?;
         let meta = db.get(&wtxn, META_KEY)?.map(<[u8]>::to_vec);
         if meta.as_deref() != Some(&meta_value(store_id)[..]) {
             if meta.is_some() {
@@ -228,9 +259,12 @@ impl Cache {
                     self.path.display()
                 ));
             }
+            hook(f, "clear")?;
             db.clear(&mut wtxn)?;
+            hook(f, "put")?;
             db.put(&mut wtxn, META_KEY, &meta_value(store_id))?;
         }
+        hook(f, "commit")?;
         wtxn.commit()?;
         self.env = Some((env, db));
         Ok(())
@@ -253,7 +287,9 @@ impl Cache {
     /// The cached state of (`name`, `entity`) if present, intact and of `version`.
     pub fn get(&self, name: &str, version: u32, entity: &str) -> Option<Cached> {
         let (env, db) = self.env.as_ref()?;
+        hook(&self.faults, "read_txn").ok()?;
         let rtxn = env.read_txn().ok()?;
+        hook(&self.faults, "get").ok()?;
         let raw = db.get(&rtxn, &Self::key(name, entity)).ok()??;
         let decoded = decode_value(raw, version);
         if decoded.is_none() {
@@ -273,49 +309,84 @@ impl Cache {
         v.extend_from_slice(&last_seq.to_le_bytes());
         v.extend_from_slice(&Self::checksum(version, last_seq, state).to_le_bytes());
         v.extend_from_slice(state);
-        let stored = env.write_txn().and_then(|mut w| {
-            db.put(&mut w, &Self::key(name, entity), &v)?;
-            w.commit()
-        });
+        let f = &self.faults;
+        let stored = hook(f, "write_txn")
+            .and_then(|()| env.write_txn())
+            .and_then(|mut w| {
+                hook(f, "put")?;
+                db.put(&mut w, &Self::key(name, entity), &v)?;
+                hook(f, "commit")?;
+                w.commit()
+            });
         if stored.is_err() {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Removes every cached state of the named entities (of any projection).
-    pub fn forget_entities(&self, entities: &std::collections::HashSet<String>) {
+    /// Removes every cached state of the named entities (of any projection); when that
+    /// fails, every cached state. An error means stale states may remain: the caller must
+    /// not remove the entities' events while this cache can serve them.
+    pub fn forget_entities(
+        &self,
+        entities: &std::collections::HashSet<String>,
+    ) -> Result<(), String> {
         let Some((env, db)) = self.env.as_ref() else {
-            return;
+            return Ok(());
         };
-        let doomed: Vec<Vec<u8>> = match env.read_txn() {
-            Ok(r) => match db.iter(&r) {
-                Ok(iter) => iter
-                    .filter_map(Result::ok)
-                    .map(|(k, _)| k)
-                    .filter(|k| {
-                        k.iter().position(|&b| b == 0).is_some_and(|z| {
-                            std::str::from_utf8(&k[z + 1..]).is_ok_and(|e| entities.contains(e))
-                        })
-                    })
-                    .map(<[u8]>::to_vec)
-                    .collect(),
-                Err(_) => return,
-            },
-            Err(_) => return,
-        };
-        let removed = env.write_txn().and_then(|mut w| {
+        let f = &self.faults;
+        let removed = self.doomed(env, db, entities).and_then(|doomed| {
+            hook(f, "write_txn")?;
+            let mut w = env.write_txn()?;
             for k in &doomed {
+                hook(f, "delete")?;
                 db.delete(&mut w, k)?;
             }
+            hook(f, "commit")?;
             w.commit()
         });
-        if removed.is_err() {
-            // Stale values must not survive: without a way to remove them, drop them all.
-            let _ = env.write_txn().and_then(|mut w| {
+        let Err(first) = removed else {
+            return Ok(());
+        };
+        // Stale values must not survive: without a way to remove them, drop them all.
+        hook(f, "write_txn")
+            .and_then(|()| env.write_txn())
+            .and_then(|mut w| {
+                hook(f, "clear")?;
                 db.clear(&mut w)?;
+                hook(f, "commit")?;
                 w.commit()
+            })
+            .map_err(|e| {
+                format!(
+                    "the projection cache {} could not drop the states of the entities ({first}) \
+                     nor clear them ({e})",
+                    self.path.display()
+                )
+            })
+    }
+
+    /// Keys of the cached states of `entities`.
+    fn doomed(
+        &self,
+        env: &Env,
+        db: &Database<'static, Bytes, Bytes>,
+        entities: &std::collections::HashSet<String>,
+    ) -> heed::Result<Vec<Vec<u8>>> {
+        let f = &self.faults;
+        hook(f, "read_txn")?;
+        let r = env.read_txn()?;
+        hook(f, "iter")?;
+        let mut keys = Vec::new();
+        for item in db.iter(&r)? {
+            let (k, _) = item?;
+            let named = k.iter().position(|&b| b == 0).is_some_and(|z| {
+                std::str::from_utf8(&k[z + 1..]).is_ok_and(|e| entities.contains(e))
             });
+            if named {
+                keys.push(k.to_vec());
+            }
         }
+        Ok(keys)
     }
 
     /// Counters and sizes.
@@ -324,8 +395,8 @@ impl Cache {
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (enabled, entries, used) = match &self.env {
             Some((env, db)) => {
-                let entries = env
-                    .read_txn()
+                let entries = hook(&self.faults, "read_txn")
+                    .and_then(|()| env.read_txn())
                     .ok()
                     .and_then(|r| db.len(&r).ok())
                     .unwrap_or(0);

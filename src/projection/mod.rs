@@ -29,6 +29,8 @@
 //! ```
 
 pub(crate) mod cache;
+#[cfg(feature = "testkit")]
+pub mod faults;
 
 use std::sync::atomic::Ordering;
 

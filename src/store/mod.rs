@@ -84,6 +84,9 @@ pub struct OpenOptions {
     pub gates: Option<GateSet>,
     /// Latency histograms (on by default; off saves a clock reading per append).
     pub telemetry: bool,
+    /// Heed calls of the projection cache that fail on purpose (feature `testkit`).
+    #[cfg(feature = "testkit")]
+    pub cache_faults: Option<Arc<crate::projection::faults::CacheFaults>>,
 }
 
 impl Default for OpenOptions {
@@ -94,6 +97,8 @@ impl Default for OpenOptions {
             fs: Arc::new(StdFs),
             gates: None,
             telemetry: true,
+            #[cfg(feature = "testkit")]
+            cache_faults: None,
         }
     }
 }
@@ -227,7 +232,16 @@ impl Store {
         let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
         let report = rec.report.clone();
         let cache = (!options.read_only).then(|| {
-            crate::projection::cache::Cache::open(&dir, store_id, config.cache_map_size_bytes)
+            #[cfg(feature = "testkit")]
+            let faults = options.cache_faults.clone();
+            #[cfg(not(feature = "testkit"))]
+            let faults = ();
+            crate::projection::cache::Cache::open(
+                &dir,
+                store_id,
+                config.cache_map_size_bytes,
+                faults,
+            )
         });
         let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
         let (tx, writer, lane) = if options.read_only {
@@ -496,7 +510,9 @@ impl Store {
         }
         self.shared.close_subscribers();
         self.shared.set_active(None);
-        // The directory may be opened again as soon as close returns.
+        // The directory may be opened again as soon as close returns: the projection cache
+        // too (LMDB refuses a second environment on the same files in one process).
+        *self.cache.write().unwrap_or_else(PoisonError::into_inner) = None;
         drop(
             self.lock
                 .lock()

@@ -211,7 +211,10 @@ impl Store {
             discard_staged(fs, dir, &nos);
             return Err(e);
         }
-        self.forget_projections(affected);
+        if let Err(e) = self.forget_projections(affected) {
+            discard_staged(fs, dir, &nos);
+            return Err(e);
+        }
         let pre = self.prebuild(plan);
         let shared = self.shared.clone();
         let started = Instant::now();
@@ -252,17 +255,33 @@ impl Store {
     }
 
     /// Drops cached projections of the entities that lose events (before the commit, so a
-    /// crash can only leave fewer cached values, never stale ones).
-    fn forget_projections(&self, names: &HashSet<String>) {
+    /// crash can only leave fewer cached values, never stale ones). When the cache cannot
+    /// drop them, it is closed and its directory deleted (it is disposable: the next open
+    /// makes a new one); when even that fails, nothing may be compacted.
+    fn forget_projections(&self, names: &HashSet<String>) -> Result<(), CompactError> {
         if names.is_empty() {
-            return;
+            return Ok(());
         }
         let cache = self
             .cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = cache.as_ref() {
-            c.forget_entities(names);
+        let Some(Err(failed)) = cache.as_ref().map(|c| c.forget_entities(names)) else {
+            return Ok(());
+        };
+        drop(cache);
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *cache = None;
+        let path = self.dir().join(crate::projection::CACHE_DIR);
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CompactError::Cache(format!(
+                "{failed}, and deleting it failed ({e})"
+            ))),
         }
     }
 }
