@@ -4,7 +4,8 @@
 //!
 //! Each run appends (single events, batches, some durable) with small segments so that
 //! rolls, seals, sync markers and the closing checkpoint are all crossed, through a file
-//! system that journals every call. Each crash point is then recovered and checked:
+//! system that journals every call. Each crash point is then recovered and checked against
+//! `common::oracle` for a power cut, with the receipts received up to that point:
 //! - the store opens;
 //! - sequences run 1..=n, each event's payload is intact and is the producer's next
 //!   counter (issue order, no duplicates, no phantoms);
@@ -20,22 +21,14 @@ use std::sync::Arc;
 
 use batpak::codec::header::{FileHeader, FileKind};
 use batpak::fs::sim::{CrashMode, Replay, SimFs};
-use batpak::prelude::*;
-use common::*;
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark {
-    counter: u64,
-    #[serde(with = "serde_bytes")]
-    pad: Vec<u8>,
-}
+use batpak::prelude::*;
+use common::oracle::{Crash, Mark, Oracle, Seen};
+use common::*;
 
 fn mark(counter: u64) -> Mark {
-    Mark {
-        counter,
-        pad: vec![(counter * 7) as u8; (counter % 61) as usize],
-    }
+    Mark::new(0, counter)
 }
 
 fn config(every: u32) -> StoreConfig {
@@ -52,116 +45,91 @@ fn options(fs: &SimFs, read_only: bool) -> OpenOptions {
     }
 }
 
-/// A receipt and when (journal position) it was received.
-struct Ack {
-    seq: u64,
-    counter: u64,
-    durable: bool,
-    at: usize,
+/// One recorded run: its file system, the oracle's model of the whole run, when (journal
+/// position) each receipt arrived, and the sync policy.
+struct Recorded {
+    fs: SimFs,
+    oracle: Oracle,
+    at: BTreeMap<u64, usize>,
+    every: u32,
 }
 
-/// One recorded run: its file system and the receipts.
-fn run(seed: u64) -> Res<(SimFs, Vec<Ack>, u32)> {
+impl Recorded {
+    /// The model as of a crash at journal position `k`: receipts after it never arrived.
+    fn at(&self, k: usize) -> Oracle {
+        self.oracle
+            .before(|seq| self.at.get(&seq).is_some_and(|a| *a <= k))
+    }
+}
+
+fn run(seed: u64) -> Res<Recorded> {
     let mut rng = Rng::new(seed);
     let every = [1, 3, 1000][rng.below(3) as usize];
     let fs = SimFs::recording();
     let store = Store::open_with(config(every), options(&fs, false))?;
     let coord = Coordinate::new("e", "s");
-    let mut acks = Vec::new();
-    let mut counter = 0u64;
-    while counter < 120 {
+    let mut oracle = Oracle::default();
+    let mut at = BTreeMap::new();
+    while oracle.acked() < 120 {
         let durable = rng.below(5) == 0;
-        if rng.below(8) == 0 {
-            let n = 1 + rng.below(4);
-            let items = (counter..counter + n)
-                .map(|c| BatchItem::new(&coord, EventKind::new(1, 1), &mark(c)))
+        let n = if rng.below(8) == 0 {
+            1 + rng.below(4)
+        } else {
+            1
+        };
+        let counters: Vec<u64> = (0..n).map(|_| oracle.issue(0)).collect();
+        let receipts = if n > 1 {
+            let items = counters
+                .iter()
+                .map(|c| BatchItem::new(&coord, EventKind::new(1, 1), &mark(*c)))
                 .collect::<Result<Vec<_>, _>>()?;
-            let rs = store.append_batch(items, durable)?;
-            let at = fs.journal_len();
-            for (i, r) in rs.iter().enumerate() {
-                acks.push(Ack {
-                    seq: r.sequence,
-                    counter: counter + i as u64,
-                    durable: r.durable,
-                    at,
-                });
-            }
-            counter += n;
+            store.append_batch(items, durable)?
         } else {
             let opts = if durable {
                 AppendOptions::default().durable()
             } else {
                 AppendOptions::default()
             };
-            let r = store.append_with(&coord, EventKind::new(1, 1), &mark(counter), opts)?;
-            acks.push(Ack {
-                seq: r.sequence,
-                counter,
-                durable: r.durable,
-                at: fs.journal_len(),
-            });
-            counter += 1;
+            vec![store.append_with(&coord, EventKind::new(1, 1), &mark(counters[0]), opts)?]
+        };
+        let k = fs.journal_len();
+        for (r, c) in receipts.iter().zip(&counters) {
+            oracle.ack(r.sequence, 0, *c, r.durable);
+            at.insert(r.sequence, k);
         }
     }
     // A clean close: final sync, marker and checkpoint are crash points too.
     store.close()?;
-    Ok((fs, acks, every))
+    Ok(Recorded {
+        fs,
+        oracle,
+        at,
+        every,
+    })
 }
 
-/// Checks the events of a recovered store; returns them (sequence, counter).
-fn check_events(store: &Store, acks: &[Ack], k: usize, what: &str) -> Res<Vec<(u64, u64)>> {
+/// Checks a recovered store against the model; what it found.
+fn check_events(store: &Store, oracle: &Oracle, what: &str) -> Res<Seen> {
     let events = store.query(&Region::all())?;
-    let mut seen = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let m: Mark = e
-            .payload()
-            .map_err(|err| format!("{what}: event {} unreadable: {err}", e.sequence))?;
-        if e.sequence != i as u64 + 1 || m != mark(i as u64) {
-            return Err(format!(
-                "{what}: event {} holds counter {} at position {i}",
-                e.sequence, m.counter
-            )
-            .into());
-        }
-        seen.push((e.sequence, m.counter));
-    }
-    for a in acks.iter().filter(|a| a.durable && a.at <= k) {
-        if a.seq as usize > events.len() || a.counter != a.seq - 1 {
-            return Err(format!(
-                "{what}: durable event {} (counter {}) acknowledged at call {} lost ({} events left)",
-                a.seq,
-                a.counter,
-                a.at,
-                events.len()
-            )
-            .into());
-        }
-    }
-    Ok(seen)
+    Ok(oracle
+        .check(&events, Crash::Power)
+        .map_err(|e| format!("{what}: {e}"))?)
 }
 
 /// Read-write recovery, then a second crash right after it: what it showed survives.
-fn check_second_crash(
-    fs: &SimFs,
-    every: u32,
-    acks: &[Ack],
-    k: usize,
-    seed: u64,
-    what: &str,
-) -> Res<()> {
+fn check_second_crash(fs: &SimFs, every: u32, oracle: &Oracle, seed: u64, what: &str) -> Res<()> {
     let store = Store::open_with(config(every), options(fs, false))
         .map_err(|e| format!("{what}: read-write open failed: {e}"))?;
-    let first = check_events(&store, acks, k, what)?;
+    let first = check_events(&store, oracle, what)?;
     let again = fs.power_cut(seed);
     drop(store);
     let store = Store::open_with(config(every), options(&again, true))
         .map_err(|e| format!("{what}: open after the second crash failed: {e}"))?;
-    let second = check_events(&store, acks, k, what)?;
-    if second.len() < first.len() {
+    let second = check_events(&store, oracle, what)?;
+    if second.events < first.events {
         return Err(format!(
             "{what}: {} events after recovery, {} after the next crash",
-            first.len(),
-            second.len()
+            first.events, second.events
         )
         .into());
     }
@@ -190,11 +158,13 @@ fn two_hundred_thousand_simulated_crashes_lose_no_durable_event() -> TestResult 
     let (target, first_seed) = scale()?;
     let mut seed = first_seed;
     while cycles < target {
-        let (fs, acks, every) = run(seed)?;
+        let rec = run(seed)?;
+        let every = rec.every;
         runs += 1;
-        let mut replay = Replay::of(&fs);
+        let mut replay = Replay::of(&rec.fs);
         loop {
             let k = replay.position();
+            let oracle = rec.at(k);
             for (m, mode) in CrashMode::ALL.iter().enumerate() {
                 let crash_seed =
                     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k as u64) << 4 ^ m as u64;
@@ -207,14 +177,10 @@ fn two_hundred_thousand_simulated_crashes_lose_no_durable_event() -> TestResult 
                     Err(_) => Store::open_with(config(every), options(&crashed, false))
                         .map_err(|e| format!("{what}: does not open: {e}"))?,
                 };
-                let seen = check_events(&store, &acks, k, &what)?;
-                lost += acks
-                    .iter()
-                    .filter(|a| a.at <= k && a.seq as usize > seen.len())
-                    .count() as u64;
+                lost += check_events(&store, &oracle, &what)?.lost_unsynced;
                 drop(store);
                 if (k + m).is_multiple_of(16) {
-                    check_second_crash(&crashed, every, &acks, k, crash_seed ^ 0x55, &what)?;
+                    check_second_crash(&crashed, every, &oracle, crash_seed ^ 0x55, &what)?;
                     second += 1;
                 }
                 per_mode[m] += 1;

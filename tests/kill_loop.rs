@@ -3,12 +3,11 @@
 //! what the child was told. Repeated 2,000 times across three sync policies, each
 //! directory taking 40 kills in a row (every reopen recovers what the previous kills left).
 //!
-//! The oracle, after a process kill (the OS keeps what was written):
-//! - every acknowledged event is there, byte for byte, durable or not;
-//! - sequences run 1..=n without gaps or duplicates;
-//! - each producer's events are its counters 0, 1, 2, ... in issue order with nothing
-//!   extra: at most the one append it was waiting for beyond its last receipt;
-//! - the store verifies clean.
+//! The oracle is `common::oracle`'s for a process crash (the OS keeps what was written):
+//! every acknowledged event is there, byte for byte, durable or not; sequences run 1..=n
+//! without gaps or duplicates; each producer's events are its counters 0, 1, 2, ... in
+//! issue order with nothing extra (at most the one append it was waiting for beyond its
+//! last receipt). And the store verifies clean.
 
 mod common;
 
@@ -19,22 +18,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use batpak::prelude::*;
+use common::oracle::{Crash, Mark, Oracle};
 use common::*;
-use serde::{Deserialize, Serialize};
 
 const CHILD_ENV: &str = "BATPAK_KILL_CHILD_DIR";
 const POLICY_ENV: &str = "BATPAK_KILL_CHILD_POLICY";
 const PRODUCERS: u32 = 2;
 const CYCLES: u32 = 2_000;
 const PER_DIR: u32 = 40;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark {
-    producer: u32,
-    counter: u64,
-    #[serde(with = "serde_bytes")]
-    pad: Vec<u8>,
-}
 
 /// The three sync policies the cycles rotate through.
 fn config(dir: &Path, policy: u32) -> StoreConfig {
@@ -73,11 +64,7 @@ fn kill_loop_child_entry_point() -> TestResult {
                 let next = store.stream(&entity(p)).map_err(|e| e.to_string())?.len() as u64;
                 let coord = Coordinate::new(entity(p), "kill");
                 for counter in next.. {
-                    let mark = Mark {
-                        producer: p,
-                        counter,
-                        pad: vec![counter as u8; (counter % 97) as usize],
-                    };
+                    let mark = Mark::new(p, counter);
                     // Every 16th append of the third policy waits for its sync.
                     let durable = policy % 3 == 2 && counter % 16 == 0;
                     let opts = if durable {
@@ -105,6 +92,7 @@ fn kill_loop_child_entry_point() -> TestResult {
 #[derive(Debug, Clone, Copy)]
 struct Ack {
     seq: u64,
+    durable: bool,
     producer: u32,
     counter: u64,
 }
@@ -113,11 +101,12 @@ fn parse(line: &str) -> Option<Ack> {
     let mut f = line.split(' ');
     (f.next()? == "A").then_some(())?;
     let seq = f.next()?.parse().ok()?;
-    let _durable: u8 = f.next()?.parse().ok()?;
+    let durable = f.next()? == "1";
     let producer = f.next()?.parse().ok()?;
     let counter = f.next()?.parse().ok()?;
     Some(Ack {
         seq,
+        durable,
         producer,
         counter,
     })
@@ -156,85 +145,26 @@ fn run_child(dir: &Path, policy: u32, after: Duration) -> Res<Vec<Ack>> {
     Ok(lines.iter().filter_map(|l| parse(l)).collect())
 }
 
-/// Checks the reopened store against every receipt the children got so far; `allowed`
-/// is, per producer, the highest counter the store may hold (the last receipt of this
-/// cycle, or the count before it, plus the one append in flight). Returns each
-/// producer's event count.
-fn check(
-    dir: &Path,
-    policy: u32,
-    acked: &BTreeMap<u64, Ack>,
-    allowed: &BTreeMap<u32, u64>,
-    cycle: u32,
-) -> Res<BTreeMap<u32, u64>> {
+/// Checks the reopened store against the oracle (every receipt the children got so far,
+/// and per producer how many appends it may have issued); returns each producer's event
+/// count.
+fn check(dir: &Path, policy: u32, oracle: &Oracle, cycle: u32) -> Res<BTreeMap<u32, u64>> {
     let store = Store::open(config(dir, policy))?;
     let events: Vec<Event> = store.query(&Region::all())?;
-    for (i, e) in events.iter().enumerate() {
-        if e.sequence != i as u64 + 1 {
-            return Err(format!("cycle {cycle}: sequence {} at position {i}", e.sequence).into());
-        }
-    }
-    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    oracle
+        .check(&events, Crash::Process)
+        .map_err(|e| format!("cycle {cycle}: {e}; recovery {:?}", store.recovery_report()))?;
+    let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
     for e in &events {
         let m: Mark = e.payload()?;
-        let expect = last.get(&m.producer).map_or(0, |c| c + 1);
-        if m.counter != expect {
-            return Err(format!(
-                "cycle {cycle}: producer {} has counter {} after {:?} (event {})",
-                m.producer,
-                m.counter,
-                last.get(&m.producer),
-                e.sequence
-            )
-            .into());
-        }
-        if m.pad != vec![m.counter as u8; (m.counter % 97) as usize] {
-            return Err(format!("cycle {cycle}: event {} payload differs", e.sequence).into());
-        }
-        last.insert(m.producer, m.counter);
-    }
-    for a in acked.values() {
-        let e = events
-            .get((a.seq - 1) as usize)
-            .ok_or(format!("cycle {cycle}: acked event {} lost ({a:?})", a.seq))?;
-        let m: Mark = e.payload()?;
-        if (m.producer, m.counter) != (a.producer, a.counter) {
-            return Err(format!("cycle {cycle}: event {} is {m:?}, acked as {a:?}", a.seq).into());
-        }
-    }
-    // Nothing beyond the one append each producer was waiting for.
-    for (p, c) in &last {
-        let max = allowed.get(p).copied().unwrap_or(0);
-        if *c > max {
-            let tail: Vec<(u64, u64)> = events
-                .iter()
-                .filter_map(|e| e.payload::<Mark>().ok().map(|m| (e.sequence, m)))
-                .filter(|(_, m)| m.producer == *p)
-                .map(|(s, m)| (s, m.counter))
-                .rev()
-                .take(4)
-                .collect();
-            let printed: Vec<u64> = acked
-                .values()
-                .filter(|a| a.producer == *p)
-                .map(|a| a.counter)
-                .rev()
-                .take(4)
-                .collect();
-            return Err(format!(
-                "cycle {cycle}: producer {p} has counter {c}, at most {max} was issued; \
-                 its last events (seq, counter) {tail:?}; last receipts {printed:?}; recovery {:?}",
-                store.recovery_report()
-            )
-            .into());
-        }
+        *counts.entry(m.producer).or_default() += 1;
     }
     store.close()?;
     let report = batpak::store::verify(dir)?;
     if !report.is_clean() {
         return Err(format!("cycle {cycle}: verify: {:?}", report.problems).into());
     }
-    Ok(last.into_iter().map(|(p, c)| (p, c + 1)).collect())
+    Ok(counts)
 }
 
 /// Kills to make, the random seed and where the directories go: 2,000 from 0x5eed in the
@@ -274,7 +204,7 @@ fn two_thousand_kills_across_three_sync_policies_lose_no_acknowledged_event() ->
     for batch in 0..kills / PER_DIR {
         let policy = (batch + seed as u32) % 3;
         let dir = root.path().join(format!("dir-{batch}"));
-        let mut acked: BTreeMap<u64, Ack> = BTreeMap::new();
+        let mut oracle = Oracle::default();
         let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
         for k in 0..PER_DIR {
             let cycle = batch * PER_DIR + k;
@@ -283,19 +213,19 @@ fn two_thousand_kills_across_three_sync_policies_lose_no_acknowledged_event() ->
             acks += got.len() as u64;
             // A producer starts at its count; it may have one unacknowledged append in
             // flight beyond its last receipt (printed or not).
-            let allowed: BTreeMap<u32, u64> = (0..PRODUCERS)
-                .map(|p| {
-                    let start = counts.get(&p).copied().unwrap_or(0);
-                    let printed = got
-                        .iter()
-                        .filter(|a| a.producer == p)
-                        .map(|a| a.counter)
-                        .max();
-                    (p, printed.map_or(start, |c| c + 1))
-                })
-                .collect();
-            acked.extend(got.into_iter().map(|a| (a.seq, a)));
-            counts = check(&dir, policy, &acked, &allowed, cycle)?;
+            for p in 0..PRODUCERS {
+                let start = counts.get(&p).copied().unwrap_or(0);
+                let printed = got
+                    .iter()
+                    .filter(|a| a.producer == p)
+                    .map(|a| a.counter + 1)
+                    .max();
+                oracle.issued_up_to(p, printed.unwrap_or(start) + 1);
+            }
+            for a in got {
+                oracle.ack(a.seq, a.producer, a.counter, a.durable);
+            }
+            counts = check(&dir, policy, &oracle, cycle)?;
             recovered = counts.values().sum();
             per_policy[policy as usize] += 1;
         }

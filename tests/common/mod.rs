@@ -58,6 +58,9 @@ pub fn append_raw_mixed(
     store.append_raw(item().with_options(opts)).map(|r| vec![r])
 }
 
+/// The oracle every reliability harness checks a recovered store against.
+pub mod oracle;
+
 /// The I/O-error sweep driver and its oracle.
 #[cfg(feature = "testkit")]
 pub mod sweep;
