@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use batpak::fs::sim::{Fault, SimFs};
 use batpak::prelude::*;
 use batpak::store::RetentionPolicy;
-use common::sweep::{gaps, sweep, Figures, Outcome, Scenario};
+use common::sweep::{gaps, sweep, Acked, Figures, Outcome, Scenario};
 use common::*;
 
 const DIR: &str = "/sim/data";
@@ -34,7 +34,11 @@ fn open_on(fs: &SimFs, config: StoreConfig) -> Result<Store, OpenError> {
 fn append(out: &mut Outcome, store: &Store, i: u32, payload: &[u8], failed: bool) -> bool {
     let coord = Coordinate::new(format!("e{}", i % 4), "s");
     let batch = i % 9 == 4;
-    let durable = if batch { i % 2 == 0 } else { i % 5 == 0 };
+    let durable = if batch {
+        i.is_multiple_of(2)
+    } else {
+        i.is_multiple_of(5)
+    };
     let result = append_raw_mixed(store, &coord, payload, batch, durable)
         .map(|rs| rs.into_iter().map(|r| (r, payload.to_vec())).collect());
     out.take(result, failed) || failed
@@ -296,10 +300,10 @@ impl Scenario for Snapshot {
 /// A file system a crash left behind (torn unsynced writes, no checkpoint), opened and
 /// closed: the recovery's every call faulted. Every event acknowledged as durable before
 /// the crash must be there.
-struct Recovery(OnceLock<(SimFs, Vec<(u64, Vec<u8>)>)>);
+struct Recovery(OnceLock<(SimFs, Vec<Acked>)>);
 
 impl Recovery {
-    fn crashed(&self) -> &(SimFs, Vec<(u64, Vec<u8>)>) {
+    fn crashed(&self) -> &(SimFs, Vec<Acked>) {
         self.0.get_or_init(|| {
             let fs = SimFs::new();
             let store = open_on(&fs, config()).expect("opens");
@@ -314,7 +318,11 @@ impl Recovery {
                 }
                 let r = store.append_raw(item).expect("append");
                 if r.durable {
-                    durable.push((r.sequence, payload));
+                    durable.push(Acked {
+                        seq: r.sequence,
+                        durable: true,
+                        payload,
+                    });
                 }
             }
             let cut = fs.power_cut(9);
@@ -335,17 +343,10 @@ impl Scenario for Recovery {
         open_on(fs, config())
     }
     fn run(&self, fs: &SimFs) -> Outcome {
-        let mut out = Outcome::default();
-        out.acked = self
-            .crashed()
-            .1
-            .iter()
-            .map(|(seq, payload)| common::sweep::Acked {
-                seq: *seq,
-                durable: true,
-                payload: payload.clone(),
-            })
-            .collect();
+        let mut out = Outcome {
+            acked: self.crashed().1.clone(),
+            ..Outcome::default()
+        };
         match self.open(fs) {
             Ok(store) => finish(&mut out, store),
             Err(_) => out.failed += 1,

@@ -37,7 +37,6 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Oracle {
                 .iter()
                 .map(item)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(AppendError::from)
                 .and_then(|items| store.append_batch(items, durable))
         } else {
             let opts = if durable {
@@ -46,7 +45,6 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Oracle {
                 AppendOptions::default()
             };
             item(&counters[0])
-                .map_err(AppendError::from)
                 .and_then(|i| store.append_raw(i.with_options(opts)))
                 .map(|r| vec![r])
         };

@@ -289,26 +289,24 @@ fn check_acked(store: &Store, outcome: &Outcome, fault: Fault) -> Res<()> {
 /// Sites a sweep reached but never gave some fault that applies to them, once and from
 /// then on: "file:line method (missing faults)"; those a clean run reaches first.
 pub fn gaps(figures: &Figures) -> (Vec<String>, Vec<String>) {
-    let (first, later): (Vec<(bool, String)>, Vec<(bool, String)>) = figures
-        .sites
-        .iter()
-        .filter_map(|(&(file, line, call), got)| {
-            let missing: Vec<String> = Fault::ALL
-                .iter()
-                .filter(|f| f.applies_to(call))
-                .flat_map(|f| [(*f, false), (*f, true)])
-                .filter(|p| !got.contains(p))
-                .map(|(f, p)| format!("{f:?}{}", if p { "+" } else { "" }))
-                .collect();
-            let clean = figures.clean.contains(&(file, line, call));
-            (!missing.is_empty()).then(|| {
-                (
-                    clean,
-                    format!("{file}:{line} {call:?} ({})", missing.join(" ")),
-                )
-            })
-        })
-        .partition(|(clean, _)| *clean);
-    let text = |v: Vec<(bool, String)>| v.into_iter().map(|(_, s)| s).collect();
-    (text(first), text(later))
+    let (mut first, mut later) = (Vec::new(), Vec::new());
+    for (&(file, line, call), got) in &figures.sites {
+        let missing: Vec<String> = Fault::ALL
+            .iter()
+            .filter(|f| f.applies_to(call))
+            .flat_map(|f| [(*f, false), (*f, true)])
+            .filter(|p| !got.contains(p))
+            .map(|(f, p)| format!("{f:?}{}", if p { "+" } else { "" }))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let text = format!("{file}:{line} {call:?} ({})", missing.join(" "));
+        if figures.clean.contains(&(file, line, call)) {
+            first.push(text);
+        } else {
+            later.push(text);
+        }
+    }
+    (first, later)
 }

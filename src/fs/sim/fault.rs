@@ -176,7 +176,7 @@ impl Injection {
         self.seen += 1;
         let later = self.persistent && n > self.at;
         // A persistent EINTR hits every second call, so that resuming makes progress.
-        let later = later && (self.fault != Fault::Interrupted || (n - self.at) % 2 == 0);
+        let later = later && (self.fault != Fault::Interrupted || (n - self.at).is_multiple_of(2));
         (n == self.at || later).then_some((self.fault, n))
     }
 }
