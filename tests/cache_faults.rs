@@ -17,18 +17,6 @@ use batpak::projection::{Freshness, Projection};
 use batpak::store::RetentionPolicy;
 use common::*;
 
-struct Sum;
-
-impl Projection for Sum {
-    type State = (u64, i64);
-    const NAME: &'static str = "sum";
-    const VERSION: u32 = 1;
-    fn apply(state: &mut (u64, i64), event: &Event) {
-        state.0 += 1;
-        state.1 += event.payload::<i64>().unwrap_or(0);
-    }
-}
-
 const ENTITIES: [&str; 3] = ["e0", "e1", "e2"];
 
 fn config(dir: &Path) -> StoreConfig {

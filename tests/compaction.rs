@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batpak::prelude::*;
-use batpak::projection::{Freshness, Projection};
+use batpak::projection::Freshness;
 use batpak::store::{verify, RetentionPolicy};
 use common::*;
 
@@ -332,18 +332,6 @@ fn idempotency_keys_of_survivors_still_deduplicate_after_compaction_and_reopen()
         assert_eq!(r.sequence, kept.sequence);
     }
     Ok(())
-}
-
-struct Sum;
-
-impl Projection for Sum {
-    type State = (u64, i64);
-    const NAME: &'static str = "sum";
-    const VERSION: u32 = 1;
-    fn apply(state: &mut (u64, i64), event: &Event) {
-        state.0 += 1;
-        state.1 += event.payload::<i64>().unwrap_or(0);
-    }
 }
 
 #[test]

@@ -8,27 +8,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use batpak::fs::sim::{Fault, SimFs};
 use batpak::prelude::*;
 use batpak::store::RetentionPolicy;
-use common::sweep::{gaps, sweep, Acked, Figures, Outcome, Scenario};
+use common::sweep::{config, gaps, open_on, sweep, Acked, Figures, Outcome, Scenario};
 use common::*;
-
-const DIR: &str = "/sim/data";
-
-fn config() -> StoreConfig {
-    let mut c = StoreConfig::new(Path::new(DIR));
-    c.segment_max_bytes = 4 * 1024;
-    c.sync_every_n_events = 8;
-    c
-}
-
-fn open_on(fs: &SimFs, config: StoreConfig) -> Result<Store, OpenError> {
-    Store::open_with(config, OpenOptions::default().with_fs(Arc::new(fs.clone())))
-}
 
 /// Appends one payload (a batch of three copies, or one event) and takes the result.
 fn append(out: &mut Outcome, store: &Store, i: u32, payload: &[u8], failed: bool) -> bool {
@@ -83,16 +69,9 @@ impl Scenario for Appends {
     fn name(&self) -> &'static str {
         "append, batch, roll, read, checkpoint"
     }
-    fn base(&self) -> SimFs {
-        SimFs::new()
-    }
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        open_on(fs, config())
-    }
     fn run(&self, fs: &SimFs) -> Outcome {
         let mut out = Outcome::default();
-        let Ok(store) = self.open(fs) else {
-            out.failed += 1;
+        let Some(store) = self.start(fs, &mut out) else {
             return out;
         };
         let mut rng = Rng::new(11);
@@ -119,16 +98,9 @@ impl Scenario for GroupCommit {
     fn name(&self) -> &'static str {
         "group commit of three producers"
     }
-    fn base(&self) -> SimFs {
-        SimFs::new()
-    }
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        open_on(fs, config())
-    }
     fn run(&self, fs: &SimFs) -> Outcome {
         let mut out = Outcome::default();
-        let Ok(store) = self.open(fs) else {
-            out.failed += 1;
+        let Some(store) = self.start(fs, &mut out) else {
             return out;
         };
         let shared = Mutex::new(Outcome::default());
@@ -183,13 +155,9 @@ impl Scenario for Compaction {
     fn base(&self) -> SimFs {
         self.base_state().0.duplicate()
     }
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        open_on(fs, config())
-    }
     fn run(&self, fs: &SimFs) -> Outcome {
         let mut out = Outcome::default();
-        let Ok(store) = self.open(fs) else {
-            out.failed += 1;
+        let Some(store) = self.start(fs, &mut out) else {
             return out;
         };
         let policy = RetentionPolicy {
@@ -253,13 +221,9 @@ impl Scenario for Snapshot {
             .0
             .duplicate()
     }
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        open_on(fs, config())
-    }
     fn run(&self, fs: &SimFs) -> Outcome {
         let mut out = Outcome::default();
-        let Ok(store) = self.open(fs) else {
-            out.failed += 1;
+        let Some(store) = self.start(fs, &mut out) else {
             return out;
         };
         out.step_ok = store.snapshot("/sim/snap").is_ok();
@@ -339,17 +303,13 @@ impl Scenario for Recovery {
     fn base(&self) -> SimFs {
         self.crashed().0.duplicate()
     }
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        open_on(fs, config())
-    }
     fn run(&self, fs: &SimFs) -> Outcome {
         let mut out = Outcome {
             acked: self.crashed().1.clone(),
             ..Outcome::default()
         };
-        match self.open(fs) {
-            Ok(store) => finish(&mut out, store),
-            Err(_) => out.failed += 1,
+        if let Some(store) = self.start(fs, &mut out) {
+            finish(&mut out, store);
         }
         out
     }

@@ -34,6 +34,19 @@ pub fn small_config(dir: &std::path::Path) -> StoreConfig {
     c
 }
 
+/// A projection of an entity: its events and the sum of their `i64` payloads.
+pub struct Sum;
+
+impl batpak::projection::Projection for Sum {
+    type State = (u64, i64);
+    const NAME: &'static str = "sum";
+    const VERSION: u32 = 1;
+    fn apply(state: &mut (u64, i64), event: &Event) {
+        state.0 += 1;
+        state.1 += event.payload::<i64>().unwrap_or(0);
+    }
+}
+
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

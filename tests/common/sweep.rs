@@ -75,13 +75,40 @@ impl Outcome {
     }
 }
 
+/// The store every scenario opens: `/sim/data`, 4 KiB segments (rolls), a sync every 8
+/// events.
+pub fn config() -> StoreConfig {
+    let mut c = StoreConfig::new(std::path::Path::new("/sim/data"));
+    c.segment_max_bytes = 4 * 1024;
+    c.sync_every_n_events = 8;
+    c
+}
+
+/// Opens a store with `config` on `fs`.
+pub fn open_on(fs: &SimFs, config: StoreConfig) -> Result<Store, OpenError> {
+    Store::open_with(
+        config,
+        OpenOptions::default().with_fs(std::sync::Arc::new(fs.clone())),
+    )
+}
+
 /// One scenario of the sweep.
 pub trait Scenario: Sync {
     fn name(&self) -> &'static str;
     /// The file system a run starts from (a fresh one, or a store made earlier).
-    fn base(&self) -> SimFs;
+    fn base(&self) -> SimFs {
+        SimFs::new()
+    }
     /// Opens the store of this scenario on `fs`.
-    fn open(&self, fs: &SimFs) -> Result<Store, OpenError>;
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        open_on(fs, config())
+    }
+    /// Opens the store for a run; a failure is counted in `out`.
+    fn start(&self, fs: &SimFs, out: &mut Outcome) -> Option<Store> {
+        let store = self.open(fs).ok();
+        out.failed += u64::from(store.is_none());
+        store
+    }
     /// The run.
     fn run(&self, fs: &SimFs) -> Outcome;
     /// Checks of its own on the healed, reopened store.
