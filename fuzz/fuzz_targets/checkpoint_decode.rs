@@ -2,6 +2,8 @@
 //! or uses it when intact; never a panic.
 #![no_main]
 
+mod bounded_alloc;
+
 mod template;
 
 use libfuzzer_sys::fuzz_target;

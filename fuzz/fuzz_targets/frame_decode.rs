@@ -2,6 +2,8 @@
 //! allocation sized by an untrusted length.
 #![no_main]
 
+mod bounded_alloc;
+
 use batpak::codec::frame::{decode, Base};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,6 +3,8 @@
 //! every event acknowledged as durable must be there, identical, after the reopen.
 #![no_main]
 
+mod bounded_alloc;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
 //! Preset text of any shape: an error or a preset, never a panic.
 #![no_main]
 
+mod bounded_alloc;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,6 +2,8 @@
 //! and every read either refuse or return data, never panic or allocate by a bad length.
 #![no_main]
 
+mod bounded_alloc;
+
 mod template;
 
 use libfuzzer_sys::fuzz_target;
