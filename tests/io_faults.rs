@@ -7,6 +7,10 @@
 #![cfg(feature = "testkit")]
 
 mod common;
+#[path = "io_faults/open.rs"]
+mod open;
+#[path = "io_faults/source.rs"]
+mod source;
 
 use std::sync::{Mutex, OnceLock};
 
@@ -43,6 +47,13 @@ fn finish(out: &mut Outcome, store: Store) {
 fn populated() -> SimFs {
     let fs = SimFs::new();
     let store = open_on(&fs, config()).expect("the base store opens");
+    fill_base(&store);
+    store.close().expect("base close");
+    fs
+}
+
+/// The 300 events of [`populated`].
+fn fill_base(store: &Store) {
     let mut rng = Rng::new(3);
     for i in 0..300u32 {
         let coord = Coordinate::new(format!("e{}", i % 4), "s");
@@ -54,8 +65,32 @@ fn populated() -> SimFs {
                 .expect("tombstone");
         }
     }
-    store.close().expect("base close");
-    fs
+}
+
+/// After a compaction by tombstones of a base store: every event it must keep is there,
+/// identical, and of the events it removes (`e1`'s before its tombstone) all or none
+/// (returns whether they are there).
+fn old_or_new(store: &Store, before: &[Event]) -> Res<bool> {
+    let tomb = before
+        .iter()
+        .find(|e| e.kind == EventKind::TOMBSTONE_ENTITY)
+        .ok_or("no tombstone")?
+        .sequence;
+    let dropped = |e: &Event| e.coordinate.entity == "e1" && e.sequence < tomb;
+    let mut kept_dropped = 0;
+    for e in before {
+        match store.get(e.id)? {
+            Some(got) if got.payload == e.payload => kept_dropped += u64::from(dropped(e)),
+            Some(_) => return Err(format!("base event {} differs", e.sequence).into()),
+            None if dropped(e) => {}
+            None => return Err(format!("base event {} lost", e.sequence).into()),
+        }
+    }
+    let all = before.iter().filter(|e| dropped(e)).count() as u64;
+    if kept_dropped != 0 && kept_dropped != all {
+        return Err(format!("a mix: {kept_dropped} of {all} compacted events left").into());
+    }
+    Ok(kept_dropped == all)
 }
 
 /// Every event of the store by sequence.
@@ -175,27 +210,8 @@ impl Scenario for Compaction {
         out
     }
     fn check(&self, _fs: &SimFs, store: &Store, out: &Outcome) -> Res<()> {
-        let before = &self.base_state().1;
-        let tomb = before
-            .iter()
-            .find(|e| e.kind == EventKind::TOMBSTONE_ENTITY)
-            .ok_or("no tombstone")?
-            .sequence;
-        let dropped = |e: &Event| e.coordinate.entity == "e1" && e.sequence < tomb;
-        let mut kept_dropped = 0;
-        for e in before {
-            match store.get(e.id)? {
-                Some(got) if got.payload == e.payload => kept_dropped += u64::from(dropped(e)),
-                Some(_) => return Err(format!("base event {} differs", e.sequence).into()),
-                None if dropped(e) => {}
-                None => return Err(format!("base event {} lost", e.sequence).into()),
-            }
-        }
-        let all = before.iter().filter(|e| dropped(e)).count() as u64;
-        if kept_dropped != 0 && kept_dropped != all {
-            return Err(format!("a mix: {kept_dropped} of {all} compacted events left").into());
-        }
-        if out.step_ok && kept_dropped != 0 {
+        let old = old_or_new(store, &self.base_state().1)?;
+        if out.step_ok && old {
             // A compaction that reported success and is then undone by the reopen.
             return Err("a successful compaction did not survive the reopen".into());
         }
@@ -216,6 +232,9 @@ impl Scenario for Snapshot {
             .get_or_init(|| {
                 let fs = populated();
                 let before = events(&open_on(&fs, config()).expect("base")).expect("reads");
+                // The destination exists, empty: the snapshot checks it.
+                batpak::fs::FileSystem::create_dir_all(&fs, std::path::Path::new("/sim/snap"))
+                    .expect("destination");
                 (fs, before)
             })
             .0
@@ -325,7 +344,7 @@ static ALL: Mutex<(Figures, usize)> = Mutex::new((
     },
     0,
 ));
-const SCENARIOS: usize = 5;
+const SCENARIOS: usize = 10;
 
 fn run_sweep(s: &dyn Scenario) -> TestResult {
     let mut figures = Figures::default();
@@ -346,6 +365,22 @@ fn run_sweep(s: &dyn Scenario) -> TestResult {
     all.1 += 1;
     if all.1 == SCENARIOS {
         println!("{}", all.0.report("I/O-error sweep, all scenarios"));
+        let reached = all
+            .0
+            .sites
+            .keys()
+            .map(|(file, line, _)| (file.to_string(), *line))
+            .collect();
+        let (missing, named, total) = source::unreached(&reached)?;
+        assert!(
+            missing.is_empty(),
+            "I/O call sites in the source the sweep never reached: {missing:#?}"
+        );
+        println!(
+            "the engine's source has {total} I/O call lines: {} reached by the sweep, {named} named \
+             as unreachable with the reason (tests/io_faults/source.rs)",
+            total - named
+        );
         let (_, later) = gaps(&all.0);
         println!(
             "{} call sites are reached only after a fault (cleanup and error paths, not faulted themselves): {}",
@@ -381,6 +416,41 @@ fn every_io_call_of_a_snapshot_failing_loses_nothing_and_a_reported_snapshot_ope
 #[test]
 fn every_io_call_of_a_recovery_after_a_crash_failing_loses_no_durable_event() -> TestResult {
     run_sweep(&Recovery(OnceLock::new()))
+}
+
+#[test]
+fn every_io_call_of_a_salvage_failing_keeps_a_prefix_and_loses_no_acknowledged_event() -> TestResult
+{
+    run_sweep(&open::Salvage(OnceLock::new()))
+}
+
+#[test]
+fn every_io_call_of_an_open_finishing_a_committed_compaction_failing_ends_in_the_new_state(
+) -> TestResult {
+    run_sweep(&open::Interrupted {
+        committed: true,
+        base: OnceLock::new(),
+    })
+}
+
+#[test]
+fn every_io_call_of_an_open_removing_an_uncommitted_compaction_failing_keeps_the_old_state(
+) -> TestResult {
+    run_sweep(&open::Interrupted {
+        committed: false,
+        base: OnceLock::new(),
+    })
+}
+
+#[test]
+fn every_io_call_of_an_open_without_identity_and_with_a_torn_newest_segment_failing_loses_nothing(
+) -> TestResult {
+    run_sweep(&open::Damaged(OnceLock::new()))
+}
+
+#[test]
+fn every_io_call_of_the_offline_verify_failing_is_reported_and_changes_nothing() -> TestResult {
+    run_sweep(&open::Verify(OnceLock::new()))
 }
 
 #[test]
@@ -437,5 +507,65 @@ fn a_read_failing_once_during_a_compaction_never_poisons_the_store() -> TestResu
     }
     println!("{runs} single read faults during a compaction, none poisoned the store");
     assert!(runs > 0);
+    Ok(())
+}
+
+/// Found by the sweep: a salvage that failed while copying the damaged tail left its
+/// partial copy behind, and every later salvage refused to start because that name was
+/// taken. Now it takes the next free name and never replaces a salvaged file.
+#[test]
+fn a_salvage_that_failed_part_way_can_run_again_and_keeps_every_copy() -> TestResult {
+    let scenario = open::Salvage(OnceLock::new());
+    let probe = scenario.base();
+    scenario.run(&probe);
+    let copy = probe
+        .call_sites()
+        .into_iter()
+        .find(|s| s.file == "src/store/recovery.rs" && s.call == batpak::fs::sim::Call::ReadAt)
+        .ok_or("the salvage never copied")?;
+    let fs = scenario.base();
+    fs.inject_at_site(Fault::Io, (copy.file, copy.line, copy.call), 0, false);
+    assert!(scenario.open(&fs).is_err(), "the faulted salvage succeeded");
+    fs.clear_injection();
+    let store = scenario.open(&fs)?;
+    assert!(!store.recovery_report().salvaged.is_empty());
+    let dir = std::path::Path::new("/sim/data/salvaged");
+    let mut names: Vec<String> = batpak::fs::FileSystem::list_dir(&fs, dir)?
+        .into_iter()
+        .filter(|n| n.starts_with("seg-0000000002.bpk.from-"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        2,
+        "the partial copy and the whole one: {names:?}"
+    );
+    assert!(names[1].ends_with(".1"), "{names:?}");
+    Ok(())
+}
+
+/// A directory whose symbolic links cannot be listed is not taken to have none: the open
+/// stops with an error naming the directory instead of going on unchecked.
+#[test]
+fn an_open_that_cannot_look_for_symbolic_links_stops_naming_the_directory() -> TestResult {
+    let fs = SimFs::new();
+    drop(open_on(&fs, config())?);
+    let probe = fs.duplicate();
+    drop(open_on(&probe, config())?);
+    let links = probe
+        .call_sites()
+        .into_iter()
+        .find(|s| s.file == "src/store/mod.rs" && s.call == batpak::fs::sim::Call::ListDir)
+        .ok_or("the open never looked for links")?;
+    fs.inject_at_site(Fault::Io, (links.file, links.line, links.call), 0, false);
+    let err = open_on(&fs, config())
+        .err()
+        .ok_or("opened without the check")?;
+    assert!(
+        err.to_string().contains("symbolic links") && err.to_string().contains("/sim/data"),
+        "{err}"
+    );
+    fs.clear_injection();
+    drop(open_on(&fs, config())?);
     Ok(())
 }

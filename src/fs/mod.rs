@@ -127,6 +127,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     #[track_caller]
     fn map(&self, path: &Path) -> io::Result<Arc<dyn ReadView>>;
 
+    /// Where the projection cache of the store in `dir` lives: LMDB does its own I/O, so
+    /// this is a directory on a real file system, or `None` to run projections uncached.
+    fn cache_dir(&self, dir: &Path) -> Option<std::path::PathBuf> {
+        let _ = dir;
+        None
+    }
+
     /// Names of the symbolic links directly in `dir` (a file system without links has none).
     #[track_caller]
     fn links_in(&self, _dir: &Path) -> io::Result<Vec<String>> {
@@ -250,6 +257,10 @@ impl FileSystem for StdFs {
 
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::hard_link(from, to)
+    }
+
+    fn cache_dir(&self, dir: &Path) -> Option<std::path::PathBuf> {
+        Some(dir.join(crate::projection::CACHE_DIR))
     }
 
     fn links_in(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -126,10 +126,9 @@ pub(crate) struct CacheCheck {
     pub skipped: Option<String>,
 }
 
-/// Checks the cache of `dir` without writing: it belongs to the store `store_id`, every
+/// Checks the cache in `path` without writing: it belongs to the store `store_id`, every
 /// value's checksum holds, and no value claims to have folded events past `last_seq`.
-pub(crate) fn check(dir: &Path, store_id: u64, last_seq: u64) -> CacheCheck {
-    let path = dir.join(CACHE_DIR);
+pub(crate) fn check(path: &Path, store_id: u64, last_seq: u64) -> CacheCheck {
     let mut out = CacheCheck::default();
     if !path.join("data.mdb").exists() {
         out.skipped = Some("no projection cache".into());
@@ -142,7 +141,7 @@ pub(crate) fn check(dir: &Path, store_id: u64, last_seq: u64) -> CacheCheck {
         EnvOpenOptions::new()
             .max_dbs(1)
             .flags(heed::EnvFlags::READ_ONLY)
-            .open(&path)
+            .open(path)
     } {
         Ok(env) => env,
         Err(e) => {
@@ -213,9 +212,8 @@ fn meta_value(store_id: u64) -> Vec<u8> {
 }
 
 impl Cache {
-    /// Opens (or creates) the cache of the store `store_id` in `dir/cache`.
-    pub fn open(dir: &Path, store_id: u64, map_size: u64, faults: Faults) -> Self {
-        let path = dir.join(CACHE_DIR);
+    /// Opens (or creates) the cache of the store `store_id` in `path`.
+    pub fn open(path: PathBuf, store_id: u64, map_size: u64, faults: Faults) -> Self {
         let mut cache = Self {
             env: None,
             faults,
@@ -387,6 +385,11 @@ impl Cache {
             }
         }
         Ok(keys)
+    }
+
+    /// The cache's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Counters and sizes.

@@ -59,7 +59,7 @@ pub use snapshot::SnapshotReport;
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;
-pub use verify::{verify, verify_with, Problem, VerifyReport};
+pub use verify::{verify, verify_on, verify_with, Problem, VerifyReport};
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;
@@ -231,18 +231,21 @@ impl Store {
         };
         let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
         let report = rec.report.clone();
-        let cache = (!options.read_only).then(|| {
-            #[cfg(feature = "testkit")]
-            let faults = options.cache_faults.clone();
-            #[cfg(not(feature = "testkit"))]
-            let faults = ();
-            crate::projection::cache::Cache::open(
-                &dir,
-                store_id,
-                config.cache_map_size_bytes,
-                faults,
-            )
-        });
+        let cache = fs
+            .cache_dir(&dir)
+            .filter(|_| !options.read_only)
+            .map(|path| {
+                #[cfg(feature = "testkit")]
+                let faults = options.cache_faults.clone();
+                #[cfg(not(feature = "testkit"))]
+                let faults = ();
+                crate::projection::cache::Cache::open(
+                    path,
+                    store_id,
+                    config.cache_map_size_bytes,
+                    faults,
+                )
+            });
         let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
         let (tx, writer, lane) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
@@ -562,8 +565,16 @@ impl Drop for Store {
 fn refuse_links(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
     let links = match fs.links_in(dir) {
         Ok(l) => l,
-        // A directory that cannot be listed is reported by the open itself.
-        Err(_) => return Ok(()),
+        // No directory yet: the open makes it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Not knowing is not the same as none: the open stops here.
+        Err(source) => {
+            return Err(OpenError::Io {
+                op: "look for symbolic links in",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     match links.into_iter().find(|n| is_store_name(n)) {
         Some(name) => Err(OpenError::Symlink {

@@ -485,7 +485,11 @@ fn salvage_or_refuse(
         });
     }
     let keep = scan.commit.min(offset);
-    let dest = salvage_dir(ctx)?.join(format!("{}.from-{keep}", segment::file_name(no)));
+    let dest = fresh_name(
+        ctx.fs,
+        &salvage_dir(ctx)?,
+        &format!("{}.from-{keep}", segment::file_name(no)),
+    );
     let file = ctx
         .fs
         .open(&path, OpenMode::ReadWrite)
@@ -526,6 +530,19 @@ fn salvage_dir(ctx: &Ctx<'_>) -> Result<PathBuf, OpenError> {
         .create_dir_all(&dir)
         .map_err(io_err("create", &dir))?;
     Ok(dir)
+}
+
+/// `dir/name`, or `dir/name.1`, `.2`, ... if taken: an earlier salvage that failed or was
+/// cut short may have left a copy under that name, and nothing salvaged is ever replaced.
+fn fresh_name(fs: &dyn FileSystem, dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !fs.exists(&first) {
+        return first;
+    }
+    (1u32..)
+        .map(|n| dir.join(format!("{name}.{n}")))
+        .find(|p| !fs.exists(p))
+        .unwrap_or(first)
 }
 
 fn copy_range(

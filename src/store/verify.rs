@@ -228,14 +228,20 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
 }
 
 /// [`verify`], calling `progress(segments_checked, segments)` as it goes.
-pub fn verify_with(
+pub fn verify_with(dir: &Path, progress: impl FnMut(u64, u64)) -> Result<VerifyReport, OpenError> {
+    verify_on(&StdFs, dir, progress)
+}
+
+/// [`verify_with`] on another file system (the projection cache, which LMDB reads itself,
+/// is checked on the real one).
+pub fn verify_on(
+    fs: &dyn FileSystem,
     dir: &Path,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, OpenError> {
     let start = Instant::now();
-    let fs = StdFs;
-    let store_id = identity::load_or_create(&fs, dir, true)?;
-    let nos = segment::list(&fs, dir)?;
+    let store_id = identity::load_or_create(fs, dir, true)?;
+    let nos = segment::list(fs, dir)?;
     let mut c = Checker {
         dir,
         report: VerifyReport::default(),
@@ -257,10 +263,10 @@ pub fn verify_with(
     }
     for (i, &no) in nos.iter().enumerate() {
         progress(i as u64, nos.len() as u64);
-        c.segment(&fs, store_id, no, i + 1 == nos.len());
+        c.segment(fs, store_id, no, i + 1 == nos.len());
     }
     progress(nos.len() as u64, nos.len() as u64);
-    match checkpoint::load(&fs, dir, store_id, &nos) {
+    match checkpoint::load(fs, dir, store_id, &nos) {
         Ok(_) | Err(CheckpointStatus::Missing) => {}
         Err(CheckpointStatus::Stale(why)) => c.problem(
             &dir.join(checkpoint::FILE_NAME),
@@ -274,13 +280,17 @@ pub fn verify_with(
         ),
         Err(_) => {}
     }
-    if let Some(note) = super::compact::pending_note(&fs, dir) {
+    if let Some(note) = super::compact::pending_note(fs, dir) {
         c.report.notes.push(note);
     }
-    let cache = crate::projection::cache::check(dir, store_id, c.last_seq);
-    let cache_file = dir
-        .join(crate::projection::cache::CACHE_DIR)
-        .join("data.mdb");
+    let cache = match fs.cache_dir(dir) {
+        Some(path) => crate::projection::cache::check(&path, store_id, c.last_seq),
+        None => crate::projection::cache::CacheCheck {
+            skipped: Some("this file system keeps no projection cache".into()),
+            ..Default::default()
+        },
+    };
+    let cache_file = fs.cache_dir(dir).unwrap_or_default().join("data.mdb");
     for (key, what) in cache.problems {
         c.problem(
             &cache_file,
@@ -295,8 +305,8 @@ pub fn verify_with(
             .push(format!("projection cache not checked: {why}"));
     }
     let id_path = dir.join(identity::FILE_NAME);
-    if let Ok(bytes) = std::fs::read(&id_path) {
-        if FileHeader::decode(&bytes, FileKind::Identity).is_err() {
+    if let Ok(view) = fs.map(&id_path) {
+        if FileHeader::decode(view.bytes(), FileKind::Identity).is_err() {
             c.problem(&id_path, Some(0), "identity header does not decode");
         }
     }

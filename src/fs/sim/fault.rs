@@ -38,6 +38,10 @@ pub enum Call {
     SyncDir,
     /// `FileSystem::map`.
     Map,
+    /// `FileSystem::hard_link`.
+    HardLink,
+    /// `FileSystem::try_lock`.
+    Lock,
 }
 
 impl Call {
@@ -98,6 +102,8 @@ impl Fault {
                     | Call::Rename
                     | Call::Remove
                     | Call::SyncDir
+                    | Call::HardLink
+                    | Call::Lock
             ),
             Fault::SyncLosesData => call == Call::Sync,
             Fault::Interrupted => matches!(call, Call::ReadAt | Call::WriteAt),

@@ -206,6 +206,27 @@ impl State {
 #[derive(Debug, Clone, Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,
+    cache: Arc<CacheRoot>,
+}
+
+/// A real directory for projection caches (LMDB does its own I/O, out of reach of the
+/// simulation), private to one simulated file system and its clones, removed with the last.
+/// A copy or a crash survivor starts without one, as if the cache had been lost.
+#[derive(Debug)]
+struct CacheRoot(PathBuf);
+
+impl Default for CacheRoot {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CacheRoot(std::env::temp_dir().join(format!("batpak-sim-cache-{}-{n}", std::process::id())))
+    }
+}
+
+impl Drop for CacheRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn dead() -> io::Error {
@@ -308,6 +329,7 @@ impl SimFs {
     fn of(st: State) -> SimFs {
         SimFs {
             state: Arc::new(Mutex::new(st)),
+            cache: Arc::default(),
         }
     }
 
@@ -595,8 +617,34 @@ impl FileSystem for SimFs {
         Ok(Arc::new(SimView(data)))
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock()?;
+        st.charge(Call::HardLink, None, Location::caller())?;
+        let ino = *st.entries.get(from).ok_or_else(|| not_found(from))?;
+        if st.entries.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", to.display()),
+            ));
+        }
+        st.record(Entry::Dir(DirOp::Link(to.to_path_buf(), ino)));
+        Ok(())
+    }
+
+    fn cache_dir(&self, dir: &Path) -> Option<PathBuf> {
+        let inside = dir.strip_prefix("/").unwrap_or(dir);
+        Some(self.cache.0.join(inside).join(crate::projection::CACHE_DIR))
+    }
+
+    fn links_in(&self, _dir: &Path) -> io::Result<Vec<String>> {
+        let mut st = self.lock()?;
+        st.charge(Call::ListDir, None, Location::caller())?;
+        Ok(Vec::new())
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         let mut st = self.lock()?;
+        st.charge(Call::Lock, None, Location::caller())?;
         if !st.locks.insert(path.to_path_buf()) {
             return Ok(None);
         }

@@ -269,13 +269,14 @@ impl Store {
         let Some(Err(failed)) = cache.as_ref().map(|c| c.forget_entities(names)) else {
             return Ok(());
         };
+        let path = cache.as_ref().map(|c| c.path().to_path_buf());
         drop(cache);
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *cache = None;
-        let path = self.dir().join(crate::projection::CACHE_DIR);
+        let Some(path) = path else { return Ok(()) };
         match std::fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
