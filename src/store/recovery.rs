@@ -162,6 +162,9 @@ pub(crate) fn recover_with(
             }
         }
     }
+    if mode.writes() {
+        sync_newest(&ctx, &index)?;
+    }
     report.segments = index.segments.len();
     report.events = u64::from(index.len());
     index.visible = index.last_seq().unwrap_or(0);
@@ -174,6 +177,22 @@ pub(crate) fn recover_with(
         next_seq,
         report,
     })
+}
+
+/// Syncs the two newest segments before the store writes anything: what recovery keeps of
+/// them may have been written by an earlier process and never synced (it crashed, or its
+/// sync failed), and a later sync of a newer file must not leave them behind. Older
+/// segments were synced before the next one was made.
+fn sync_newest(ctx: &Ctx<'_>, index: &Index) -> Result<(), OpenError> {
+    for &no in index.segments.keys().rev().take(2) {
+        let path = segment::path(ctx.dir, no);
+        let file = ctx
+            .fs
+            .open(&path, OpenMode::Read)
+            .map_err(io_err("open", &path))?;
+        file.sync(ctx.sync).map_err(io_err("sync", &path))?;
+    }
+    Ok(())
 }
 
 enum SegmentOutcome {

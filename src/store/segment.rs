@@ -51,7 +51,9 @@ pub(crate) fn numbers(fs: &dyn FileSystem, dir: &Path) -> std::io::Result<Vec<u3
     Ok(nos)
 }
 
-/// Creates segment `no`: header written and synced, then the directory synced.
+/// Creates segment `no`: header written and synced, then the directory synced. When the
+/// header does not reach the disk, the file is removed (best effort): the page cache could
+/// otherwise show a header the disk does not have, and a later open would append to it.
 pub(crate) fn create(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -60,8 +62,14 @@ pub(crate) fn create(
 ) -> std::io::Result<Arc<dyn FsFile>> {
     let p = path(dir, header.number as u32);
     let file = fs.open(&p, OpenMode::CreateNew)?;
-    file.write_all_at(&header.encode(), 0)?;
-    file.sync(sync)?;
+    let written = file
+        .write_all_at(&header.encode(), 0)
+        .and_then(|()| file.sync(sync));
+    if let Err(e) = written {
+        drop(file);
+        let _ = fs.remove_file(&p).and_then(|()| fs.sync_dir(dir));
+        return Err(e);
+    }
     fs.sync_dir(dir)?;
     Ok(file)
 }

@@ -61,8 +61,9 @@ pub enum Fault {
     Io,
     /// `ENOSPC` from a write, truncate, open, create, rename, removal or directory sync.
     NoSpace,
-    /// A file sync fails with `EIO` and the writes it should have made durable are lost
-    /// (what Linux does to dirty pages after a failed writeback).
+    /// A file sync fails with `EIO` and the writes it should have made durable never reach
+    /// the disk, while reads go on showing them (what Linux does to dirty pages after a
+    /// failed writeback: the page cache cannot be trusted).
     SyncLosesData,
     /// `EINTR` from a read or a write, which moved nothing. Persistent: every second call.
     Interrupted,

@@ -125,8 +125,9 @@ impl State {
         let verdict = fault::charge(&mut self.coverage, self.injection.as_mut(), call, at);
         let loses = self.injection.as_ref().map(Injection::fault) == Some(Fault::SyncLosesData);
         if verdict.is_err() && call == Call::Sync && loses {
+            // As Linux does after a failed writeback: the writes are dropped from the way
+            // to the disk, while the page cache goes on showing them.
             if let Some(node) = ino.and_then(|i| self.inodes.get_mut(&i)) {
-                node.data = node.durable.clone();
                 node.pending.clear();
             }
         }
@@ -162,9 +163,16 @@ impl State {
                 }
             }
             Entry::Sync { ino } => {
+                // What reaches the disk is what was pending, applied to what was there:
+                // after a failed sync dropped its writes, the cache view (`data`) still
+                // shows them but they never become durable.
                 if let Some(n) = self.inodes.get_mut(ino) {
-                    n.durable = n.data.clone();
-                    n.pending.clear();
+                    for op in std::mem::take(&mut n.pending) {
+                        match op {
+                            Op::SetLen(l) => n.durable.resize(l as usize, 0),
+                            Op::Write { off, data } => write_into(&mut n.durable, off, &data),
+                        }
+                    }
                 }
             }
             Entry::Create { path, ino } => {

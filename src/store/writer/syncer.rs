@@ -25,6 +25,7 @@ use crate::fs::FsFile;
 use super::super::segment;
 use super::super::ticket::{AppendResult, Reply};
 use super::super::Shared;
+use crate::codec::header::HEADER_LEN;
 
 /// Longest a sync waits for more waiting producers' commands to share it.
 const GATHER: Duration = Duration::from_micros(50);
@@ -338,6 +339,14 @@ impl Ctl {
                 segment::path(&self.shared.dir, t.seg).display()
             );
             self.shared.set_poisoned(msg.clone());
+            // After a failed sync the page cache may go on showing writes the disk lost:
+            // cut the file back to what the last good sync covered, so that nothing (this
+            // store's or a later open's) is ever written after them. Best effort.
+            let good = match before.0 {
+                (seg, len) if seg == t.seg => len,
+                _ => HEADER_LEN as u64,
+            };
+            let _ = t.file.set_len(good).and_then(|()| t.file.sync(t.mode));
             let held: Vec<Held> = st.held.drain(..).collect();
             drop(st);
             held.into_iter().for_each(|h| h.done.fail(&msg));
