@@ -95,7 +95,11 @@ fn a_snapshot_under_four_producers_holds_every_event_acknowledged_before_it_and_
     let store = Arc::new(Store::open(cfg)?);
     let stop = Arc::new(AtomicBool::new(false));
     let handles = producers(&store, &stop);
-    std::thread::sleep(Duration::from_millis(300));
+    // Until there are sealed segments to link (however loaded the machine is).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.stats().segments.len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let started = Instant::now();
     let progress = Mutex::new(Vec::new());
     let report = store.snapshot_with(&dest, |done, total| {
