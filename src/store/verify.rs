@@ -283,14 +283,15 @@ pub fn verify_on(
     if let Some(note) = super::compact::pending_note(fs, dir) {
         c.report.notes.push(note);
     }
-    let cache = match fs.cache_dir(dir) {
-        Some(path) => crate::projection::cache::check(&path, store_id, c.last_seq),
+    let cache_dir = fs.cache_dir(dir);
+    let cache = match &cache_dir {
+        Some(path) => crate::projection::cache::check(path, store_id, c.last_seq),
         None => crate::projection::cache::CacheCheck {
             skipped: Some("this file system keeps no projection cache".into()),
             ..Default::default()
         },
     };
-    let cache_file = fs.cache_dir(dir).unwrap_or_default().join("data.mdb");
+    let cache_file = cache_dir.unwrap_or_default().join("data.mdb");
     for (key, what) in cache.problems {
         c.problem(
             &cache_file,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::{write_into, Entry, Inode, Op, Rng, SimFs, State};
+use super::{Entry, Inode, Op, Rng, SimFs, State};
 
 /// Sector size of the simulated device.
 const SECTOR: u64 = 512;
@@ -91,20 +91,18 @@ fn survive(node: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
         if !kept {
             continue;
         }
-        match op {
-            Op::SetLen(l) => content.resize(*l as usize, 0),
-            Op::Write { off, data } => {
-                let take = match mode {
-                    CrashMode::TornPrefix if last => rng.below(data.len() as u64 + 1) as usize,
-                    CrashMode::TornSector if last => {
-                        let end = off + rng.below(data.len() as u64 + 1);
-                        (end - end % SECTOR).saturating_sub(*off) as usize
-                    }
-                    _ => data.len(),
-                };
-                write_into(&mut content, *off, &data[..take.min(data.len())]);
-            }
-        }
+        let take = match op {
+            Op::Write { off, data } => match mode {
+                CrashMode::TornPrefix if last => rng.below(data.len() as u64 + 1) as usize,
+                CrashMode::TornSector if last => {
+                    let end = off + rng.below(data.len() as u64 + 1);
+                    (end - end % SECTOR).saturating_sub(*off) as usize
+                }
+                _ => data.len(),
+            },
+            Op::SetLen(_) => 0,
+        };
+        op.apply(&mut content, take);
     }
     if mode == CrashMode::Garbage && (content.len() as u64) > synced {
         // One sector's worth of unsynced bytes garbled; synced bytes stay.

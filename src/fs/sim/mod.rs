@@ -28,6 +28,16 @@ enum Op {
     SetLen(u64),
 }
 
+impl Op {
+    /// Carries the operation out on `buf`, a write only up to its first `take` bytes.
+    fn apply(&self, buf: &mut Vec<u8>, take: usize) {
+        match self {
+            Op::SetLen(l) => buf.resize(*l as usize, 0),
+            Op::Write { off, data } => write_into(buf, *off, &data[..take.min(data.len())]),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Inode {
     data: Vec<u8>,
@@ -166,10 +176,7 @@ impl State {
                 // shows them but they never become durable.
                 if let Some(n) = self.inodes.get_mut(ino) {
                     for op in std::mem::take(&mut n.pending) {
-                        match op {
-                            Op::SetLen(l) => n.durable.resize(l as usize, 0),
-                            Op::Write { off, data } => write_into(&mut n.durable, off, &data),
-                        }
+                        op.apply(&mut n.durable, usize::MAX);
                     }
                 }
             }
@@ -282,10 +289,7 @@ impl SimFs {
     /// From now on the `at`-th call (0-based) that `fault` applies to fails, and with
     /// `persistent` every later one too. Replaces an earlier injection.
     pub fn inject(&self, fault: Fault, at: u64, persistent: bool) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .injection = Some(Injection::new(fault, at, persistent, None));
+        self.set_injection(Injection::new(fault, at, persistent, None));
     }
 
     /// [`SimFs::inject`] counting only the calls of one method made from one engine line
@@ -297,10 +301,14 @@ impl SimFs {
         at: u64,
         persistent: bool,
     ) {
+        self.set_injection(Injection::new(fault, at, persistent, Some(site)));
+    }
+
+    fn set_injection(&self, injection: Injection) {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .injection = Some(Injection::new(fault, at, persistent, Some(site)));
+            .injection = Some(injection);
     }
 
     /// Calls the injected fault applied to so far (faulted or not): run once with the
