@@ -36,6 +36,23 @@ fn append(out: &mut Outcome, store: &Store, i: u32, payload: &[u8], failed: bool
     out.take(result, failed) || failed
 }
 
+/// Appends `n` events of `len` random bytes (some batched, some durable) from `seed`, then
+/// closes the store.
+fn appends_then_close(out: &mut Outcome, store: Store, seed: u64, n: u32, len: usize) {
+    let mut rng = Rng::new(seed);
+    let mut failed = false;
+    for i in 0..n {
+        failed = append(out, &store, i, &rng.bytes(len), failed);
+    }
+    finish(out, store);
+}
+
+/// Every event of the store on `fs` (opened and closed again).
+fn events_of(fs: &SimFs) -> Vec<Event> {
+    let store = open_on(fs, config()).expect("the base store opens");
+    events(&store).expect("the base store reads")
+}
+
 /// Closes the store (final sync, checkpoint) and notes the end state.
 fn finish(out: &mut Outcome, store: Store) {
     out.poisoned = store.stats().poisoned.is_some();

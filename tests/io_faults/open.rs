@@ -11,19 +11,17 @@ use batpak::store::RetentionPolicy;
 
 use super::common::sweep::{config, Outcome, Scenario};
 use super::common::Res;
-use super::{append, events, finish, populated, Rng};
+use super::{appends_then_close, events, events_of, populated, Rng};
 
 const DIR: &str = "/sim/data";
 
-/// Appends a few events to an opened store and closes it: what every scenario here does
-/// after its own step.
-fn appends_then_close(out: &mut Outcome, store: Store, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut failed = false;
-    for i in 0..6u32 {
-        failed = append(out, &store, i, &rng.bytes(40), failed);
+/// Opens the store of `s` and appends a few events, then closes it: what every scenario
+/// here does after its own step (or instead of one).
+fn open_then_appends(s: &dyn Scenario, fs: &SimFs, mut out: Outcome, seed: u64) -> Outcome {
+    if let Some(store) = s.start(fs, &mut out) {
+        appends_then_close(&mut out, store, seed, 6, 40);
     }
-    finish(out, store);
+    out
 }
 
 /// Writes `bytes` at `off` of `path` and syncs it.
@@ -35,11 +33,6 @@ fn overwrite(fs: &SimFs, path: &Path, off: u64, bytes: &[u8]) -> std::io::Result
 
 /// A populated store and its events before anything happened to it.
 type Base = OnceLock<(SimFs, Vec<Event>)>;
-
-fn events_of(fs: &SimFs) -> Vec<Event> {
-    let store = super::open_on(fs, config()).expect("the base store opens");
-    events(&store).expect("the base store reads")
-}
 
 /// A store with a damaged frame in the middle of its second (sealed, synced) segment,
 /// opened with salvage. After healing, a salvage open keeps a prefix of the old events.
@@ -75,11 +68,7 @@ impl Scenario for Salvage {
         )
     }
     fn run(&self, fs: &SimFs) -> Outcome {
-        let mut out = Outcome::default();
-        if let Some(store) = self.start(fs, &mut out) {
-            appends_then_close(&mut out, store, 31);
-        }
-        out
+        open_then_appends(self, fs, Outcome::default(), 31)
     }
     fn check(&self, _fs: &SimFs, store: &Store, _out: &Outcome) -> Res<()> {
         let before = &self.state().1;
@@ -157,11 +146,7 @@ impl Scenario for Interrupted {
         self.state().0.duplicate()
     }
     fn run(&self, fs: &SimFs) -> Outcome {
-        let mut out = Outcome::default();
-        if let Some(store) = self.start(fs, &mut out) {
-            appends_then_close(&mut out, store, 37);
-        }
-        out
+        open_then_appends(self, fs, Outcome::default(), 37)
     }
     fn check(&self, _fs: &SimFs, store: &Store, _out: &Outcome) -> Res<()> {
         let old = super::old_or_new(store, &self.state().1)?;
@@ -225,11 +210,7 @@ impl Scenario for Damaged {
         self.state().0.duplicate()
     }
     fn run(&self, fs: &SimFs) -> Outcome {
-        let mut out = Outcome::default();
-        if let Some(store) = self.start(fs, &mut out) {
-            appends_then_close(&mut out, store, 41);
-        }
-        out
+        open_then_appends(self, fs, Outcome::default(), 41)
     }
     fn check(&self, _fs: &SimFs, store: &Store, _out: &Outcome) -> Res<()> {
         for e in &self.state().1 {
@@ -257,9 +238,6 @@ impl Scenario for Verify {
         let verified = batpak::store::verify_on(fs, Path::new(DIR), |_, _| {});
         out.step_ok = verified.is_ok_and(|r| r.problems.is_empty());
         out.failed += u64::from(!out.step_ok);
-        if let Some(store) = self.start(fs, &mut out) {
-            appends_then_close(&mut out, store, 43);
-        }
-        out
+        open_then_appends(self, fs, out, 43)
     }
 }

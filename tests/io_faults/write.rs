@@ -9,7 +9,7 @@ use batpak::store::RetentionPolicy;
 
 use super::common::sweep::{config, open_on, Acked, Outcome, Scenario};
 use super::common::Res;
-use super::{append, events, finish, old_or_new, populated, Rng};
+use super::{append, appends_then_close, events, events_of, finish, old_or_new, populated, Rng};
 
 pub struct Appends;
 
@@ -88,9 +88,7 @@ impl Compaction {
     fn base_state(&self) -> &(SimFs, Vec<Event>) {
         self.0.get_or_init(|| {
             let fs = populated();
-            let store = open_on(&fs, config()).expect("base reopens");
-            let before = events(&store).expect("base reads");
-            drop(store);
+            let before = events_of(&fs);
             (fs, before)
         })
     }
@@ -114,12 +112,7 @@ impl Scenario for Compaction {
         };
         out.step_ok = store.compact(&policy).is_ok();
         out.failed += u64::from(!out.step_ok);
-        let mut rng = Rng::new(17);
-        let mut failed = false;
-        for i in 0..12u32 {
-            failed = append(&mut out, &store, i, &rng.bytes(45), failed);
-        }
-        finish(&mut out, store);
+        appends_then_close(&mut out, store, 17, 12, 45);
         out
     }
     fn check(&self, _fs: &SimFs, store: &Store, out: &Outcome) -> Res<()> {
@@ -144,7 +137,7 @@ impl Scenario for Snapshot {
         self.0
             .get_or_init(|| {
                 let fs = populated();
-                let before = events(&open_on(&fs, config()).expect("base")).expect("reads");
+                let before = events_of(&fs);
                 // The destination exists, empty: the snapshot checks it.
                 batpak::fs::FileSystem::create_dir_all(&fs, std::path::Path::new("/sim/snap"))
                     .expect("destination");
@@ -160,12 +153,7 @@ impl Scenario for Snapshot {
         };
         out.step_ok = store.snapshot("/sim/snap").is_ok();
         out.failed += u64::from(!out.step_ok);
-        let mut rng = Rng::new(23);
-        let mut failed = false;
-        for i in 0..8u32 {
-            failed = append(&mut out, &store, i, &rng.bytes(45), failed);
-        }
-        finish(&mut out, store);
+        appends_then_close(&mut out, store, 23, 8, 45);
         out
     }
     fn check(&self, fs: &SimFs, store: &Store, out: &Outcome) -> Res<()> {
