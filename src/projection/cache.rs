@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
 
 use crate::codec::frame::mask;
 
@@ -79,6 +79,24 @@ fn hook(_faults: &Faults, _call: &'static str) -> heed::Result<()> {
     Ok(())
 }
 
+/// A write transaction, through the fault hook.
+fn write_txn<'e>(env: &'e Env, faults: &Faults) -> heed::Result<RwTxn<'e>> {
+    hook(faults, "write_txn")?;
+    env.write_txn()
+}
+
+/// A read transaction, through the fault hook.
+fn read_txn<'e>(env: &'e Env, faults: &Faults) -> heed::Result<RoTxn<'e, WithTls>> {
+    hook(faults, "read_txn")?;
+    env.read_txn()
+}
+
+/// Commits a write transaction, through the fault hook.
+fn commit(txn: RwTxn<'_>, faults: &Faults) -> heed::Result<()> {
+    hook(faults, "commit")?;
+    txn.commit()
+}
+
 pub(crate) struct Cache {
     env: Option<(Env, Database<'static, Bytes, Bytes>)>,
     faults: Faults,
@@ -102,8 +120,7 @@ fn open_env(
             .max_dbs(1)
             .open(path)?
     };
-    hook(faults, "write_txn")?;
-    let wtxn = env.write_txn()?;
+    let wtxn = write_txn(&env, faults)?;
     hook(faults, "create_database")?;
     let db = env
         .create_databases_and_commit(wtxn, |opener, wtxn| {
@@ -246,8 +263,7 @@ impl Cache {
         std::fs::create_dir_all(&self.path)?;
         let f = &self.faults;
         let (env, db) = open_env(&self.path, self.map_size, f)?;
-        hook(f, "write_txn")?;
-        let mut wtxn = env.write_txn()?;
+        let mut wtxn = write_txn(&env, f)?;
         hook(f, "get")?;
         let meta = db.get(&wtxn, META_KEY)?.map(<[u8]>::to_vec);
         if meta.as_deref() != Some(&meta_value(store_id)[..]) {
@@ -262,8 +278,7 @@ impl Cache {
             hook(f, "put")?;
             db.put(&mut wtxn, META_KEY, &meta_value(store_id))?;
         }
-        hook(f, "commit")?;
-        wtxn.commit()?;
+        commit(wtxn, f)?;
         self.env = Some((env, db));
         Ok(())
     }
@@ -285,8 +300,7 @@ impl Cache {
     /// The cached state of (`name`, `entity`) if present, intact and of `version`.
     pub fn get(&self, name: &str, version: u32, entity: &str) -> Option<Cached> {
         let (env, db) = self.env.as_ref()?;
-        hook(&self.faults, "read_txn").ok()?;
-        let rtxn = env.read_txn().ok()?;
+        let rtxn = read_txn(env, &self.faults).ok()?;
         hook(&self.faults, "get").ok()?;
         let raw = db.get(&rtxn, &Self::key(name, entity)).ok()??;
         let decoded = decode_value(raw, version);
@@ -308,14 +322,11 @@ impl Cache {
         v.extend_from_slice(&Self::checksum(version, last_seq, state).to_le_bytes());
         v.extend_from_slice(state);
         let f = &self.faults;
-        let stored = hook(f, "write_txn")
-            .and_then(|()| env.write_txn())
-            .and_then(|mut w| {
-                hook(f, "put")?;
-                db.put(&mut w, &Self::key(name, entity), &v)?;
-                hook(f, "commit")?;
-                w.commit()
-            });
+        let stored = write_txn(env, f).and_then(|mut w| {
+            hook(f, "put")?;
+            db.put(&mut w, &Self::key(name, entity), &v)?;
+            commit(w, f)
+        });
         if stored.is_err() {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
@@ -333,26 +344,22 @@ impl Cache {
         };
         let f = &self.faults;
         let removed = self.doomed(env, db, entities).and_then(|doomed| {
-            hook(f, "write_txn")?;
-            let mut w = env.write_txn()?;
+            let mut w = write_txn(env, f)?;
             for k in &doomed {
                 hook(f, "delete")?;
                 db.delete(&mut w, k)?;
             }
-            hook(f, "commit")?;
-            w.commit()
+            commit(w, f)
         });
         let Err(first) = removed else {
             return Ok(());
         };
         // Stale values must not survive: without a way to remove them, drop them all.
-        hook(f, "write_txn")
-            .and_then(|()| env.write_txn())
+        write_txn(env, f)
             .and_then(|mut w| {
                 hook(f, "clear")?;
                 db.clear(&mut w)?;
-                hook(f, "commit")?;
-                w.commit()
+                commit(w, f)
             })
             .map_err(|e| {
                 format!(
@@ -371,8 +378,7 @@ impl Cache {
         entities: &std::collections::HashSet<String>,
     ) -> heed::Result<Vec<Vec<u8>>> {
         let f = &self.faults;
-        hook(f, "read_txn")?;
-        let r = env.read_txn()?;
+        let r = read_txn(env, f)?;
         hook(f, "iter")?;
         let mut keys = Vec::new();
         for item in db.iter(&r)? {
@@ -398,8 +404,7 @@ impl Cache {
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (enabled, entries, used) = match &self.env {
             Some((env, db)) => {
-                let entries = hook(&self.faults, "read_txn")
-                    .and_then(|()| env.read_txn())
+                let entries = read_txn(env, &self.faults)
                     .ok()
                     .and_then(|r| db.len(&r).ok())
                     .unwrap_or(0);
