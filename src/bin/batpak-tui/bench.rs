@@ -155,48 +155,22 @@ pub fn run(
 }
 
 fn rows(r: &BenchResult) -> Vec<(&'static str, f64, String)> {
-    let us = |v: u64| format!("{v} µs");
+    let latency = |name, v: u64| (name, v as f64, format!("{v} µs"));
+    let ratio = |name, v: f64| (name, v, format!("{v:.1}"));
+    let count = |name, v: u64| (name, v as f64, v.to_string());
     vec![
         (
             "throughput",
             r.throughput_events_per_s,
             format!("{:.0} events/s", r.throughput_events_per_s),
         ),
-        (
-            "append p50",
-            r.append_latency_us.p50 as f64,
-            us(r.append_latency_us.p50),
-        ),
-        (
-            "append p99",
-            r.append_latency_us.p99 as f64,
-            us(r.append_latency_us.p99),
-        ),
-        (
-            "append p999",
-            r.append_latency_us.p999 as f64,
-            us(r.append_latency_us.p999),
-        ),
-        (
-            "sync p50",
-            r.sync_latency_us.p50 as f64,
-            us(r.sync_latency_us.p50),
-        ),
-        (
-            "sync p99",
-            r.sync_latency_us.p99 as f64,
-            us(r.sync_latency_us.p99),
-        ),
-        (
-            "events per sync",
-            r.events_per_sync,
-            format!("{:.1}", r.events_per_sync),
-        ),
-        (
-            "bytes per event",
-            r.bytes_per_event,
-            format!("{:.1}", r.bytes_per_event),
-        ),
+        latency("append p50", r.append_latency_us.p50),
+        latency("append p99", r.append_latency_us.p99),
+        latency("append p999", r.append_latency_us.p999),
+        latency("sync p50", r.sync_latency_us.p50),
+        latency("sync p99", r.sync_latency_us.p99),
+        ratio("events per sync", r.events_per_sync),
+        ratio("bytes per event", r.bytes_per_event),
         (
             "resident memory",
             r.rss_bytes as f64,
@@ -207,12 +181,8 @@ fn rows(r: &BenchResult) -> Vec<(&'static str, f64, String)> {
             r.open_fds.unwrap_or(0) as f64,
             r.open_fds.map_or("-".into(), |n| n.to_string()),
         ),
-        (
-            "subscriber drops",
-            r.subscriber_drops as f64,
-            r.subscriber_drops.to_string(),
-        ),
-        ("denials", r.denials as f64, r.denials.to_string()),
+        count("subscriber drops", r.subscriber_drops),
+        count("denials", r.denials),
     ]
 }
 
