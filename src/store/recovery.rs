@@ -478,7 +478,11 @@ fn active_info(
         file,
         base,
         len: scan.commit,
-        marked: scan.synced,
+        marked: if scan.marked_to_end {
+            scan.commit
+        } else {
+            scan.synced
+        },
         entities: defined.0,
         scopes: defined.1,
     })
@@ -531,6 +535,7 @@ fn salvage_or_refuse(
         commit: keep,
         synced: scan.synced.min(keep),
         sealed: false,
+        marked_to_end: false,
         error: None,
     };
     let info = active_info(ctx, no, base, &trimmed, defined)?;

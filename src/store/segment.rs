@@ -111,6 +111,9 @@ pub(crate) struct Scan {
     pub synced: u64,
     /// A seal frame was found.
     pub sealed: bool,
+    /// The last complete unit is a sync marker recording every byte before it: the file
+    /// needs no newer marker.
+    pub marked_to_end: bool,
     /// The first bad frame, if the scan stopped before the end of the bytes.
     pub error: Option<(u64, FrameError)>,
 }
@@ -140,6 +143,7 @@ pub(crate) fn scan<'a>(
         commit: start,
         synced: HEADER_LEN as u64,
         sealed: false,
+        marked_to_end: false,
         error: None,
     };
     let mut pending: Vec<(u64, Frame<'a>)> = Vec::new();
@@ -152,6 +156,7 @@ pub(crate) fn scan<'a>(
                     batch_open = body.get(1).is_some_and(|f| f & frame::BATCH_CONTINUES != 0);
                     if !batch_open {
                         out.commit = (pos + n) as u64;
+                        out.marked_to_end = false;
                         pending.drain(..).for_each(|(o, f)| on_frame(o, f));
                     }
                     pos += n;
@@ -188,9 +193,11 @@ pub(crate) fn scan<'a>(
                 true
             }
         };
+        let marks_all = matches!(f, Frame::SyncMark(len) if len == pos as u64);
         pending.push((pos as u64, f));
         if completes {
             out.commit = end;
+            out.marked_to_end = marks_all;
             pending.drain(..).for_each(|(o, f)| on_frame(o, f));
         }
         pos += n;

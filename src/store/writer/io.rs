@@ -119,12 +119,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Syncs, then records the synced length in a marker and syncs that. The marker is
+    /// then the only thing past the length it records: nothing is left to mark, so an idle
+    /// writer does not mark (and sync) its own marker again.
     pub(super) fn sync_and_mark(&mut self) -> Result<(), String> {
         self.sync()?;
         if self.active.as_ref().is_some_and(|a| a.marked < a.synced) {
             self.put_marker();
             self.flush()?;
             self.sync()?;
+            if let Some(a) = self.active.as_mut().filter(|a| a.synced == a.len) {
+                a.marked = a.synced;
+            }
         }
         Ok(())
     }

@@ -75,7 +75,8 @@ pub(crate) struct Active {
     pub len: u64,
     /// Bytes known synced.
     pub synced: u64,
-    /// Largest synced length recorded by a marker in the file.
+    /// Largest synced length recorded by a marker in the file; the file's length when the
+    /// last frame is a synced marker recording everything before it (nothing to mark).
     pub marked: u64,
     pub entities: BitSet,
     pub scopes: BitSet,
