@@ -159,6 +159,12 @@ impl StoreConfig {
 
     /// Checks every field; the error names the field and its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "data_dir",
+                reason: "the path is empty (name a directory, e.g. \"./data\")".into(),
+            });
+        }
         range_u64(
             "segment_max_bytes",
             self.segment_max_bytes,

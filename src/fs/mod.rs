@@ -209,9 +209,25 @@ impl ReadView for StdMap {
     }
 }
 
-struct StdLock(#[allow(dead_code)] File);
+/// The two locks of a read-write open: the lock file, and the directory itself (which a
+/// second open cannot replace by deleting a file).
+struct StdLock {
+    #[allow(dead_code)]
+    dir: File,
+    #[allow(dead_code)]
+    file: File,
+}
 
 impl LockGuard for StdLock {}
+
+/// Takes an exclusive `flock` on `file` without waiting; `false` when another holds it.
+fn flock(file: &File) -> io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
 
 impl FileSystem for StdFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -284,17 +300,28 @@ impl FileSystem for StdFs {
         Ok(Arc::new(StdMap(map)))
     }
 
+    /// Locks the directory holding `path` and then `path` (created if missing), both with
+    /// `flock`. The lock file alone can be deleted, and a second open would then lock a new
+    /// file of the same name; the directory cannot. The file stays for older builds, which
+    /// lock only it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = File::open(parent)?;
+        if !flock(&dir)? {
+            return Ok(None);
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Box::new(StdLock(file)))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        if !flock(&file)? {
+            return Ok(None);
         }
+        Ok(Some(Box::new(StdLock { dir, file })))
     }
 }
