@@ -103,6 +103,16 @@ pub enum OpenError {
         /// What is wrong.
         reason: String,
     },
+    /// Data the store's own records say was there is gone: a missing or shorter segment,
+    /// a hole in the numbering or the sequences, segment files without the identity file
+    /// written last. The open stops so nothing more is lost or appended after the hole.
+    #[error("{path}: {what}; the open stops rather than lose it silently (a salvage open, `batpak-tui salvage DIR`, keeps what is there and moves the rest aside)")]
+    Lost {
+        /// The missing, shortened or contradicting file.
+        path: PathBuf,
+        /// What is missing and how the store knows.
+        what: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the writer thread: {0}")]
     Spawn(#[source] io::Error),

@@ -69,9 +69,11 @@ fn cut_segment(dir: &Path, len: u64) -> std::io::Result<()> {
         .set_len(len)
 }
 
-/// A copy of the store in `from` at `to`, its segment 1 cut to `len` bytes.
+/// A copy of the store in `from` at `to` as a crash before the close would leave it: its
+/// segment 1 cut to `len` bytes and no checkpoint (the close writes it after its sync).
 fn copy_cut(from: &Path, to: &Path, len: u64) -> std::io::Result<()> {
     copy_dir(from, to)?;
+    std::fs::remove_file(to.join("index.ckpt"))?;
     cut_segment(to, len)
 }
 
@@ -195,6 +197,8 @@ fn a_segment_from_another_store_is_refused_naming_the_file() -> TestResult {
     assert!(store.stats().segments.len() >= 3);
     store.close()?;
     populate(b.path(), 5)?;
+    // Without the checkpoint, which would already refuse the changed length.
+    std::fs::remove_file(a.path().join("index.ckpt"))?;
     std::fs::copy(seg(b.path(), 1), seg(a.path(), 2))?;
     let err = Store::open(cfg).err().ok_or("opened")?;
     assert!(matches!(err, OpenError::ForeignFile { .. }), "{err}");
@@ -241,18 +245,49 @@ fn a_clean_close_leaves_a_checkpoint_the_next_open_uses() -> TestResult {
 }
 
 #[test]
-fn a_stale_checkpoint_is_detected_and_the_index_rebuilt() -> TestResult {
+fn a_segment_shorter_than_its_checkpoint_refuses_the_open_and_a_read_only_open_reports_it(
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let written = populate(dir.path(), 30)?;
     let path = seg(dir.path(), 1);
     let frames = event_frames(&std::fs::read(&path)?)?;
     cut_segment(dir.path(), frames[9].1 as u64)?;
-    let store = Store::open(StoreConfig::new(dir.path()))?;
+    let err = Store::open(StoreConfig::new(dir.path()))
+        .err()
+        .ok_or("an open accepted a segment shorter than its checkpoint")?;
+    let msg = err.to_string();
+    assert!(matches!(err, OpenError::Lost { .. }), "{msg}");
+    assert!(
+        msg.contains("seg-0000000001.bpk") && msg.contains("synced bytes"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::metadata(&path)?.len(),
+        frames[9].1 as u64,
+        "the refused open changed the file"
+    );
+    let ro = Store::open_read_only(dir.path())?;
     assert!(matches!(
-        store.recovery_report().checkpoint,
+        ro.recovery_report().checkpoint,
         CheckpointStatus::Stale(_)
     ));
-    assert_eq!(read_all(&store)?, written[..10].to_vec());
+    assert_eq!(
+        ro.recovery_report().lost.len(),
+        1,
+        "{:?}",
+        ro.recovery_report()
+    );
+    assert_eq!(read_all(&ro)?, written[..10].to_vec());
+    drop(ro);
+    let salvaged = Store::open_with(StoreConfig::new(dir.path()), OpenOptions::salvage())?;
+    assert_eq!(read_all(&salvaged)?, written[..10].to_vec());
+    drop(salvaged);
+    let again = Store::open(StoreConfig::new(dir.path()))?;
+    assert_eq!(
+        read_all(&again)?,
+        written[..10].to_vec(),
+        "after salvage the store opens"
+    );
     Ok(())
 }
 

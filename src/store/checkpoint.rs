@@ -97,18 +97,36 @@ pub(crate) fn remove(fs: &dyn FileSystem, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why [`load`] gave no index.
+pub(crate) enum LoadError {
+    /// Missing or damaged: rebuild by scanning.
+    Unusable(CheckpointStatus),
+    /// Intact, but the segments no longer hold what it covers: synced data is gone.
+    Lost {
+        /// The segment that is missing, shorter or changed.
+        path: PathBuf,
+        /// What the checkpoint says it held.
+        what: String,
+    },
+}
+
 /// Loads the checkpoint if it is intact and still describes a prefix of `segments`.
 pub(crate) fn load(
     fs: &dyn FileSystem,
     dir: &Path,
     store_id: u64,
     segments: &[u32],
-) -> Result<Index, CheckpointStatus> {
+) -> Result<Index, LoadError> {
     let path: PathBuf = dir.join(FILE_NAME);
     if !fs.exists(&path) {
-        return Err(CheckpointStatus::Missing);
+        return Err(LoadError::Unusable(CheckpointStatus::Missing));
     }
-    let damaged = |why: String| CheckpointStatus::Damaged(format!("{}: {why}", path.display()));
+    let damaged = |why: String| {
+        LoadError::Unusable(CheckpointStatus::Damaged(format!(
+            "{}: {why}",
+            path.display()
+        )))
+    };
     let view = fs.map(&path).map_err(|e| damaged(e.to_string()))?;
     let bytes = view.bytes();
     let h = FileHeader::decode(bytes, FileKind::Checkpoint).map_err(|e| damaged(e.to_string()))?;
@@ -123,39 +141,69 @@ pub(crate) fn load(
         return Err(damaged("checksum mismatch".into()));
     }
     let (idx, tails) = decode(body).ok_or_else(|| damaged("body does not decode".into()))?;
-    check_fresh(fs, dir, &idx, &tails, segments).map_err(CheckpointStatus::Stale)?;
+    check_fresh(fs, dir, &idx, &tails, segments)
+        .map_err(|(path, what)| LoadError::Lost { path, what })?;
     Ok(idx)
 }
 
+/// Checks that every segment the checkpoint lists is there with what it covers: the
+/// checkpoint is written at a clean close after everything it covers was synced, and
+/// nothing later shortens a segment (compaction and salvage remove the checkpoint first).
 fn check_fresh(
     fs: &dyn FileSystem,
     dir: &Path,
     idx: &Index,
     tails: &Tails,
     segments: &[u32],
-) -> Result<(), String> {
+) -> Result<(), (PathBuf, String)> {
     let listed: Vec<u32> = idx.segments.keys().copied().collect();
-    if segments.get(..listed.len()) != Some(&listed[..]) {
-        return Err("the segment files differ from the ones it covers".into());
+    if let Some(&no) = listed.iter().find(|n| segments.binary_search(n).is_err()) {
+        let len = idx.segments.get(&no).map_or(0, |m| m.len);
+        return Err((
+            segment::path(dir, no),
+            format!(
+                "segment file is missing; the checkpoint of the last clean close covers {len} synced bytes of it"
+            ),
+        ));
+    }
+    let last = listed.last().copied().unwrap_or(0);
+    if let Some(&no) = segments
+        .iter()
+        .find(|n| **n < last && !idx.segments.contains_key(n))
+    {
+        return Err((
+            segment::path(dir, no),
+            "segment file sits among the segments the checkpoint covers, which did not list it"
+                .into(),
+        ));
     }
     for (&no, meta) in &idx.segments {
         let p = segment::path(dir, no);
-        let file = fs
-            .open(&p, OpenMode::Read)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        let len = file.size().map_err(|e| format!("{}: {e}", p.display()))?;
-        if len < meta.len || (meta.sealed && len != meta.len) {
-            return Err(format!(
-                "{} is {len} bytes, the checkpoint covers {}",
-                p.display(),
-                meta.len
+        let failed = |e: std::io::Error| (p.clone(), format!("cannot be read: {e}"));
+        let file = fs.open(&p, OpenMode::Read).map_err(failed)?;
+        let len = file.size().map_err(failed)?;
+        if len < meta.len {
+            return Err((
+                p,
+                format!(
+                    "segment is {len} bytes, but the checkpoint of the last clean close covers {} synced bytes of it",
+                    meta.len
+                ),
             ));
         }
-        if Some(tail_crc(&*file, meta.len).map_err(|e| e.to_string())?) != tails.get(&no).copied() {
-            return Err(format!(
-                "{} changed before offset {}",
-                p.display(),
-                meta.len
+        if meta.sealed && len != meta.len {
+            return Err((
+                p,
+                format!("segment was sealed at {} bytes and is now {len}", meta.len),
+            ));
+        }
+        if Some(tail_crc(&*file, meta.len).map_err(failed)?) != tails.get(&no).copied() {
+            return Err((
+                p,
+                format!(
+                    "segment changed before offset {}, inside the synced bytes the checkpoint of the last clean close covers",
+                    meta.len
+                ),
             ));
         }
     }

@@ -13,23 +13,28 @@ use super::segment;
 /// File name of the identity file.
 pub const FILE_NAME: &str = "store.id";
 
-/// The store id of `dir`: read from `store.id`, else taken from the first segment (and the
-/// file rewritten), else made new (read-write opens only).
+/// The store id of `dir`: read from `store.id`; made new (and written) for a read-write
+/// open of a directory without segments. Segment files without `store.id` are not a store:
+/// the identity file is written before the first segment and copied last by a snapshot, so
+/// its absence means an interrupted copy holding who knows how many of the segments. Such a
+/// directory is refused unless `adopt` (a salvage open) takes the id from its first segment.
 pub(crate) fn load_or_create(
     fs: &dyn FileSystem,
     dir: &Path,
     read_only: bool,
+    adopt: bool,
 ) -> Result<u64, OpenError> {
+    if let Some(id) = read(fs, dir)? {
+        return Ok(id);
+    }
     let path = dir.join(FILE_NAME);
-    if fs.exists(&path) {
-        let view = fs.map(&path).map_err(|source| OpenError::Io {
-            op: "read",
-            path: path.clone(),
-            source,
-        })?;
-        let h = FileHeader::decode(view.bytes(), FileKind::Identity)
-            .map_err(|e| segment::header_error(&path, e))?;
-        return Ok(h.store_id);
+    let segments = if fs.exists(dir) {
+        segment::list(fs, dir)?.len()
+    } else {
+        0
+    };
+    if segments > 0 && !adopt {
+        return Err(missing(&path, segments));
     }
     let existing = first_segment_id(fs, dir)?;
     if read_only {
@@ -47,7 +52,36 @@ pub(crate) fn load_or_create(
     Ok(id)
 }
 
-fn first_segment_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, OpenError> {
+/// The error for segment files found without the identity file.
+pub(crate) fn missing(path: &Path, segments: usize) -> OpenError {
+    OpenError::Lost {
+        path: path.to_path_buf(),
+        what: format!(
+            "the identity file is missing but {segments} segment file(s) are here; a store is \
+             complete only once its identity file exists (a snapshot or copy writes it last), \
+             so this looks like an interrupted copy that may hold only some of the segments"
+        ),
+    }
+}
+
+/// The store id in `dir/store.id`, `None` when the file does not exist.
+pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, OpenError> {
+    let path = dir.join(FILE_NAME);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let view = fs.map(&path).map_err(|source| OpenError::Io {
+        op: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let h = FileHeader::decode(view.bytes(), FileKind::Identity)
+        .map_err(|e| segment::header_error(&path, e))?;
+    Ok(Some(h.store_id))
+}
+
+/// The store id in the header of the first segment of `dir`, if it has one.
+pub(crate) fn first_segment_id(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, OpenError> {
     if !fs.exists(dir) {
         return Ok(None);
     }

@@ -224,7 +224,12 @@ impl Store {
         } else {
             Some(take_lock(&*fs, &dir)?)
         };
-        let store_id = identity::load_or_create(&*fs, &dir, options.read_only)?;
+        let store_id = identity::load_or_create(
+            &*fs,
+            &dir,
+            options.read_only,
+            options.salvage && !options.read_only,
+        )?;
         let mode = match (options.read_only, options.salvage) {
             (true, _) => recovery::Mode::ReadOnly,
             (false, salvage) => recovery::Mode::ReadWrite { salvage },

@@ -69,8 +69,65 @@ pub struct RecoveryReport {
     pub checkpoint: CheckpointStatus,
     /// A compaction the open finished (it had committed) or cleaned up (it had not).
     pub compaction: Option<String>,
+    /// Synced data found missing (a read-only open reports it and goes on; a read-write
+    /// open refuses with [`OpenError::Lost`]; a salvage open moves what follows aside).
+    pub lost: Vec<Loss>,
     /// Time spent opening.
     pub elapsed: Duration,
+}
+
+/// Data the store's records say was there and is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// The missing, shortened or out-of-sequence file.
+    pub path: PathBuf,
+    /// What is missing and how the store knows.
+    pub what: String,
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+/// Where the log stands after the segments read so far: the segments numbered from 1 and
+/// each one's sequences continue the one before (compaction leaves gap frames, so even a
+/// compacted store continues).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Chain {
+    /// Number of the last segment read (0 before the first).
+    pub no: u32,
+    /// The last sequence it accounts for (events and removed ranges; its base if none).
+    pub end: u64,
+}
+
+impl Chain {
+    /// What is missing before segment `no`, whose header says it starts after `base`.
+    pub(crate) fn hole_before(&self, dir: &Path, no: u32, base: u64) -> Option<Loss> {
+        let after = match self.no {
+            0 => "the log starts at sequence 1".to_string(),
+            prev => format!("{} ends at sequence {}", segment::file_name(prev), self.end),
+        };
+        if base > self.end && no > self.no + 1 {
+            return Some(Loss {
+                path: segment::path(dir, self.no + 1),
+                what: format!(
+                    "segment file is missing: {after} and {} starts after sequence {base}, so \
+                     sequences {}..={base} are gone",
+                    segment::file_name(no),
+                    self.end + 1
+                ),
+            });
+        }
+        (base != self.end).then(|| Loss {
+            path: segment::path(dir, no),
+            what: format!(
+                "segment starts after sequence {base} but {after}: the sequences do not continue \
+                 across the files"
+            ),
+        })
+    }
 }
 
 /// The newest segment, to be appended to.
@@ -123,8 +180,21 @@ pub(crate) fn recover_with(
     // Salvage rebuilds from the segments alone: the checkpoint may cover what moves aside.
     let loaded = match (start_from, mode) {
         (Some(idx), _) => Ok(idx),
-        (None, Mode::ReadWrite { salvage: true }) => Err(CheckpointStatus::Skipped),
+        (None, Mode::ReadWrite { salvage: true }) => {
+            Err(checkpoint::LoadError::Unusable(CheckpointStatus::Skipped))
+        }
         (None, _) => checkpoint::load(fs, dir, store_id, &nos),
+    };
+    let mut lost = Vec::new();
+    let loaded = match loaded {
+        Ok(idx) => Ok(idx),
+        Err(checkpoint::LoadError::Unusable(status)) => Err(status),
+        Err(checkpoint::LoadError::Lost { path, what }) => {
+            let loss = Loss { path, what };
+            let status = CheckpointStatus::Stale(loss.to_string());
+            lose(&ctx, &mut lost, loss)?;
+            Err(status)
+        }
     };
     let (mut index, mut report) = match loaded {
         Ok(idx) => (
@@ -142,18 +212,22 @@ pub(crate) fn recover_with(
             },
         ),
     };
+    report.lost = lost;
     let mut active = None;
-    let mut last_no = 0;
+    let mut chain = Chain::default();
     let mut max_base = 0;
     for (i, &no) in nos.iter().enumerate() {
-        last_no = no;
         let is_last = i + 1 == nos.len();
-        match open_segment(&ctx, &mut index, &mut report, no, is_last)? {
+        match open_segment(&ctx, &mut index, &mut report, &mut chain, no, is_last)? {
             SegmentOutcome::Ok { base, active_info } => {
                 max_base = max_base.max(base.seq);
                 active = active_info;
             }
             SegmentOutcome::Removed => {}
+            SegmentOutcome::Hole => {
+                salvage_later(&ctx, &nos[i..], &mut report)?;
+                break;
+            }
             SegmentOutcome::Salvaged { base, active_info } => {
                 max_base = max_base.max(base.seq);
                 active = active_info;
@@ -170,10 +244,18 @@ pub(crate) fn recover_with(
     index.visible = index.last_seq().unwrap_or(0);
     let next_seq = index.last_seq().unwrap_or(0).max(max_base) + 1;
     report.elapsed = start.elapsed();
+    let next_seg = chain
+        .no
+        .checked_add(1)
+        .ok_or_else(|| OpenError::BadHeader {
+            path: segment::path(dir, chain.no),
+            reason: "the newest segment has the largest possible number; no segment can follow it"
+                .into(),
+        })?;
     Ok(Recovered {
         index,
         active,
-        next_seg: last_no + 1,
+        next_seg,
         next_seq,
         report,
     })
@@ -201,6 +283,8 @@ enum SegmentOutcome {
         active_info: Option<ActiveInfo>,
     },
     Removed,
+    /// A hole before this segment, which a salvage open moves aside with all later ones.
+    Hole,
     Salvaged {
         base: Base,
         active_info: Option<ActiveInfo>,
@@ -215,10 +299,24 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// Records `loss`: a read-write open stops, a read-only one reports it and goes on, a
+/// salvage open goes on to keep what is there.
+fn lose(ctx: &Ctx<'_>, lost: &mut Vec<Loss>, loss: Loss) -> Result<(), OpenError> {
+    if ctx.mode == (Mode::ReadWrite { salvage: false }) {
+        return Err(OpenError::Lost {
+            path: loss.path,
+            what: loss.what,
+        });
+    }
+    lost.push(loss);
+    Ok(())
+}
+
 fn open_segment(
     ctx: &Ctx<'_>,
     index: &mut Index,
     report: &mut RecoveryReport,
+    chain: &mut Chain,
     no: u32,
     is_last: bool,
 ) -> Result<SegmentOutcome, OpenError> {
@@ -241,11 +339,28 @@ fn open_segment(
         }
         Err(e) => return Err(e),
     };
+    if header.number != u64::from(no) {
+        return Err(OpenError::BadHeader {
+            path,
+            reason: format!(
+                "the file name says segment {no} but its header says segment {}; a segment keeps \
+                 the name it was created with (a stray or renamed copy?)",
+                header.number
+            ),
+        });
+    }
+    if let Some(loss) = chain.hole_before(ctx.dir, no, header.base_seq) {
+        lose(ctx, &mut report.lost, loss)?;
+        if ctx.mode != Mode::ReadOnly {
+            return Ok(SegmentOutcome::Hole);
+        }
+    }
     let base = Base {
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    let (scan, bad, defined) = scan_into(index, no, bytes, base);
+    let (scan, bad, defined, end) = scan_into(index, no, bytes, base);
+    *chain = Chain { no, end };
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
     let file_len = bytes.len() as u64;
     drop(view);
@@ -265,18 +380,23 @@ fn open_segment(
 
 /// Scans segment `no` (its whole `bytes`, header included) into `index`, indexing the
 /// frames past what the index already covers of it; records its length and seal.
-fn scan_into(
-    index: &mut Index,
-    no: u32,
-    bytes: &[u8],
-    base: Base,
-) -> (Scan, Option<(u64, String)>, (BitSet, BitSet)) {
+type Scanned = (Scan, Option<(u64, String)>, (BitSet, BitSet), u64);
+
+/// ... and the last sequence the segment accounts for (events, removed ranges, the seal).
+fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
     let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
     let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
     meta.base = base;
     let mut defined = (BitSet::default(), BitSet::default());
     let mut bad: Option<(u64, String)> = None;
+    let mut end = base.seq;
     let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
+        end = end.max(match f {
+            Frame::Event(h, ..) => h.seq,
+            Frame::Gap { last, .. } => last,
+            Frame::Seal { last_seq, .. } => last_seq,
+            _ => 0,
+        });
         if bad.is_none() {
             if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
                 bad = Some((off, why));
@@ -286,8 +406,9 @@ fn scan_into(
     if let Some(m) = index.segments.get_mut(&no) {
         m.len = scan.commit;
         m.sealed = scan.sealed;
+        end = end.max(m.last_seq.unwrap_or(0));
     }
-    (scan, bad, defined)
+    (scan, bad, defined, end)
 }
 
 /// Indexes the segment `no` whose bytes are `bytes` (read from `path`) into `index`, as far
@@ -305,7 +426,7 @@ pub(crate) fn index_segment(
         ts: header.base_ts,
     };
     match scan_into(index, no, bytes, base) {
-        (_, Some((off, why)), _) => Err(format!("{} at offset {off}: {why}", path.display())),
+        (_, Some((off, why)), _, _) => Err(format!("{} at offset {off}: {why}", path.display())),
         _ => Ok(()),
     }
 }

@@ -16,7 +16,8 @@ use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
 use crate::error::OpenError;
 use crate::fs::{FileSystem, StdFs};
 
-use super::checkpoint::{self, CheckpointStatus};
+use super::checkpoint::{self, CheckpointStatus, LoadError};
+use super::recovery::Chain;
 use super::{identity, segment};
 
 /// One thing wrong with a store.
@@ -80,6 +81,8 @@ struct Checker<'a> {
     last_seq: u64,
     /// Ranges compactions removed, in order.
     removed: Vec<(u64, u64)>,
+    /// The segments read so far continue from 1 up to here.
+    chain: Chain,
 }
 
 /// A frame the checks look at.
@@ -160,24 +163,60 @@ impl Checker<'_> {
         let bytes = view.bytes();
         let header = match segment::check_header(bytes, &path, store_id) {
             Ok(h) => h,
+            // What the open removes as a roll a crash cut before its header was synced.
+            Err(e)
+                if is_last
+                    && bytes.len() <= HEADER_LEN
+                    && !matches!(e, OpenError::ForeignFile { .. }) =>
+            {
+                return self.report.notes.push(format!(
+                    "{}: a newest segment of {} bytes with no complete header (a roll cut by a \
+                     crash; the next read-write open removes it)",
+                    path.display(),
+                    bytes.len()
+                ));
+            }
             Err(e) => return self.problem(&path, Some(0), e.to_string()),
         };
+        if header.number != u64::from(no) {
+            return self.problem(
+                &path,
+                Some(0),
+                format!(
+                    "the file name says segment {no} but its header says segment {} (a stray or \
+                     renamed copy?)",
+                    header.number
+                ),
+            );
+        }
+        if let Some(loss) = self.chain.hole_before(self.dir, no, header.base_seq) {
+            self.problem(&loss.path, None, loss.what);
+        }
         let base = Base {
             seq: header.base_seq,
             ts: header.base_ts,
         };
         let mut events = Vec::new();
+        let mut end = base.seq;
         let scan = segment::scan(
             bytes,
             base,
             HEADER_LEN as u64,
             HEADER_LEN as u64,
             |off, f| match f {
-                Frame::Event(h, ..) => events.push(Seen::Event(off, h.seq, h.cause, h.correlation)),
-                Frame::Gap { first, last } => events.push(Seen::Gap(off, first, last)),
+                Frame::Event(h, ..) => {
+                    end = end.max(h.seq);
+                    events.push(Seen::Event(off, h.seq, h.cause, h.correlation));
+                }
+                Frame::Gap { first, last } => {
+                    end = end.max(last);
+                    events.push(Seen::Gap(off, first, last));
+                }
+                Frame::Seal { last_seq, .. } => end = end.max(last_seq),
                 _ => {}
             },
         );
+        self.chain = Chain { no, end };
         self.report.frames += events.len() as u64;
         for seen in events {
             match seen {
@@ -240,7 +279,10 @@ pub fn verify_on(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, OpenError> {
     let start = Instant::now();
-    let store_id = identity::load_or_create(fs, dir, true)?;
+    let (store_id, id_missing) = match identity::read(fs, dir)? {
+        Some(id) => (id, false),
+        None => (identity::load_or_create(fs, dir, true, true)?, true),
+    };
     let nos = segment::list(fs, dir)?;
     let mut c = Checker {
         dir,
@@ -248,17 +290,12 @@ pub fn verify_on(
         seen: HashSet::new(),
         last_seq: 0,
         removed: Vec::new(),
+        chain: Chain::default(),
     };
     c.report.segments = nos.len();
-    if let (Some(first), Some(last)) = (nos.first(), nos.last()) {
-        let present: HashSet<u32> = nos.iter().copied().collect();
-        for no in (*first..=*last).filter(|n| !present.contains(n)) {
-            let missing = segment::path(dir, no);
-            c.problem(
-                &missing,
-                None,
-                "segment file is missing (the numbering has a gap)",
-            );
+    if id_missing {
+        if let Err(e) = identity::load_or_create(fs, dir, true, false) {
+            c.problem(&dir.join(identity::FILE_NAME), None, e.to_string());
         }
     }
     for (i, &no) in nos.iter().enumerate() {
@@ -267,18 +304,14 @@ pub fn verify_on(
     }
     progress(nos.len() as u64, nos.len() as u64);
     match checkpoint::load(fs, dir, store_id, &nos) {
-        Ok(_) | Err(CheckpointStatus::Missing) => {}
-        Err(CheckpointStatus::Stale(why)) => c.problem(
-            &dir.join(checkpoint::FILE_NAME),
-            None,
-            format!("stale: {why}"),
-        ),
-        Err(CheckpointStatus::Damaged(why)) => c.problem(
+        Ok(_) => {}
+        Err(LoadError::Lost { path, what }) => c.problem(&path, None, what),
+        Err(LoadError::Unusable(CheckpointStatus::Damaged(why))) => c.problem(
             &dir.join(checkpoint::FILE_NAME),
             None,
             format!("damaged: {why}"),
         ),
-        Err(_) => {}
+        Err(LoadError::Unusable(_)) => {}
     }
     if let Some(note) = super::compact::pending_note(fs, dir) {
         c.report.notes.push(note);
