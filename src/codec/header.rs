@@ -17,8 +17,11 @@ use super::frame::mask;
 
 /// Size of every file header.
 pub const HEADER_LEN: usize = 64;
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes and the newest it reads. Version 2 changed no
+/// byte layout, only a promise: a roll creates the next segment before it seals the
+/// current one, so a sealed newest segment of version 2 means a file is missing. Version 1
+/// files are read with the rules of version 1.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

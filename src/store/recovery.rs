@@ -100,6 +100,10 @@ pub(crate) struct Chain {
     pub no: u32,
     /// The last sequence it accounts for (events and removed ranges; its base if none).
     pub end: u64,
+    /// It ends with its seal.
+    pub sealed: bool,
+    /// Its format version.
+    pub version: u16,
 }
 
 impl Chain {
@@ -216,12 +220,21 @@ pub(crate) fn recover_with(
     let mut active = None;
     let mut chain = Chain::default();
     let mut max_base = 0;
+    let bare_newest = bare_newest(&ctx, &nos)?;
     for (i, &no) in nos.iter().enumerate() {
         let is_last = i + 1 == nos.len();
-        match open_segment(&ctx, &mut index, &mut report, &mut chain, no, is_last)? {
+        // Before a bare newest segment, a segment may be the newest: a roll that made the
+        // next file but did not seal this one.
+        let maybe_last = is_last || (bare_newest && i + 2 == nos.len());
+        match open_segment(&ctx, &mut index, &mut report, &mut chain, no, maybe_last)? {
             SegmentOutcome::Ok { base, active_info } => {
                 max_base = max_base.max(base.seq);
                 active = active_info;
+                if !is_last && active.is_some() {
+                    let newest = segment::path(dir, nos[i + 1]);
+                    remove_empty(&ctx, &newest, &mut report)?;
+                    break;
+                }
             }
             SegmentOutcome::Removed => {}
             SegmentOutcome::Hole => {
@@ -234,6 +247,23 @@ pub(crate) fn recover_with(
                 salvage_later(&ctx, &nos[i + 1..], &mut report)?;
                 break;
             }
+        }
+    }
+    if chain.sealed && chain.version >= 2 && report.salvaged.is_empty() {
+        let loss = Loss {
+            path: segment::path(dir, chain.no.saturating_add(1)),
+            what: format!(
+                "segment file is missing: {} is sealed, and a sealed segment is always followed \
+                 by the next one (it is created before the seal is written)",
+                segment::file_name(chain.no)
+            ),
+        };
+        lose(&ctx, &mut report.lost, loss)?;
+        if mode.writes() {
+            let next = start_next(&ctx, &chain)?;
+            index.segments.insert(next.no, SegMeta::empty(next.base));
+            chain.no = next.no;
+            active = Some(next);
         }
     }
     if mode.writes() {
@@ -258,6 +288,50 @@ pub(crate) fn recover_with(
         next_seg,
         next_seq,
         report,
+    })
+}
+
+/// `true` when the newest of two or more segments holds no more than a header: it may be
+/// the unfinished roll of the one before.
+fn bare_newest(ctx: &Ctx<'_>, nos: &[u32]) -> Result<bool, OpenError> {
+    let (Some(&newest), true) = (nos.last(), nos.len() >= 2) else {
+        return Ok(false);
+    };
+    let path = segment::path(ctx.dir, newest);
+    let file = ctx
+        .fs
+        .open(&path, OpenMode::Read)
+        .map_err(io_err("open", &path))?;
+    let size = file.size().map_err(io_err("stat", &path))?;
+    Ok(size <= HEADER_LEN as u64)
+}
+
+/// Creates the segment after the sealed newest one `chain` ends with (a salvage open of a
+/// store whose next segment is missing), so that a sealed newest segment again means a
+/// missing file.
+fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
+    let no = chain.no.saturating_add(1);
+    let base = Base {
+        seq: chain.end,
+        ts: crate::config::system_micros(),
+    };
+    let header = crate::codec::header::FileHeader::new(
+        crate::codec::header::FileKind::Segment,
+        ctx.store_id,
+        no.into(),
+        base.seq,
+        base.ts,
+    );
+    let path = segment::path(ctx.dir, no);
+    let file = segment::create(ctx.fs, ctx.dir, &header, ctx.sync).map_err(io_err("create", &path))?;
+    Ok(ActiveInfo {
+        no,
+        file,
+        base,
+        len: HEADER_LEN as u64,
+        marked: HEADER_LEN as u64,
+        entities: BitSet::default(),
+        scopes: BitSet::default(),
     })
 }
 
@@ -360,7 +434,12 @@ fn open_segment(
         ts: header.base_ts,
     };
     let (scan, bad, defined, end) = scan_into(index, no, bytes, base);
-    *chain = Chain { no, end };
+    *chain = Chain {
+        no,
+        end,
+        sealed: scan.sealed,
+        version: header.version,
+    };
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
     let file_len = bytes.len() as u64;
     drop(view);

@@ -216,7 +216,12 @@ impl Checker<'_> {
                 _ => {}
             },
         );
-        self.chain = Chain { no, end };
+        self.chain = Chain {
+            no,
+            end,
+            sealed: scan.sealed,
+            version: header.version,
+        };
         self.report.frames += events.len() as u64;
         for seen in events {
             match seen {
@@ -298,9 +303,36 @@ pub fn verify_on(
             c.problem(&dir.join(identity::FILE_NAME), None, e.to_string());
         }
     }
+    let bare_newest = nos.len() >= 2
+        && nos
+            .last()
+            .and_then(|&n| fs.open(&segment::path(dir, n), crate::fs::OpenMode::Read).ok())
+            .and_then(|f| f.size().ok())
+            .is_some_and(|size| size <= HEADER_LEN as u64);
     for (i, &no) in nos.iter().enumerate() {
         progress(i as u64, nos.len() as u64);
-        c.segment(fs, store_id, no, i + 1 == nos.len());
+        let is_last = i + 1 == nos.len();
+        c.segment(fs, store_id, no, is_last || (bare_newest && i + 2 == nos.len()));
+        if !is_last && bare_newest && c.chain.no == no && !c.chain.sealed {
+            c.report.notes.push(format!(
+                "{}: an unfinished roll (the segment before it was never sealed); the next \
+                 read-write open removes it",
+                segment::path(dir, nos[i + 1]).display()
+            ));
+            break;
+        }
+    }
+    if c.chain.sealed && c.chain.version >= 2 {
+        let next = segment::path(dir, c.chain.no.saturating_add(1));
+        c.problem(
+            &next,
+            None,
+            format!(
+                "segment file is missing: {} is sealed, and a sealed segment is always followed \
+                 by the next one",
+                segment::file_name(c.chain.no)
+            ),
+        );
     }
     progress(nos.len() as u64, nos.len() as u64);
     match checkpoint::load(fs, dir, store_id, &nos) {

@@ -10,11 +10,10 @@ use super::super::segment;
 use super::{Active, BitSet, Writer};
 
 impl Writer {
-    /// Seals the active segment (if any) and starts the next one.
+    /// Starts the next segment, then seals the active one (if any). In this order a sealed
+    /// newest segment always means a missing file; a crash between the two leaves a bare
+    /// newest segment after an unsealed one, which the next open removes (an unfinished roll).
     pub(super) fn roll(&mut self, idx: &mut Index) -> Result<(), String> {
-        if self.active.is_some() {
-            self.seal(idx)?;
-        }
         let cfg = &self.cfg;
         let base = Base {
             seq: self.next_seq - 1,
@@ -31,7 +30,12 @@ impl Writer {
         let path = segment::path(&self.shared.dir, no);
         let file = segment::create(&*self.shared.fs, &self.shared.dir, &header, cfg.sync_mode)
             .map_err(|e| format!("create segment {}: {e}", path.display()))?;
-        self.next_seg += 1;
+        self.next_seg = no
+            .checked_add(1)
+            .ok_or_else(|| format!("segment {no} is the last number there is"))?;
+        if self.active.is_some() {
+            self.seal(idx)?;
+        }
         idx.segments.insert(no, SegMeta::empty(base));
         self.shared.set_active(Some((no, file.clone())));
         self.active = Some(Active {
