@@ -181,6 +181,7 @@ pub(crate) fn recover_with(
         sync,
     };
     let nos = segment::list(fs, dir)?;
+    segment::check_after_gaps(fs, dir, &nos, store_id)?;
     // Salvage rebuilds from the segments alone: the checkpoint may cover what moves aside.
     let loaded = match (start_from, mode) {
         (Some(idx), _) => Ok(idx),
@@ -323,7 +324,8 @@ fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
         base.ts,
     );
     let path = segment::path(ctx.dir, no);
-    let file = segment::create(ctx.fs, ctx.dir, &header, ctx.sync).map_err(io_err("create", &path))?;
+    let file =
+        segment::create(ctx.fs, ctx.dir, &header, ctx.sync).map_err(io_err("create", &path))?;
     Ok(ActiveInfo {
         no,
         file,
@@ -413,16 +415,7 @@ fn open_segment(
         }
         Err(e) => return Err(e),
     };
-    if header.number != u64::from(no) {
-        return Err(OpenError::BadHeader {
-            path,
-            reason: format!(
-                "the file name says segment {no} but its header says segment {}; a segment keeps \
-                 the name it was created with (a stray or renamed copy?)",
-                header.number
-            ),
-        });
-    }
+    segment::check_number(&header, no, &path)?;
     if let Some(loss) = chain.hole_before(ctx.dir, no, header.base_seq) {
         lose(ctx, &mut report.lost, loss)?;
         if ctx.mode != Mode::ReadOnly {

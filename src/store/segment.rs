@@ -74,6 +74,49 @@ pub(crate) fn create(
     Ok(file)
 }
 
+/// Checks the segment files whose number does not follow the one before (a gap in the
+/// numbering, or a first number above 1): each must be a segment of this store whose header
+/// names the same number. A stray or renamed file is refused naming it before anything
+/// else is judged by its neighbours (a gap would otherwise make a healthy segment look
+/// like one that lost its seal).
+pub(crate) fn check_after_gaps(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    nos: &[u32],
+    store_id: u64,
+) -> Result<(), OpenError> {
+    let mut prev = 0u32;
+    for &no in nos {
+        if u64::from(no) != u64::from(prev) + 1 {
+            let p = path(dir, no);
+            let view = fs.map(&p).map_err(|source| OpenError::Io {
+                op: "read",
+                path: p.clone(),
+                source,
+            })?;
+            let h = check_header(view.bytes(), &p, store_id)?;
+            check_number(&h, no, &p)?;
+        }
+        prev = no;
+    }
+    Ok(())
+}
+
+/// Refuses a segment whose header names another number than its file name.
+pub(crate) fn check_number(h: &FileHeader, no: u32, p: &Path) -> Result<(), OpenError> {
+    if h.number == u64::from(no) {
+        return Ok(());
+    }
+    Err(OpenError::BadHeader {
+        path: p.to_path_buf(),
+        reason: format!(
+            "the file name says segment {no} but its header says segment {}; a segment keeps the \
+             name it was created with (a stray or renamed copy?)",
+            h.number
+        ),
+    })
+}
+
 /// Checks a segment header against the store id; errors name the file.
 pub(crate) fn check_header(bytes: &[u8], p: &Path, store_id: u64) -> Result<FileHeader, OpenError> {
     let h = FileHeader::decode(bytes, FileKind::Segment).map_err(|e| header_error(p, e))?;

@@ -178,16 +178,8 @@ impl Checker<'_> {
             }
             Err(e) => return self.problem(&path, Some(0), e.to_string()),
         };
-        if header.number != u64::from(no) {
-            return self.problem(
-                &path,
-                Some(0),
-                format!(
-                    "the file name says segment {no} but its header says segment {} (a stray or \
-                     renamed copy?)",
-                    header.number
-                ),
-            );
+        if let Err(e) = segment::check_number(&header, no, &path) {
+            return self.problem(&path, Some(0), e.to_string());
         }
         if let Some(loss) = self.chain.hole_before(self.dir, no, header.base_seq) {
             self.problem(&loss.path, None, loss.what);
@@ -265,6 +257,17 @@ impl Checker<'_> {
     }
 }
 
+/// The file an open error names.
+fn error_path(e: &OpenError, dir: &Path) -> PathBuf {
+    match e {
+        OpenError::BadHeader { path, .. }
+        | OpenError::ForeignFile { path, .. }
+        | OpenError::UnsupportedVersion { path, .. }
+        | OpenError::Io { path, .. } => path.clone(),
+        _ => dir.to_path_buf(),
+    }
+}
+
 /// Verifies the store in `dir` without writing anything. An `Err` means the check could
 /// not run at all (no store there, unreadable directory).
 pub fn verify(dir: &Path) -> Result<VerifyReport, OpenError> {
@@ -303,16 +306,27 @@ pub fn verify_on(
             c.problem(&dir.join(identity::FILE_NAME), None, e.to_string());
         }
     }
+    if let Err(e) = segment::check_after_gaps(fs, dir, &nos, store_id) {
+        c.problem(&error_path(&e, dir), None, e.to_string());
+    }
     let bare_newest = nos.len() >= 2
         && nos
             .last()
-            .and_then(|&n| fs.open(&segment::path(dir, n), crate::fs::OpenMode::Read).ok())
+            .and_then(|&n| {
+                fs.open(&segment::path(dir, n), crate::fs::OpenMode::Read)
+                    .ok()
+            })
             .and_then(|f| f.size().ok())
             .is_some_and(|size| size <= HEADER_LEN as u64);
     for (i, &no) in nos.iter().enumerate() {
         progress(i as u64, nos.len() as u64);
         let is_last = i + 1 == nos.len();
-        c.segment(fs, store_id, no, is_last || (bare_newest && i + 2 == nos.len()));
+        c.segment(
+            fs,
+            store_id,
+            no,
+            is_last || (bare_newest && i + 2 == nos.len()),
+        );
         if !is_last && bare_newest && c.chain.no == no && !c.chain.sealed {
             c.report.notes.push(format!(
                 "{}: an unfinished roll (the segment before it was never sealed); the next \

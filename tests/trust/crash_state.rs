@@ -1,12 +1,11 @@
-//! A kill between creating a new segment and writing its header: the writer seals the
-//! full segment (seal frame, sync), then creates the next one, so the directory holds a
-//! sealed newest segment followed by a 0-byte file, and no checkpoint (the writer never
-//! closed). That is an ordinary crash state: verify must call it clean, the open must
-//! succeed with every event, and after the store rolls into new segments verify must
-//! still be clean (no numbering gap where the open removed the empty file).
+//! A kill between creating a new segment and writing its header: the writer creates the
+//! next segment before it seals the full one, so the directory holds an unsealed segment
+//! followed by a 0-byte file, and no checkpoint (the writer never closed). That is an
+//! ordinary crash state: verify must call it clean, the open must succeed with every
+//! event, and after the store rolls into new segments verify must still be clean (no
+//! numbering gap where the open removed the empty file).
 //!
-//! The state is built with `store_ending_in_a_sealed_segment`, then the 0-byte next
-//! segment is created.
+//! The state is a closed store without its checkpoint, plus the 0-byte next segment.
 
 use super::*;
 
@@ -15,10 +14,12 @@ fn a_zero_byte_segment_left_by_a_kill_during_a_roll_verifies_clean_before_and_af
 ) -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
-    let events = store_ending_in_a_sealed_segment(&dir)?;
-    // The control: the store ending in its sealed segment is clean.
+    segmented_store(&dir)?;
+    std::fs::remove_file(dir.join("index.ckpt"))?;
+    let events = Store::open_read_only(&dir)?.stats().events;
+    // The control: the crashed store is clean.
     let (code, out) = verify_cli(&dir)?;
-    assert_eq!(code, Some(0), "the store ending in a sealed segment: {out}");
+    assert_eq!(code, Some(0), "the store without its checkpoint: {out}");
     let newest = *seg_numbers(&dir)?.last().ok_or("no segments")?;
     let empty = seg_name(newest + 1);
     std::fs::File::create(dir.join(&empty))?;

@@ -1,6 +1,6 @@
 //! One stray file named `seg-4294967295.bpk` in a healthy store: garbage bytes or a copy
 //! of a real segment (in a store closed cleanly), a real segment's header alone or an
-//! empty file (in a store ending in a sealed segment, as after a crash during a roll).
+//! empty file (in a store a crashed writer left, no checkpoint).
 //! `batpak-tui verify` (run under a 1 GiB address-space limit, like every verify here)
 //! must finish by itself and exit 1 naming the file (not be killed, not abort on a failed
 //! allocation); the open must refuse naming the file, rather than accept it (today the header alone is accepted, the
@@ -22,8 +22,8 @@ fn short(s: &str) -> String {
 enum Layout {
     /// A store closed cleanly: checkpoint, newest segment active.
     Closed,
-    /// A store ending in a sealed segment, no checkpoint.
-    Sealed,
+    /// A store a crashed writer left: newest segment unsealed, no checkpoint.
+    Crashed,
 }
 
 fn stray_file_is_refused(
@@ -35,7 +35,7 @@ fn stray_file_is_refused(
     let dir = tmp.path().join("store");
     let events = match layout {
         Layout::Closed => segmented_store(&dir)?,
-        Layout::Sealed => store_ending_in_a_sealed_segment(&dir)?,
+        Layout::Crashed => crashed_store(&dir)?,
     };
     // The control: the healthy store verifies clean under the same limit.
     let (code, out) = verify_cli(&dir)?;
@@ -126,7 +126,7 @@ fn a_stray_seg_4294967295_copied_from_a_real_segment_fails_verify_within_bounded
 fn a_stray_seg_4294967295_holding_a_real_segment_header_is_refused_not_accepted_and_rolled_into(
 ) -> TestResult {
     stray_file_is_refused(
-        Layout::Sealed,
+        Layout::Crashed,
         |dir| Ok(std::fs::read(dir.join(seg_name(1)))?[..64].to_vec()),
         "header-only seg-4294967295.bpk",
     )
@@ -136,7 +136,7 @@ fn a_stray_seg_4294967295_holding_a_real_segment_header_is_refused_not_accepted_
 fn an_empty_stray_seg_4294967295_is_refused_or_removed_without_wrapping_the_segment_numbers(
 ) -> TestResult {
     stray_file_is_refused(
-        Layout::Sealed,
+        Layout::Crashed,
         |_| Ok(Vec::new()),
         "empty seg-4294967295.bpk",
     )
