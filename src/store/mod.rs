@@ -254,6 +254,9 @@ impl Store {
         let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
         let (tx, writer, lane) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
+            shared
+                .reloadable
+                .store(true, std::sync::atomic::Ordering::Release);
             (None, None, None)
         } else {
             let (tx, handle, lane) = supervisor::start(&shared, rec).map_err(OpenError::Spawn)?;

@@ -205,7 +205,7 @@ impl Shared {
         };
         let read: Result<Vec<Event>, ReadError> =
             locs.iter().map(|l| self.read_located(l)).collect();
-        if read.is_err() && self.layout_changed_since(layout) {
+        if read.is_err() && self.files_replaced_since(layout) {
             // A compaction replaced the files between locating and reading: again, once.
             c.set_position(before);
             let locs = collect(&self.index(), c, limit);

@@ -27,7 +27,7 @@ impl Store {
             return Ok(None);
         };
         match self.shared.read_located(&loc) {
-            Err(_) if self.shared.layout_changed_since(layout) => {
+            Err(_) if self.shared.files_replaced_since(layout) => {
                 // A compaction replaced the file between locating and reading: again.
                 match locate() {
                     Some((loc, _)) => self.shared.read_located(&loc).map(Some),

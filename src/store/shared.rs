@@ -63,6 +63,11 @@ pub(crate) struct Shared {
     /// Commands the last sync covered, or more producers waiting for it: above one,
     /// durable appends go through the writer thread, which gathers them (group commit).
     pub sync_group: AtomicUsize,
+    /// A read-only store: another process may compact the files under it, and a read that
+    /// fails then reloads the index from the files (see [`Shared::files_replaced_since`]).
+    pub reloadable: AtomicBool,
+    /// One reload at a time.
+    reload: Mutex<()>,
 }
 
 impl Shared {
@@ -97,6 +102,8 @@ impl Shared {
             config_gen: AtomicU64::new(0),
             every_append_durable: AtomicBool::new(durable_every),
             sync_group: AtomicUsize::new(0),
+            reloadable: AtomicBool::new(false),
+            reload: Mutex::new(()),
         }
     }
 
@@ -140,6 +147,46 @@ impl Shared {
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
+    }
+
+    /// After a read that failed with the layout at `seen`: whether the files changed under
+    /// it, so the read is worth one more try. In this process a compaction says so through
+    /// the layout counter; under a read-only store another process may have compacted, so
+    /// the index is reloaded from the files (recovery, read-only) and the maps dropped.
+    pub fn files_replaced_since(&self, seen: u64) -> bool {
+        self.layout_changed_since(seen) || self.reload_from_files()
+    }
+
+    /// Rebuilds a read-only store's index from the files as they are now; `true` when it
+    /// did. A compaction in another process may be half way through its renames, whose
+    /// segments keep their numbers and sequences, so a failed attempt is tried again.
+    fn reload_from_files(&self) -> bool {
+        if !self.reloadable.load(Ordering::Acquire) {
+            return false;
+        }
+        let _one = self.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        let sync = self.config().sync_mode;
+        for _ in 0..3 {
+            let mode = super::recovery::Mode::ReadOnly;
+            match super::recovery::recover_with(
+                &*self.fs,
+                &self.dir,
+                self.store_id,
+                mode,
+                sync,
+                None,
+            ) {
+                Ok(rec) => {
+                    self.layout.fetch_add(2, Ordering::AcqRel);
+                    let segs: Vec<u32> = rec.index.segments.keys().copied().collect();
+                    super::supervisor::install_read_only(self, rec);
+                    self.forget_maps(&segs);
+                    return true;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        false
     }
 
     /// Drops the maps of segments whose files were replaced (readers holding one keep it).

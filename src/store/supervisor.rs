@@ -54,9 +54,14 @@ pub(crate) fn recover_dir(
 }
 
 /// Installs the recovered index and the newest segment's handle for readers.
-pub(crate) fn install_read_only(shared: &Arc<Shared>, rec: Recovered) {
+pub(crate) fn install_read_only(shared: &Shared, rec: Recovered) {
     let last = rec.index.visible;
-    *shared.index_mut() = rec.index;
+    {
+        let mut idx = shared.index_mut();
+        let generation = idx.generation + 1;
+        *idx = rec.index;
+        idx.generation = generation;
+    }
     shared.written_seq.store(last, Ordering::Release);
     shared.durable_seq.store(last, Ordering::Release);
     shared.acked_seq.store(last, Ordering::Release);
