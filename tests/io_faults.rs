@@ -226,7 +226,7 @@ fn every_io_call_of_an_open_removing_an_uncommitted_compaction_failing_keeps_the
 }
 
 #[test]
-fn every_io_call_of_an_open_without_identity_and_with_a_torn_newest_segment_failing_loses_nothing(
+fn every_io_call_of_a_salvage_adopting_a_directory_without_identity_and_with_a_torn_newest_segment_failing_loses_nothing(
 ) -> TestResult {
     run_sweep(&open::Damaged(OnceLock::new()))
 }

@@ -31,6 +31,17 @@ fn overwrite(fs: &SimFs, path: &Path, off: u64, bytes: &[u8]) -> std::io::Result
     f.sync(SyncMode::SyncAll)
 }
 
+/// A salvage open of the store on `fs`.
+fn salvage_open(fs: &SimFs) -> Result<Store, OpenError> {
+    Store::open_with(
+        config(),
+        OpenOptions {
+            salvage: true,
+            ..OpenOptions::default().with_fs(Arc::new(fs.clone()))
+        },
+    )
+}
+
 /// A populated store and its events before anything happened to it.
 type Base = OnceLock<(SimFs, Vec<Event>)>;
 
@@ -59,13 +70,7 @@ impl Scenario for Salvage {
         self.state().0.duplicate()
     }
     fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
-        Store::open_with(
-            config(),
-            OpenOptions {
-                salvage: true,
-                ..OpenOptions::default().with_fs(Arc::new(fs.clone()))
-            },
-        )
+        salvage_open(fs)
     }
     fn run(&self, fs: &SimFs) -> Outcome {
         open_then_appends(self, fs, Outcome::default(), 31)
@@ -159,7 +164,7 @@ impl Scenario for Interrupted {
 }
 
 /// A store whose identity file is gone and whose newest segment holds only a garbled
-/// header (a roll a crash cut), opened.
+/// header (a roll a crash cut), adopted by a salvage open.
 pub struct Damaged(pub Base);
 
 impl Damaged {
@@ -204,10 +209,15 @@ impl Damaged {
 
 impl Scenario for Damaged {
     fn name(&self) -> &'static str {
-        "open without the identity file and with a torn newest segment"
+        "salvage adopting a directory without the identity file, with a torn newest segment"
     }
     fn base(&self) -> SimFs {
         self.state().0.duplicate()
+    }
+    /// Segment files without `store.id` are refused by a plain open (an interrupted copy);
+    /// a salvage open adopts them.
+    fn open(&self, fs: &SimFs) -> Result<Store, OpenError> {
+        salvage_open(fs)
     }
     fn run(&self, fs: &SimFs) -> Outcome {
         open_then_appends(self, fs, Outcome::default(), 41)

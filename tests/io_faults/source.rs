@@ -42,7 +42,13 @@ const RECEIVERS: [&str; 10] = [
 ];
 
 /// Lines the sweep cannot reach, by file and a piece of the line, with the reason.
-pub const UNREACHABLE: [(&str, &str, &str); 3] = [
+pub const UNREACHABLE: [(&str, &str, &str); 4] = [
+    (
+        "src/store/segment.rs",
+        "let view = fs.map(&p).map_err(|source| OpenError::Io {",
+        "check_after_gaps reads a header only where the segment numbering has a gap, which no \
+         sweep scenario's store has (tests/trust/stray.rs reaches it on real files)",
+    ),
     (
         "src/store/reader.rs",
         "file.read_full_at(buf, off)",

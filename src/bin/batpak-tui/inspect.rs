@@ -27,6 +27,10 @@ struct Report {
     segment_bytes: u64,
     bytes_per_event: Option<f64>,
     checkpoint: String,
+    /// What the open did and found (`RecoveryReport::summary`).
+    recovery: Vec<String>,
+    /// Synced data found missing (the read-write open would refuse).
+    lost: Vec<String>,
     torn_tails: Vec<String>,
     salvaged: Vec<String>,
     recovery_ms: f64,
@@ -76,6 +80,8 @@ fn report(store: &Store, stats: &Stats, rec: &RecoveryReport) -> Report {
         segment_bytes,
         bytes_per_event: (stats.events > 0).then(|| segment_bytes as f64 / stats.events as f64),
         checkpoint: checkpoint_text(&rec.checkpoint),
+        recovery: rec.summary(),
+        lost: rec.lost.iter().map(ToString::to_string).collect(),
         torn_tails: rec
             .truncated
             .iter()
@@ -118,6 +124,14 @@ fn print(r: &Report, json: bool) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     println!("store {} (id {})", r.dir, r.store_id);
+    for l in &r.lost {
+        println!("LOST: {l}");
+    }
+    if !r.lost.is_empty() {
+        println!(
+            "(a read-write open refuses this store; `batpak-tui salvage DIR` keeps what is there)"
+        );
+    }
     let per_event = r.bytes_per_event.map_or("-".into(), |b| format!("{b:.1}"));
     println!(
         "{} events in {} segments, {} ({} bytes/event)",
@@ -139,11 +153,8 @@ fn print(r: &Report, json: bool) -> Result<(), Box<dyn Error>> {
     if r.workload_data {
         println!("holds synthetic workload data (batpak-tui wipe can delete it)");
     }
-    for t in &r.torn_tails {
-        println!("torn tail: {t}");
-    }
-    for s in &r.salvaged {
-        println!("salvaged: {s}");
+    for line in r.recovery.iter().filter(|l| !l.starts_with("LOST ")) {
+        println!("recovery: {line}");
     }
     println!();
     println!(
