@@ -16,6 +16,8 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
 
 use crate::codec::frame::mask;
+use crate::fs::account::WriteAccount;
+use crate::process::IoCounters;
 
 /// Directory of the cache inside the data directory.
 pub const CACHE_DIR: &str = "cache";
@@ -91,10 +93,45 @@ fn read_txn<'e>(env: &'e Env, faults: &Faults) -> heed::Result<RoTxn<'e, WithTls
     env.read_txn()
 }
 
-/// Commits a write transaction, through the fault hook.
-fn commit(txn: RwTxn<'_>, faults: &Faults) -> heed::Result<()> {
+/// Syncs LMDB makes per durable commit: the data file's `fdatasync`, then the meta page
+/// written through a descriptor opened with `O_DSYNC` (`mdb_txn_commit` in `mdb.c`).
+const SYNCS_PER_COMMIT: u64 = 2;
+
+/// Commits a write transaction through the fault hook and records it in `account`: its
+/// syncs, and the bytes LMDB wrote — this thread's `wchar` across the commit (only the
+/// commit runs on this thread meanwhile), or where Linux's per-thread counters are
+/// missing, the growth of the data file (a lower bound).
+fn commit(txn: RwTxn<'_>, faults: &Faults, account: &WriteAccount, dir: &Path) -> heed::Result<()> {
     hook(faults, "commit")?;
-    txn.commit()
+    let before = Written::now(dir);
+    let done = txn.commit();
+    account.record_cache_commit(Written::now(dir).since(&before), SYNCS_PER_COMMIT);
+    done
+}
+
+/// What this thread has written, or the data file's size where that is not known.
+enum Written {
+    Thread(IoCounters),
+    FileSize(u64),
+}
+
+impl Written {
+    fn now(dir: &Path) -> Self {
+        match IoCounters::this_thread() {
+            Some(io) => Written::Thread(io),
+            None => {
+                Written::FileSize(std::fs::metadata(dir.join("data.mdb")).map_or(0, |m| m.len()))
+            }
+        }
+    }
+
+    fn since(&self, earlier: &Written) -> u64 {
+        match (self, earlier) {
+            (Written::Thread(a), Written::Thread(b)) => a.since(b).wchar,
+            (Written::FileSize(a), Written::FileSize(b)) => a.saturating_sub(*b),
+            _ => 0,
+        }
+    }
 }
 
 pub(crate) struct Cache {
@@ -104,14 +141,41 @@ pub(crate) struct Cache {
     map_size: u64,
     pub counters: CacheCounters,
     open_note: Option<String>,
+    account: std::sync::Arc<WriteAccount>,
+}
+
+/// Opens the projection cache of the store behind `shared` in `path` (`_next_seq`, the
+/// log's next sequence, is for checking the cache against the log).
+pub(crate) fn open_for(
+    shared: &std::sync::Arc<crate::store::Shared>,
+    path: PathBuf,
+    options: &crate::store::OpenOptions,
+    _next_seq: u64,
+) -> Cache {
+    #[cfg(feature = "testkit")]
+    let faults = options.cache_faults.clone();
+    #[cfg(not(feature = "testkit"))]
+    let faults = {
+        let _ = options;
+    };
+    let map_size = shared.config().cache_map_size_bytes;
+    Cache::open(
+        path,
+        shared.store_id,
+        map_size,
+        faults,
+        shared.account.clone(),
+    )
 }
 
 fn open_env(
     path: &Path,
     map_size: u64,
     faults: &Faults,
+    account: &WriteAccount,
 ) -> heed::Result<(Env, Database<'static, Bytes, Bytes>)> {
     hook(faults, "env open")?;
+    let before = Written::now(path);
     // SAFETY: the cache directory belongs to this store, which holds the data directory's
     // lock, so no other batpak process opens it; LMDB's own lock file guards readers.
     let env = unsafe {
@@ -122,14 +186,15 @@ fn open_env(
     };
     let wtxn = write_txn(&env, faults)?;
     hook(faults, "create_database")?;
-    let db = env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            opener
-                .create_database(wtxn, None)
-                .map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit();
-    Ok((env, db))
+    let created = env.create_databases_and_commit(wtxn, |opener, wtxn| {
+        opener
+            .create_database(wtxn, None)
+            .map(CommitOrAbort::<_, ()>::Commit)
+    });
+    // Creating the file and `create_databases_and_commit` (one durable commit inside heed)
+    // are counted together.
+    account.record_cache_commit(Written::now(path).since(&before), SYNCS_PER_COMMIT);
+    Ok((env, created?.unwrap_commit()))
 }
 
 /// What an offline check of a store's cache found.
@@ -230,7 +295,13 @@ fn meta_value(store_id: u64) -> Vec<u8> {
 
 impl Cache {
     /// Opens (or creates) the cache of the store `store_id` in `path`.
-    pub fn open(path: PathBuf, store_id: u64, map_size: u64, faults: Faults) -> Self {
+    pub fn open(
+        path: PathBuf,
+        store_id: u64,
+        map_size: u64,
+        faults: Faults,
+        account: std::sync::Arc<WriteAccount>,
+    ) -> Self {
         let mut cache = Self {
             env: None,
             faults,
@@ -238,6 +309,7 @@ impl Cache {
             map_size,
             counters: CacheCounters::default(),
             open_note: None,
+            account,
         };
         match cache.try_open(store_id) {
             Ok(()) => {}
@@ -262,7 +334,7 @@ impl Cache {
     fn try_open(&mut self, store_id: u64) -> heed::Result<()> {
         std::fs::create_dir_all(&self.path)?;
         let f = &self.faults;
-        let (env, db) = open_env(&self.path, self.map_size, f)?;
+        let (env, db) = open_env(&self.path, self.map_size, f, &self.account)?;
         let mut wtxn = write_txn(&env, f)?;
         hook(f, "get")?;
         let meta = db.get(&wtxn, META_KEY)?.map(<[u8]>::to_vec);
@@ -278,7 +350,7 @@ impl Cache {
             hook(f, "put")?;
             db.put(&mut wtxn, META_KEY, &meta_value(store_id))?;
         }
-        commit(wtxn, f)?;
+        commit(wtxn, f, &self.account, &self.path)?;
         self.env = Some((env, db));
         Ok(())
     }
@@ -325,7 +397,7 @@ impl Cache {
         let stored = write_txn(env, f).and_then(|mut w| {
             hook(f, "put")?;
             db.put(&mut w, &Self::key(name, entity), &v)?;
-            commit(w, f)
+            commit(w, f, &self.account, &self.path)
         });
         if stored.is_err() {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -349,7 +421,7 @@ impl Cache {
                 hook(f, "delete")?;
                 db.delete(&mut w, k)?;
             }
-            commit(w, f)
+            commit(w, f, &self.account, &self.path)
         });
         let Err(first) = removed else {
             return Ok(());
@@ -359,7 +431,7 @@ impl Cache {
             .and_then(|mut w| {
                 hook(f, "clear")?;
                 db.clear(&mut w)?;
-                commit(w, f)
+                commit(w, f, &self.account, &self.path)
             })
             .map_err(|e| {
                 format!(
