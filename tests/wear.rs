@@ -94,6 +94,28 @@ fn the_projection_caches_commits_count_as_cache_writes() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn projecting_under_load_commits_the_cache_at_most_about_once_a_second() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    fill(&store, 1_000)?;
+    let a = store.stats();
+    let mut projections = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(3_200) {
+        fill(&store, 1)?;
+        store.project::<Sum>(&format!("e{}", projections % 20), Freshness::Latest)?;
+        projections += 1;
+    }
+    let b = store.stats();
+    let cache = b.rates_since(&a).wear.files.class(FileClass::Cache);
+    assert!(
+        (1..=4).contains(&cache.writes) && cache.syncs == cache.writes,
+        "{projections} projections in 3.2 s made {cache:?}"
+    );
+    Ok(())
+}
+
 /// What an idle store (appends done, synced, projections cached) wrote during 2.5 s.
 fn idle_writes(dir: &Path) -> Res<batpak::fs::account::WriteTotals> {
     let store = Store::open(config(dir))?;

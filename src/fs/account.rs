@@ -231,6 +231,13 @@ impl WriteAccount {
         self.counter(class).syncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records bytes the projection cache's LMDB wrote outside a commit (creating its file).
+    pub fn record_cache_bytes(&self, bytes: u64) {
+        let c = self.counter(FileClass::Cache);
+        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+        c.storage_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Records one committed write transaction of the projection cache: `bytes` LMDB
     /// wrote (whole pages, so they are also what reaches the medium) and its `syncs`.
     pub fn record_cache_commit(&self, bytes: u64, syncs: u64) {
