@@ -147,6 +147,7 @@ pub(crate) fn open_env(
         options.open(path)?
     };
     covers_its_pages(&env)?;
+    hook(faults, "extend")?;
     extend_to_map(&env, map_size)?;
     let wtxn = write_txn(&env, faults)?;
     hook(faults, "create_database")?;
