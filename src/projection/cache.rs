@@ -338,15 +338,9 @@ impl Cache {
                 Vec::new()
             }
         });
-        let why = match meta.as_deref().map(lmdb::parse_meta) {
-            Some(Some((id, high))) if id == store_id && high <= link.log_end => return Ok(high),
-            Some(Some((id, _))) if id != store_id => Some("belonged to another store".to_string()),
-            Some(Some((_, high))) => Some(format!(
-                "held states folded up to sequence {high}, past the log's end at {}",
-                link.log_end
-            )),
-            Some(None) => Some("was of an older format".to_string()),
-            None => None,
+        let why = match kept(meta.as_deref(), store_id, link.log_end) {
+            Ok(high) => return Ok(high),
+            Err(why) => why,
         };
         if let Some(why) = why {
             self.open_note = Some(format!("{} {why}; cleared", self.path.display()));
@@ -511,6 +505,21 @@ impl Drop for Cache {
     }
 }
 
+/// The high water of a cache whose meta entry `meta` says it may be kept by the store
+/// `store_id` whose log ends at `log_end`; else why it is cleared (`None`: a new cache).
+fn kept(meta: Option<&[u8]>, store_id: u64, log_end: u64) -> Result<u64, Option<String>> {
+    let why = match meta.map(lmdb::parse_meta) {
+        Some(Some((id, high))) if id == store_id && high <= log_end => return Ok(high),
+        Some(Some((id, _))) if id != store_id => "belonged to another store".to_string(),
+        Some(Some((_, high))) => {
+            format!("held states folded up to sequence {high}, past the log's end at {log_end}")
+        }
+        Some(None) => "was of an older format".to_string(),
+        None => return Err(None),
+    };
+    Err(Some(why))
+}
+
 /// Keys of the written states `named` says.
 fn doomed(core: &Core, named: &dyn Fn(&[u8]) -> bool) -> heed::Result<Vec<Vec<u8>>> {
     let f = &core.faults;
@@ -577,6 +586,16 @@ mod tests {
 
     fn open(dir: &Path, durable: &Arc<AtomicU64>) -> Cache {
         Cache::open(dir.join("cache"), 7, 1 << 20, no_faults(), link(durable))
+    }
+
+    #[test]
+    fn a_cache_is_kept_only_by_its_own_store_with_a_log_reaching_its_high_water() {
+        let meta = lmdb::meta_value(7, 50);
+        assert_eq!(kept(Some(&meta), 7, 50), Ok(50));
+        assert!(kept(Some(&meta), 8, 50).is_err_and(|w| w.is_some_and(|w| w.contains("another"))));
+        assert!(kept(Some(&meta), 7, 49).is_err_and(|w| w.is_some_and(|w| w.contains("past"))));
+        assert!(kept(Some(b"BPKCACHE"), 7, 50).is_err_and(|w| w.is_some()));
+        assert_eq!(kept(None, 7, 50), Err(None), "a new cache");
     }
 
     #[test]
