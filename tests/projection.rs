@@ -338,3 +338,74 @@ fn a_cache_file_that_is_not_lmdb_is_recreated_and_projections_still_answer() -> 
     );
     Ok(())
 }
+
+/// A cache that folded events the log does not have (here: the cache of the same store
+/// later on, put beside an earlier snapshot of its log) must not serve them.
+#[test]
+fn a_cache_that_folded_events_past_the_logs_end_is_cleared_on_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let early = tempfile::tempdir()?;
+    let early_dir = early.path().join("copy");
+    {
+        let store = Store::open(StoreConfig::new(dir.path()))?;
+        fill(&store, 50)?;
+        store.snapshot(&early_dir)?;
+        fill(&store, 50)?;
+        for a in 0..10 {
+            store.project::<Ledger>(&format!("acct:{a}"), Freshness::Latest)?;
+        }
+        store.close()?;
+    }
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(early_dir.join("cache"))?;
+    for f in ["data.mdb", "lock.mdb"] {
+        std::fs::copy(cache.join(f), early_dir.join("cache").join(f))?;
+    }
+    let store = Store::open(StoreConfig::new(&early_dir))?;
+    let note = store.cache_stats().open_note.ok_or("no note")?;
+    assert!(note.contains("past the log's end"), "{note}");
+    assert_eq!(store.cache_stats().entries, 0, "cleared");
+    assert_eq!(
+        store.project::<Ledger>("acct:4", Freshness::AnyCached)?,
+        from_scratch(&store, "acct:4")?
+    );
+    Ok(())
+}
+
+/// Found while making the cache write behind: a projection running between the
+/// compaction's drop of the cached states and its commit cached a state of the old log,
+/// which the compacted store then served.
+#[cfg(feature = "testkit")]
+#[test]
+fn a_projection_running_beside_a_compaction_never_caches_the_removed_events() -> TestResult {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    batpak::store::set_compaction_step_pause(std::time::Duration::from_millis(20));
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.segment_max_bytes = 4096;
+    let store = Arc::new(Store::open(cfg)?);
+    fill(&store, 300)?;
+    store.tombstone_entity(&Coordinate::new("acct:1", "bank"))?;
+    fill(&store, 300)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, st) = (store.clone(), stop.clone());
+    let projector = std::thread::spawn(move || {
+        while !st.load(Ordering::Relaxed) {
+            let _ = s.project::<Ledger>("acct:1", Freshness::Latest);
+        }
+    });
+    let compacted = store.compact(&batpak::store::RetentionPolicy {
+        tombstones: true,
+        ..Default::default()
+    });
+    stop.store(true, Ordering::Relaxed);
+    projector.join().map_err(|_| "the projector panicked")?;
+    batpak::store::set_compaction_step_pause(std::time::Duration::ZERO);
+    assert!(compacted?.events_removed > 0);
+    assert_eq!(
+        store.project::<Ledger>("acct:1", Freshness::AnyCached)?,
+        from_scratch(&store, "acct:1")?
+    );
+    Ok(())
+}

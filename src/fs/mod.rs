@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::SyncMode;
 
+pub mod account;
 #[cfg(feature = "testkit")]
 pub mod sim;
 

@@ -1,26 +1,34 @@
 //! The projection cache: LMDB through heed in `DIR/cache/`, map size
-//! `cache_map_size_bytes`.
+//! `cache_map_size_bytes`, written behind (see [`super::behind`]).
 //!
-//! Key: projection name, a zero byte, the entity. Value:
-//! `version:u32le last_seq:u64le crc:u32le state` where `crc` is the masked CRC32C of the
-//! version, the sequence and the state (MessagePack). A `meta` entry holds the store id, so
-//! a cache directory copied from another store is cleared, not used. The cache is
-//! disposable: any value that fails its checksum or has another version is recomputed, an
-//! environment that does not open is deleted and recreated, and a full map means the state
-//! is computed without being cached (counted as a fallback).
+//! The cache is disposable: any value that fails its checksum or has another version is
+//! recomputed, an environment that does not open is deleted and recreated, a cache of
+//! another store or one that folded events past the log's end is cleared, and a full map
+//! or a failing write means the state is computed without being cached (a fallback).
+//!
+//! A `project` never waits for the disk: it reads the buffer, then LMDB, and leaves its
+//! new state in the buffer. A thread named `batpak-cache` commits the buffer (one durable
+//! LMDB commit) when its oldest state is a second old, when it passes its byte bound, and
+//! when the cache closes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
 
-use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithTls};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use heed::Env;
 
-use crate::codec::frame::mask;
+use super::behind::{self, Inserted, Out, Pending};
+use super::lmdb::{
+    self, commit, hook, read_txn, write_txn, Cached, Db, Faults, MapBounds, META_KEY,
+};
+use crate::fs::account::WriteAccount;
+
+pub(crate) use super::lmdb::{check, CacheCheck};
 
 /// Directory of the cache inside the data directory.
 pub const CACHE_DIR: &str = "cache";
-const META_KEY: &[u8] = b"\0batpak-meta";
-const META_MAGIC: &[u8; 8] = b"BPKCACHE";
 
 /// Cache counters.
 #[derive(Debug, Default)]
@@ -29,6 +37,7 @@ pub(crate) struct CacheCounters {
     pub misses: AtomicU64,
     pub fallbacks: AtomicU64,
     pub rebuilt_values: AtomicU64,
+    pub commits: AtomicU64,
 }
 
 /// What the cache holds and has done.
@@ -36,8 +45,14 @@ pub(crate) struct CacheCounters {
 pub struct CacheStats {
     /// `false` when the cache could not be opened and projections run uncached.
     pub enabled: bool,
-    /// Cached states.
+    /// Cached states (written to LMDB or waiting in the buffer).
     pub entries: u64,
+    /// States waiting in the write-behind buffer.
+    pub pending: u64,
+    /// Bytes the buffer holds (keys, values and bookkeeping).
+    pub pending_bytes: u64,
+    /// Write transactions committed (each one durable: two syncs).
+    pub commits: u64,
     /// Bytes of the map in use.
     pub used_bytes: u64,
     /// The map size (`cache_map_size_bytes`).
@@ -46,320 +61,392 @@ pub struct CacheStats {
     pub hits: u64,
     /// Projections that applied events (cold or warm).
     pub misses: u64,
-    /// States computed but not cached because the map was full or the cache failed.
+    /// States computed but not cached: the map was full, the cache failed, or the buffer
+    /// was at twice its bound.
     pub fallbacks: u64,
-    /// Cached values found damaged or of another version, and recomputed.
+    /// Cached values found damaged, of another version or ahead of the log, and recomputed.
     pub rebuilt_values: u64,
     /// What opening the cache found (cleared, recreated), if anything.
     pub open_note: Option<String>,
 }
 
-/// A decoded cache value.
-pub(crate) struct Cached {
-    pub last_seq: u64,
-    pub state: Vec<u8>,
+/// Where the cache learns what the log has made durable, and counts its writes.
+pub(crate) struct Link {
+    /// Wear counters of the store.
+    pub account: Arc<WriteAccount>,
+    /// The newest durable sequence of the log.
+    pub durable: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// The last sequence of the log at open.
+    pub log_end: u64,
 }
 
-/// Heed calls that fail on purpose (feature `testkit`); nothing otherwise.
-#[cfg(feature = "testkit")]
-pub(crate) type Faults = Option<std::sync::Arc<super::faults::CacheFaults>>;
-/// Heed calls that fail on purpose (feature `testkit`); nothing otherwise.
-#[cfg(not(feature = "testkit"))]
-pub(crate) type Faults = ();
-
-/// Passes before every heed call of the cache: fails it when a test asks.
-#[cfg(feature = "testkit")]
-fn hook(faults: &Faults, call: &'static str) -> heed::Result<()> {
-    faults.as_ref().map_or(Ok(()), |f| f.check(call))
+impl Link {
+    /// A link to the store behind `shared` (held weakly: the cache never keeps it alive).
+    pub fn of(shared: &Arc<crate::store::Shared>, log_end: u64) -> Self {
+        let weak: Weak<crate::store::Shared> = Arc::downgrade(shared);
+        Self {
+            account: shared.account.clone(),
+            durable: Box::new(move || {
+                weak.upgrade()
+                    .map_or(0, |s| s.durable_seq.load(Ordering::Acquire))
+            }),
+            log_end,
+        }
+    }
 }
 
-#[cfg(not(feature = "testkit"))]
-#[inline(always)]
-fn hook(_faults: &Faults, _call: &'static str) -> heed::Result<()> {
-    Ok(())
+/// The open environment and the buffer, shared with the flush thread.
+struct Core {
+    env: Env,
+    db: Db,
+    bounds: MapBounds,
+    faults: Faults,
+    dir: PathBuf,
+    store_id: u64,
+    pending: Mutex<Pending>,
+    /// Held by a flush or a forget from start to end: they never interleave.
+    serial: Mutex<()>,
+    link: Link,
+    high_water: AtomicU64,
+    counters: Arc<CacheCounters>,
 }
 
-/// A write transaction, through the fault hook.
-fn write_txn<'e>(env: &'e Env, faults: &Faults) -> heed::Result<RwTxn<'e>> {
-    hook(faults, "write_txn")?;
-    env.write_txn()
+enum Cmd {
+    /// The buffer passed its bound: flush now.
+    Flush,
+    /// The cache closes: flush what can be written and stop.
+    Shutdown,
 }
 
-/// A read transaction, through the fault hook.
-fn read_txn<'e>(env: &'e Env, faults: &Faults) -> heed::Result<RoTxn<'e, WithTls>> {
-    hook(faults, "read_txn")?;
-    env.read_txn()
-}
-
-/// Commits a write transaction, through the fault hook.
-fn commit(txn: RwTxn<'_>, faults: &Faults) -> heed::Result<()> {
-    hook(faults, "commit")?;
-    txn.commit()
+struct Flusher {
+    tx: Sender<Cmd>,
+    thread: JoinHandle<()>,
 }
 
 pub(crate) struct Cache {
-    env: Option<(Env, Database<'static, Bytes, Bytes>)>,
-    faults: Faults,
+    core: Option<Arc<Core>>,
+    flusher: Option<Flusher>,
     path: PathBuf,
     map_size: u64,
-    pub counters: CacheCounters,
+    pub counters: Arc<CacheCounters>,
     open_note: Option<String>,
 }
 
-fn open_env(
-    path: &Path,
-    map_size: u64,
-    faults: &Faults,
-) -> heed::Result<(Env, Database<'static, Bytes, Bytes>)> {
-    hook(faults, "env open")?;
-    // SAFETY: the cache directory belongs to this store, which holds the data directory's
-    // lock, so no other batpak process opens it; LMDB's own lock file guards readers.
-    let env = unsafe {
-        EnvOpenOptions::new()
-            .map_size(map_size as usize)
-            .max_dbs(1)
-            .open(path)?
-    };
-    let wtxn = write_txn(&env, faults)?;
-    hook(faults, "create_database")?;
-    let db = env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            opener
-                .create_database(wtxn, None)
-                .map(CommitOrAbort::<_, ()>::Commit)
-        })?
-        .unwrap_commit();
-    Ok((env, db))
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What an offline check of a store's cache found.
-#[derive(Debug, Default)]
-pub(crate) struct CacheCheck {
-    /// Values checked.
-    pub values: u64,
-    /// (key as text, what is wrong).
-    pub problems: Vec<(String, String)>,
-    /// Why the check did not run, when it did not.
-    pub skipped: Option<String>,
-}
-
-/// Checks the cache in `path` without writing: it belongs to the store `store_id`, every
-/// value's checksum holds, and no value claims to have folded events past `last_seq`.
-pub(crate) fn check(path: &Path, store_id: u64, last_seq: u64) -> CacheCheck {
-    let mut out = CacheCheck::default();
-    if !path.join("data.mdb").exists() {
-        out.skipped = Some("no projection cache".into());
-        return out;
+impl Core {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        lock(&self.pending)
     }
-    // SAFETY: the environment is opened read-only; LMDB's lock file coordinates with a
-    // process that writes it, and nothing in this process has it open (if something
-    // does, heed refuses and the check is skipped).
-    let env = match unsafe {
-        EnvOpenOptions::new()
-            .max_dbs(1)
-            .flags(heed::EnvFlags::READ_ONLY)
-            .open(path)
-    } {
-        Ok(env) => env,
-        Err(e) => {
-            out.skipped = Some(format!("cannot open {}: {e}", path.display()));
-            return out;
+
+    /// Commits every buffered state the log made durable, with the new high water, in one
+    /// durable transaction. A failed commit loses those states (counted as fallbacks).
+    fn flush(&self) {
+        let _serial = lock(&self.serial);
+        let durable = (self.link.durable)();
+        let batch = self.pending().writable(durable);
+        if !batch.is_empty() {
+            let high = batch.iter().map(|o| o.last_seq).max().unwrap_or(0);
+            let high = high.max(self.high_water.load(Ordering::Relaxed));
+            match self.write(&batch, high) {
+                Ok(()) => {
+                    self.high_water.store(high, Ordering::Relaxed);
+                    self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    let lost = batch.len() as u64;
+                    self.counters.fallbacks.fetch_add(lost, Ordering::Relaxed);
+                }
+            }
+            self.pending().remove_written(&batch);
         }
-    };
-    let checked = env.read_txn().and_then(|r| {
-        let db = env
-            .open_databases_and_commit(r, |opener, r| {
-                opener
-                    .open_database::<Bytes, Bytes>(r, None)
-                    .map(CommitOrAbort::<_, ()>::Commit)
-            })?
-            .unwrap_commit();
-        let Some(db) = db else {
-            return Ok(());
-        };
-        let r = env.read_txn()?;
-        for item in db.iter(&r)? {
-            let (k, v) = item?;
-            check_value(&mut out, store_id, last_seq, k, v);
-        }
-        Ok(())
-    });
-    if let Err(e) = checked {
-        out.problems
-            .push(("(environment)".into(), format!("does not read: {e}")));
+        let shed = self.pending().shed(durable);
+        self.counters.fallbacks.fetch_add(shed, Ordering::Relaxed);
     }
-    out
-}
 
-fn check_value(out: &mut CacheCheck, store_id: u64, last_seq: u64, k: &[u8], v: &[u8]) {
-    let key = String::from_utf8_lossy(k).replace('\0', "/");
-    if k == META_KEY {
-        if v != meta_value(store_id).as_slice() {
-            out.problems.push((
-                key,
-                "belongs to another store (it is cleared on open)".into(),
-            ));
+    fn write(&self, batch: &[Out], high: u64) -> heed::Result<()> {
+        let f = &self.faults;
+        let mut w = write_txn(&self.env, f)?;
+        for o in batch {
+            hook(f, "put")?;
+            self.db.put(&mut w, &o.key, &o.value)?;
         }
-        return;
+        hook(f, "put")?;
+        let meta = lmdb::meta_value(self.store_id, high);
+        self.db.put(&mut w, META_KEY, &meta)?;
+        commit(w, f, &self.link.account, &self.dir)
     }
-    out.values += 1;
-    let version = v
-        .get(..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    match version.and_then(|ver| decode_value(v, ver)) {
-        None => out.problems.push((
-            key,
-            "checksum mismatch (the value is recomputed on next use)".into(),
-        )),
-        Some(c) if c.last_seq > last_seq => out.problems.push((
-            key,
-            format!(
-                "folds events up to sequence {} but the log ends at {last_seq}",
-                c.last_seq
-            ),
-        )),
-        Some(_) => {}
+
+    /// The state of `key` in LMDB.
+    fn read(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let rtxn = read_txn(&self.env, &self.faults).ok()?;
+        hook(&self.faults, "get").ok()?;
+        let raw = self.db.get(&rtxn, key).ok()??;
+        self.bounds.holds(raw).then(|| raw.to_vec())
     }
 }
 
-fn meta_value(store_id: u64) -> Vec<u8> {
-    let mut v = META_MAGIC.to_vec();
-    v.extend_from_slice(&store_id.to_le_bytes());
-    v
+/// The flush thread's loop body: waits until the buffer is due or a command comes;
+/// returns `false` once it should stop.
+fn flush_step(core: &Core, rx: &Receiver<Cmd>) -> bool {
+    let wait = core.pending().due_in();
+    match rx.recv_timeout(wait) {
+        Ok(Cmd::Flush) => core.flush(),
+        Err(RecvTimeoutError::Timeout) => {
+            if core.pending().due() {
+                core.flush();
+            }
+        }
+        Ok(Cmd::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+            core.flush();
+            return false;
+        }
+    }
+    true
+}
+
+fn start_flusher(core: &Arc<Core>) -> Option<Flusher> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let core = core.clone();
+    let thread = std::thread::Builder::new()
+        .name("batpak-cache".into())
+        .spawn(move || while flush_step(&core, &rx) {})
+        .ok()?;
+    Some(Flusher { tx, thread })
+}
+
+/// Opens the projection cache of the store behind `shared` in `path`; the log's next
+/// sequence is `next_seq`.
+pub(crate) fn open_for(
+    shared: &Arc<crate::store::Shared>,
+    path: PathBuf,
+    options: &crate::store::OpenOptions,
+    next_seq: u64,
+) -> Cache {
+    let faults = faults_of(options);
+    let map_size = shared.config().cache_map_size_bytes;
+    let link = Link::of(shared, next_seq.saturating_sub(1));
+    Cache::open(path, shared.store_id, map_size, faults, link)
+}
+
+/// The heed calls `options` asks to fail (feature `testkit`).
+#[cfg(feature = "testkit")]
+fn faults_of(options: &crate::store::OpenOptions) -> Faults {
+    options.cache_faults.clone()
+}
+
+/// The heed calls `options` asks to fail (feature `testkit`).
+#[cfg(not(feature = "testkit"))]
+fn faults_of(_options: &crate::store::OpenOptions) -> Faults {
+    lmdb::NoFaults
 }
 
 impl Cache {
     /// Opens (or creates) the cache of the store `store_id` in `path`.
-    pub fn open(path: PathBuf, store_id: u64, map_size: u64, faults: Faults) -> Self {
+    pub fn open(path: PathBuf, store_id: u64, map_size: u64, faults: Faults, link: Link) -> Self {
         let mut cache = Self {
-            env: None,
-            faults,
+            core: None,
+            flusher: None,
             path,
             map_size,
-            counters: CacheCounters::default(),
+            counters: Arc::default(),
             open_note: None,
         };
-        match cache.try_open(store_id) {
-            Ok(()) => {}
-            Err(first) => {
-                // A damaged or incompatible environment: it is disposable, start again.
-                let _ = std::fs::remove_dir_all(&cache.path);
+        let opened = cache.try_open(store_id, &faults, &link).or_else(|first| {
+            // A damaged or incompatible environment: it is disposable, start again.
+            let _ = std::fs::remove_dir_all(&cache.path);
+            cache.open_note = Some(format!(
+                "{} did not open ({first}); recreated",
+                cache.path.display()
+            ));
+            cache.try_open(store_id, &faults, &link)
+        });
+        match opened {
+            Ok((env, db, high)) => {
+                let core = cache.core_of(env, db, high, store_id, faults, link);
+                cache.flusher = start_flusher(&core);
+                cache.core = Some(core);
+            }
+            Err(e) => {
                 cache.open_note = Some(format!(
-                    "{} did not open ({first}); recreated",
+                    "{} unusable ({e}); projections run uncached",
                     cache.path.display()
                 ));
-                if let Err(e) = cache.try_open(store_id) {
-                    cache.open_note = Some(format!(
-                        "{} unusable ({e}); projections run uncached",
-                        cache.path.display()
-                    ));
-                }
             }
         }
         cache
     }
 
-    fn try_open(&mut self, store_id: u64) -> heed::Result<()> {
+    fn core_of(
+        &self,
+        env: Env,
+        db: Db,
+        high: u64,
+        store_id: u64,
+        faults: Faults,
+        link: Link,
+    ) -> Arc<Core> {
+        let bounds = MapBounds::of(&env, &self.path, env.real_disk_size().unwrap_or(0));
+        Arc::new(Core {
+            env,
+            db,
+            bounds,
+            faults,
+            dir: self.path.clone(),
+            store_id,
+            pending: Mutex::new(Pending::new(behind::pending_limit(self.map_size))),
+            serial: Mutex::new(()),
+            link,
+            high_water: AtomicU64::new(high),
+            counters: self.counters.clone(),
+        })
+    }
+
+    /// The environment, its database and its high water.
+    fn try_open(
+        &mut self,
+        store_id: u64,
+        faults: &Faults,
+        link: &Link,
+    ) -> heed::Result<(Env, Db, u64)> {
         std::fs::create_dir_all(&self.path)?;
-        let f = &self.faults;
-        let (env, db) = open_env(&self.path, self.map_size, f)?;
-        let mut wtxn = write_txn(&env, f)?;
+        let (env, db) = lmdb::open_env(&self.path, self.map_size, faults, &link.account)?;
+        let high = self.adopt(&env, db, store_id, faults, link)?;
+        Ok((env, db, high))
+    }
+
+    /// Keeps the cache's states if it belongs to this store and folded nothing past the
+    /// log's end, clears it otherwise; returns its high water.
+    fn adopt(
+        &mut self,
+        env: &Env,
+        db: Db,
+        store_id: u64,
+        f: &Faults,
+        link: &Link,
+    ) -> heed::Result<u64> {
+        let mut wtxn = write_txn(env, f)?;
         hook(f, "get")?;
-        let meta = db.get(&wtxn, META_KEY)?.map(<[u8]>::to_vec);
-        if meta.as_deref() != Some(&meta_value(store_id)[..]) {
-            if meta.is_some() {
-                self.open_note = Some(format!(
-                    "{} belonged to another store; cleared",
-                    self.path.display()
-                ));
+        let bounds = MapBounds::of(env, &self.path, env.real_disk_size()?);
+        // No page is dirty yet: whatever `get` returns must lie in the map.
+        let meta = db.get(&wtxn, META_KEY)?.map(|v| {
+            if bounds.holds(v) {
+                v.to_vec()
+            } else {
+                Vec::new()
             }
-            hook(f, "clear")?;
-            db.clear(&mut wtxn)?;
-            hook(f, "put")?;
-            db.put(&mut wtxn, META_KEY, &meta_value(store_id))?;
+        });
+        let why = match kept(meta.as_deref(), store_id, link.log_end) {
+            Ok(high) => return Ok(high),
+            Err(why) => why,
+        };
+        if let Some(why) = why {
+            self.open_note = Some(format!("{} {why}; cleared", self.path.display()));
         }
-        commit(wtxn, f)?;
-        self.env = Some((env, db));
-        Ok(())
+        hook(f, "clear")?;
+        db.clear(&mut wtxn)?;
+        hook(f, "put")?;
+        db.put(&mut wtxn, META_KEY, &lmdb::meta_value(store_id, 0))?;
+        commit(wtxn, f, &link.account, &self.path)?;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(0)
     }
 
-    fn key(name: &str, entity: &str) -> Vec<u8> {
-        let mut k = Vec::with_capacity(name.len() + entity.len() + 1);
-        k.extend_from_slice(name.as_bytes());
-        k.push(0);
-        k.extend_from_slice(entity.as_bytes());
-        k
-    }
-
-    fn checksum(version: u32, last_seq: u64, state: &[u8]) -> u32 {
-        let mut c = crc32c::crc32c(&version.to_le_bytes());
-        c = crc32c::crc32c_append(c, &last_seq.to_le_bytes());
-        mask(crc32c::crc32c_append(c, state))
+    /// Bumped when states are forgotten: pass it to [`Cache::put`] from before the fold.
+    pub fn generation(&self) -> u64 {
+        self.core.as_ref().map_or(0, |c| c.pending().generation())
     }
 
     /// The cached state of (`name`, `entity`) if present, intact and of `version`.
     pub fn get(&self, name: &str, version: u32, entity: &str) -> Option<Cached> {
-        let (env, db) = self.env.as_ref()?;
-        let rtxn = read_txn(env, &self.faults).ok()?;
-        hook(&self.faults, "get").ok()?;
-        let raw = db.get(&rtxn, &Self::key(name, entity)).ok()??;
-        let decoded = decode_value(raw, version);
+        let core = self.core.as_ref()?;
+        let key = lmdb::key(name, entity);
+        let buffered = core.pending().get(&key).map(<[u8]>::to_vec);
+        let raw = buffered.or_else(|| core.read(&key))?;
+        let decoded = lmdb::decode_value(&raw, version);
         if decoded.is_none() {
             self.counters.rebuilt_values.fetch_add(1, Ordering::Relaxed);
         }
         decoded
     }
 
-    /// Stores a state; a full map or a failing cache is counted as a fallback.
-    pub fn put(&self, name: &str, version: u32, entity: &str, last_seq: u64, state: &[u8]) {
-        let Some((env, db)) = self.env.as_ref() else {
+    /// Buffers a state folded up to `last_seq` by a fold that began at `generation`; a
+    /// buffer at twice its bound or a failing cache is counted as a fallback.
+    pub fn put(
+        &self,
+        name: &str,
+        version: u32,
+        entity: &str,
+        last_seq: u64,
+        state: &[u8],
+        generation: u64,
+    ) {
+        let Some(core) = self.core.as_ref() else {
             self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let mut v = Vec::with_capacity(16 + state.len());
-        v.extend_from_slice(&version.to_le_bytes());
-        v.extend_from_slice(&last_seq.to_le_bytes());
-        v.extend_from_slice(&Self::checksum(version, last_seq, state).to_le_bytes());
-        v.extend_from_slice(state);
-        let f = &self.faults;
-        let stored = write_txn(env, f).and_then(|mut w| {
-            hook(f, "put")?;
-            db.put(&mut w, &Self::key(name, entity), &v)?;
-            commit(w, f)
-        });
-        if stored.is_err() {
-            self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        let value = lmdb::encode_value(version, last_seq, state);
+        let inserted = core
+            .pending()
+            .insert(lmdb::key(name, entity), value, last_seq, generation);
+        match inserted {
+            Inserted::Buffered | Inserted::Stale => {}
+            Inserted::Full => self.wake_flusher(core),
+            Inserted::Refused => {
+                self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.wake_flusher(core);
+            }
         }
     }
 
-    /// Removes every cached state of the named entities (of any projection); when that
-    /// fails, every cached state. An error means stale states may remain: the caller must
-    /// not remove the entities' events while this cache can serve them.
+    /// Asks the flush thread to flush now; without one, flushes on this thread.
+    fn wake_flusher(&self, core: &Core) {
+        match &self.flusher {
+            // A full channel already holds a request.
+            Some(f) => {
+                let _ = f.tx.try_send(Cmd::Flush);
+            }
+            None => core.flush(),
+        }
+    }
+
+    /// Removes every cached state of the named entities (of any projection), buffered or
+    /// written; when that fails, every cached state. An error means stale states may
+    /// remain: the caller must not remove the entities' events while this cache can serve
+    /// them.
     pub fn forget_entities(
         &self,
         entities: &std::collections::HashSet<String>,
     ) -> Result<(), String> {
-        let Some((env, db)) = self.env.as_ref() else {
+        let Some(core) = self.core.as_ref() else {
             return Ok(());
         };
-        let f = &self.faults;
-        let removed = self.doomed(env, db, entities).and_then(|doomed| {
-            let mut w = write_txn(env, f)?;
+        let _serial = lock(&core.serial);
+        let named = |k: &[u8]| lmdb::entity_of(k).is_some_and(|e| entities.contains(e));
+        core.pending().forget(named);
+        let f = &core.faults;
+        let account = &core.link.account;
+        let removed = doomed(core, &named).and_then(|doomed| {
+            let mut w = write_txn(&core.env, f)?;
             for k in &doomed {
                 hook(f, "delete")?;
-                db.delete(&mut w, k)?;
+                core.db.delete(&mut w, k)?;
             }
-            commit(w, f)
+            commit(w, f, account, &core.dir)
         });
         let Err(first) = removed else {
+            self.counters.commits.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
         // Stale values must not survive: without a way to remove them, drop them all.
-        write_txn(env, f)
+        core.pending().forget(|_| true);
+        write_txn(&core.env, f)
             .and_then(|mut w| {
                 hook(f, "clear")?;
-                db.clear(&mut w)?;
-                commit(w, f)
+                core.db.clear(&mut w)?;
+                commit(w, f, account, &core.dir)
             })
             .map_err(|e| {
                 format!(
@@ -368,29 +455,6 @@ impl Cache {
                     self.path.display()
                 )
             })
-    }
-
-    /// Keys of the cached states of `entities`.
-    fn doomed(
-        &self,
-        env: &Env,
-        db: &Database<'static, Bytes, Bytes>,
-        entities: &std::collections::HashSet<String>,
-    ) -> heed::Result<Vec<Vec<u8>>> {
-        let f = &self.faults;
-        let r = read_txn(env, f)?;
-        hook(f, "iter")?;
-        let mut keys = Vec::new();
-        for item in db.iter(&r)? {
-            let (k, _) = item?;
-            let named = k.iter().position(|&b| b == 0).is_some_and(|z| {
-                std::str::from_utf8(&k[z + 1..]).is_ok_and(|e| entities.contains(e))
-            });
-            if named {
-                keys.push(k.to_vec());
-            }
-        }
-        Ok(keys)
     }
 
     /// The cache's directory.
@@ -402,38 +466,34 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (enabled, entries, used) = match &self.env {
-            Some((env, db)) => {
-                let entries = read_txn(env, &self.faults)
-                    .ok()
-                    .and_then(|r| db.len(&r).ok())
-                    .unwrap_or(0);
-                let info = env.info();
-                (
-                    true,
-                    entries.saturating_sub(1),
-                    (info.last_page_number as u64 + 1) * 4096,
-                )
-            }
-            None => (false, 0, 0),
-        };
-        CacheStats {
-            enabled,
-            entries,
-            used_bytes: used,
+        let mut s = CacheStats {
             map_size_bytes: self.map_size,
             hits: ld(&c.hits),
             misses: ld(&c.misses),
             fallbacks: ld(&c.fallbacks),
             rebuilt_values: ld(&c.rebuilt_values),
+            commits: ld(&c.commits),
             open_note: self.open_note.clone(),
+            ..CacheStats::default()
+        };
+        if let Some(core) = &self.core {
+            fill_sizes(core, &mut s);
         }
+        s
     }
 
-    /// Closes the environment and waits until LMDB released it, so the same directory can
-    /// be opened again in this process.
+    /// Commits what the log made durable and closes the environment, waiting until LMDB
+    /// released it, so the same directory can be opened again in this process.
     pub fn close(&mut self) {
-        if let Some((env, _)) = self.env.take() {
+        if let Some(f) = self.flusher.take() {
+            let _ = f.tx.send(Cmd::Shutdown);
+            let _ = f.thread.join();
+        }
+        if let Some(core) = self.core.take() {
+            // Without a flush thread (it could not start) the buffer is written here.
+            core.flush();
+            let env = core.env.clone();
+            drop(core);
             env.prepare_for_closing().wait();
         }
     }
@@ -445,16 +505,142 @@ impl Drop for Cache {
     }
 }
 
-fn decode_value(raw: &[u8], version: u32) -> Option<Cached> {
-    let head = raw.get(..16)?;
-    let v = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let mut s = [0u8; 8];
-    s.copy_from_slice(&head[4..12]);
-    let last_seq = u64::from_le_bytes(s);
-    let crc = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-    let state = &raw[16..];
-    (v == version && Cache::checksum(v, last_seq, state) == crc).then(|| Cached {
-        last_seq,
-        state: state.to_vec(),
-    })
+/// The high water of a cache whose meta entry `meta` says it may be kept by the store
+/// `store_id` whose log ends at `log_end`; else why it is cleared (`None`: a new cache).
+fn kept(meta: Option<&[u8]>, store_id: u64, log_end: u64) -> Result<u64, Option<String>> {
+    let why = match meta.map(lmdb::parse_meta) {
+        Some(Some((id, high))) if id == store_id && high <= log_end => return Ok(high),
+        Some(Some((id, _))) if id != store_id => "belonged to another store".to_string(),
+        Some(Some((_, high))) => {
+            format!("held states folded up to sequence {high}, past the log's end at {log_end}")
+        }
+        Some(None) => "was of an older format".to_string(),
+        None => return Err(None),
+    };
+    Err(Some(why))
+}
+
+/// Keys of the written states `named` says.
+fn doomed(core: &Core, named: &dyn Fn(&[u8]) -> bool) -> heed::Result<Vec<Vec<u8>>> {
+    let f = &core.faults;
+    let r = read_txn(&core.env, f)?;
+    hook(f, "iter")?;
+    let mut keys = Vec::new();
+    for item in core.db.iter(&r)? {
+        let (k, _) = item?;
+        if core.bounds.holds(k) && named(k) {
+            keys.push(k.to_vec());
+        }
+    }
+    Ok(keys)
+}
+
+/// Buffered states counted exactly up to this many (each costs an LMDB lookup); beyond,
+/// `entries` counts every buffered state as new (an upper bound).
+const EXACT_PENDING: usize = 4096;
+
+/// Entries, buffer and map use of an open cache.
+fn fill_sizes(core: &Core, s: &mut CacheStats) {
+    s.enabled = true;
+    let keys: Option<Vec<Vec<u8>>> = {
+        let pending = core.pending();
+        (s.pending, s.pending_bytes) = pending.size();
+        (s.pending as usize <= EXACT_PENDING).then(|| pending.keys().map(<[u8]>::to_vec).collect())
+    };
+    let Ok(r) = read_txn(&core.env, &core.faults) else {
+        return;
+    };
+    let written = core.db.len(&r).unwrap_or(0).saturating_sub(1);
+    let new = keys.map_or(s.pending, |keys| {
+        keys.iter()
+            .filter(|k| core.db.get(&r, k).ok().flatten().is_none())
+            .count() as u64
+    });
+    let info = core.env.info();
+    s.entries = written + new;
+    s.used_bytes = (info.last_page_number as u64 + 1) * 4096;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(durable: &Arc<AtomicU64>) -> Link {
+        let d = durable.clone();
+        Link {
+            account: Arc::new(WriteAccount::new()),
+            durable: Box::new(move || d.load(Ordering::Relaxed)),
+            log_end: 100,
+        }
+    }
+
+    #[cfg(feature = "testkit")]
+    fn no_faults() -> Faults {
+        None
+    }
+
+    #[cfg(not(feature = "testkit"))]
+    fn no_faults() -> Faults {
+        lmdb::NoFaults
+    }
+
+    fn open(dir: &Path, durable: &Arc<AtomicU64>) -> Cache {
+        Cache::open(dir.join("cache"), 7, 1 << 20, no_faults(), link(durable))
+    }
+
+    #[test]
+    fn a_cache_is_kept_only_by_its_own_store_with_a_log_reaching_its_high_water() {
+        let meta = lmdb::meta_value(7, 50);
+        assert_eq!(kept(Some(&meta), 7, 50), Ok(50));
+        assert!(kept(Some(&meta), 8, 50).is_err_and(|w| w.is_some_and(|w| w.contains("another"))));
+        assert!(kept(Some(&meta), 7, 49).is_err_and(|w| w.is_some_and(|w| w.contains("past"))));
+        assert!(kept(Some(b"BPKCACHE"), 7, 50).is_err_and(|w| w.is_some()));
+        assert_eq!(kept(None, 7, 50), Err(None), "a new cache");
+    }
+
+    #[test]
+    fn a_state_of_events_the_log_has_not_made_durable_waits_in_the_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(AtomicU64::new(5));
+        let cache = open(dir.path(), &durable);
+        let core = cache.core.clone().expect("the cache opened");
+        cache.put("p", 1, "e", 10, b"state", cache.generation());
+        core.flush();
+        assert_eq!(cache.stats().pending, 1, "event 10 is not durable yet");
+        assert!(core.read(&lmdb::key("p", "e")).is_none());
+        durable.store(10, Ordering::Relaxed);
+        core.flush();
+        assert_eq!(cache.stats().pending, 0);
+        assert!(core.read(&lmdb::key("p", "e")).is_some(), "written");
+        assert_eq!(core.high_water.load(Ordering::Relaxed), 10);
+        assert!(cache.get("p", 1, "e").is_some_and(|c| c.last_seq == 10));
+    }
+
+    #[test]
+    fn close_writes_the_buffer_and_a_reopen_reads_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(AtomicU64::new(100));
+        let mut cache = open(dir.path(), &durable);
+        cache.put("p", 1, "e", 42, b"state", cache.generation());
+        assert_eq!(cache.stats().commits, 1, "only the open's commit so far");
+        cache.close();
+        let again = open(dir.path(), &durable);
+        let got = again
+            .get("p", 1, "e")
+            .expect("the state survived the close");
+        assert_eq!((got.last_seq, got.state.as_slice()), (42, &b"state"[..]));
+    }
+
+    #[test]
+    fn the_data_files_map_is_found_where_linux_lists_maps() {
+        if !Path::new("/proc/self/maps").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = open(dir.path(), &Arc::new(AtomicU64::new(0)));
+        let core = cache.core.clone().expect("the cache opened");
+        assert!(core.bounds.0.is_some(), "the map of data.mdb was found");
+        let meta = core.read(META_KEY).expect("the meta entry");
+        assert!(lmdb::parse_meta(&meta).is_some_and(|(id, _)| id == 7));
+    }
 }

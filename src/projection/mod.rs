@@ -28,9 +28,11 @@
 //! # }
 //! ```
 
+pub mod behind;
 pub(crate) mod cache;
 #[cfg(feature = "testkit")]
 pub mod faults;
+mod lmdb;
 
 use std::sync::atomic::Ordering;
 
@@ -73,14 +75,17 @@ impl Store {
         entity: &str,
         freshness: Freshness,
     ) -> Result<P::State, ReadError> {
-        let latest = self.entity_sequence(entity).unwrap_or(0);
         let cache = self
             .cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read before the fold: a compaction forgetting states meanwhile makes it stale.
+        let generation = cache.as_ref().map_or(0, |c| c.generation());
+        let latest = self.entity_sequence(entity).unwrap_or(0);
         let cached = cache
             .as_ref()
-            .and_then(|c| c.get(P::NAME, P::VERSION, entity));
+            .and_then(|c| c.get(P::NAME, P::VERSION, entity))
+            .and_then(|c| within_log(cache.as_ref(), c, latest));
         let (mut state, from) =
             match cached.and_then(|c| decode::<P>(&c.state).map(|s| (s, c.last_seq))) {
                 Some((s, seq)) if self.fresh_enough(entity, seq, latest, freshness) => {
@@ -99,7 +104,7 @@ impl Store {
         if let Some(c) = cache.as_ref() {
             c.counters.misses.fetch_add(1, Ordering::Relaxed);
             match crate::store::encode_payload(&state) {
-                Some(bytes) => c.put(P::NAME, P::VERSION, entity, latest, &bytes),
+                Some(bytes) => c.put(P::NAME, P::VERSION, entity, latest, &bytes, generation),
                 None => {
                     c.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
                 }
@@ -126,6 +131,21 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.as_ref().map(|c| c.stats()).unwrap_or_default()
     }
+}
+
+/// A cached state that folded past the entity's newest event folded events the log no
+/// longer has (cut by a failed sync, or by a salvage): it is recomputed, never used.
+fn within_log(cache: Option<&cache::Cache>, c: lmdb::Cached, latest: u64) -> Option<lmdb::Cached> {
+    if c.last_seq <= latest {
+        return Some(c);
+    }
+    if let Some(cache) = cache {
+        cache
+            .counters
+            .rebuilt_values
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    None
 }
 
 fn decode<P: Projection>(bytes: &[u8]) -> Option<P::State> {

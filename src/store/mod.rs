@@ -56,14 +56,14 @@ pub use reconfigure::{applies, Applies, Reconfigured, ReopenableStore, Reopened,
 pub use recovery::{RecoveryReport, Truncation};
 pub use retention::{CompactionReport, RetentionPolicy, SCOPE_TOMBSTONE_ENTITY};
 pub use snapshot::SnapshotReport;
-pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats};
+pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats, Wear};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;
 pub use verify::{verify, verify_on, verify_with, Problem, VerifyReport};
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;
-use shared::Shared;
+pub(crate) use shared::Shared;
 use ticket::Waiter;
 
 /// Name of the lock file in the data directory.
@@ -207,7 +207,8 @@ impl Store {
     /// Opens with explicit options.
     pub fn open_with(config: StoreConfig, options: OpenOptions) -> Result<Self, OpenError> {
         config.validate()?;
-        let fs = options.fs.clone();
+        let (fs, account) =
+            crate::fs::account::Accounted::wrap(options.fs.clone(), &config.data_dir);
         let dir = config.data_dir.clone();
         let io = |op, source| OpenError::Io {
             op,
@@ -236,22 +237,16 @@ impl Store {
         };
         let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
         let report = rec.report.clone();
-        let cache = fs
-            .cache_dir(&dir)
-            .filter(|_| !options.read_only)
-            .map(|path| {
-                #[cfg(feature = "testkit")]
-                let faults = options.cache_faults.clone();
-                #[cfg(not(feature = "testkit"))]
-                let faults = ();
-                crate::projection::cache::Cache::open(
-                    path,
-                    store_id,
-                    config.cache_map_size_bytes,
-                    faults,
-                )
-            });
-        let shared = Arc::new(Shared::new(config.clone(), fs, store_id, options.telemetry));
+        let cache_dir = fs.cache_dir(&dir).filter(|_| !options.read_only);
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            fs,
+            store_id,
+            options.telemetry,
+            account,
+        ));
+        let cache = cache_dir
+            .map(|path| crate::projection::cache::open_for(&shared, path, &options, rec.next_seq));
         let (tx, writer, lane) = if options.read_only {
             supervisor::install_read_only(&shared, rec);
             shared

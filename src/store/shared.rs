@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
     pub telemetry: super::telemetry::Telemetry,
+    /// Bytes written and syncs per class of file (see [`crate::fs::account`]).
+    pub account: Arc<crate::fs::account::WriteAccount>,
     /// Bumped by every `set_config`, so the writer reloads its copy.
     pub config_gen: AtomicU64,
     /// `sync_every_n_events == 1`: every receipt waits for a sync (waiters spin longer).
@@ -76,6 +78,7 @@ impl Shared {
         fs: Arc<dyn FileSystem>,
         store_id: u64,
         telemetry: bool,
+        account: Arc<crate::fs::account::WriteAccount>,
     ) -> Self {
         let durable_every = config.sync_every_n_events == 1;
         let maps = MapCache::new(config.fd_budget.saturating_sub(1) as usize);
@@ -99,6 +102,7 @@ impl Shared {
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
             telemetry: super::telemetry::Telemetry::new(telemetry),
+            account,
             config_gen: AtomicU64::new(0),
             every_append_durable: AtomicBool::new(durable_every),
             sync_group: AtomicUsize::new(0),

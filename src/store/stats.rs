@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::fs::account::{FileClass, WriteTotals};
 use crate::gate::{Decision, GateCounters};
+use crate::process::IoCounters;
 
 use super::telemetry::Histograms;
 
@@ -121,6 +123,54 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// Heap bytes held by the in-memory index.
     pub index_bytes: usize,
+    /// What the store asked of the storage medium: bytes written and syncs per class of
+    /// file, and the process's storage writes.
+    pub wear: Wear,
+}
+
+/// What the store asked of the storage medium since open or
+/// [`Store::reset_stats`](crate::Store::reset_stats) (or, from [`Stats::rates_since`],
+/// between two snapshots).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wear {
+    /// Bytes written, writes and syncs per class of file, counted by the engine.
+    pub files: WriteTotals,
+    /// The kernel's storage counters of the whole process (`/proc/self/io`), where Linux
+    /// has them. Process-wide: another store or any other file this process writes counts
+    /// too.
+    pub process_io: Option<IoCounters>,
+}
+
+impl Wear {
+    /// Bytes the log appended: everything written to segment files (frames, headers,
+    /// sync markers, dictionary entries; a compaction's rewritten segments too).
+    pub fn log_bytes(&self) -> u64 {
+        self.files.class(FileClass::Segments).bytes
+    }
+
+    /// Bytes sent to storage: the kernel's figure where there is one, else the engine's
+    /// estimate (pages dirtied since each file's last sync, summed over the classes).
+    pub fn storage_bytes(&self) -> u64 {
+        self.process_io
+            .map_or(self.files.total().storage_bytes, |io| io.storage_bytes())
+    }
+
+    /// Bytes sent to storage per byte the log appended (`None` before the first append).
+    pub fn write_amplification(&self) -> Option<f64> {
+        let log = self.log_bytes();
+        (log > 0).then(|| self.storage_bytes() as f64 / log as f64)
+    }
+
+    /// What happened after `earlier`.
+    pub fn since(&self, earlier: &Wear) -> Wear {
+        Wear {
+            files: self.files.since(&earlier.files),
+            process_io: match (self.process_io, earlier.process_io) {
+                (Some(a), Some(b)) => Some(a.since(&b)),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Gate counters and the most recent decisions.
@@ -155,6 +205,20 @@ pub struct Rates {
     pub blocked_share: f64,
     /// Histograms of what happened between the snapshots.
     pub histograms: Histograms,
+    /// What the store asked of the storage medium between the snapshots.
+    pub wear: Wear,
+}
+
+impl Rates {
+    /// Syncs per second of one class of file.
+    pub fn syncs_per_sec_of(&self, class: FileClass) -> f64 {
+        self.wear.files.class(class).syncs as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Bytes sent to storage per second (see [`Wear::storage_bytes`]).
+    pub fn storage_bytes_per_sec(&self) -> f64 {
+        self.wear.storage_bytes() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 impl Stats {
@@ -175,6 +239,7 @@ impl Stats {
                 .as_secs_f64()
                 / secs,
             histograms: self.histograms.since(&earlier.histograms),
+            wear: self.wear.since(&earlier.wear),
         }
     }
 }
@@ -251,6 +316,10 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         writer_restarts: ld(&c.writer_restarts),
         poisoned: shared.poison_message(),
         index_bytes,
+        wear: Wear {
+            files: shared.account.totals(),
+            process_io: shared.account.process_io(),
+        },
     }
 }
 
@@ -273,4 +342,5 @@ pub(crate) fn reset(shared: &Shared) {
         a.store(0, Ordering::Relaxed);
     }
     shared.telemetry.reset();
+    shared.account.reset();
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use batpak::fs::account::FileClass;
 use batpak::prelude::*;
 use batpak::preset::{Preset, StoreSection};
-use batpak::process::ProcessSampler;
+use batpak::process::{IoCounters, ProcessSampler};
+use batpak::store::Wear;
 use batpak::workload::{self, Workload};
 use serde::Serialize;
 
@@ -34,6 +36,31 @@ impl Latency {
     }
 }
 
+/// What one class of file was asked to write during the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassRow {
+    bytes: u64,
+    writes: u64,
+    syncs: u64,
+    /// The engine's estimate of bytes sent to storage (pages dirtied since each sync).
+    storage_estimate_bytes: u64,
+}
+
+/// What the run asked of the storage medium.
+#[derive(Debug, Clone, Serialize)]
+pub struct WearRow {
+    /// Bytes the log appended (everything written to segment files).
+    log_bytes: u64,
+    /// Bytes sent to storage (see `storage_source`).
+    storage_bytes: u64,
+    /// `process write_bytes` (the kernel's figure) or `engine estimate`.
+    storage_source: &'static str,
+    /// Per class of file: segments, checkpoint, cache, other.
+    classes: std::collections::BTreeMap<&'static str, ClassRow>,
+    /// The process's kernel counters over the run, where Linux has them.
+    process_io: Option<IoCounters>,
+}
+
 /// What `bench --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
@@ -42,11 +69,51 @@ pub struct BenchResult {
     sync_latency_us: Latency,
     events_per_sync: f64,
     bytes_per_event: f64,
+    /// Bytes sent to storage / bytes the log appended, over the run.
+    write_amplification: Option<f64>,
+    /// Bytes sent to storage per appended event, over the run.
+    storage_bytes_per_event: f64,
+    /// Syncs per second by class of file.
+    syncs_per_s: std::collections::BTreeMap<&'static str, f64>,
+    wear: WearRow,
     rss_bytes: u64,
     open_fds: Option<usize>,
     subscriber_drops: u64,
     denials: u64,
     config: StoreSection,
+}
+
+fn wear_row(w: &Wear) -> WearRow {
+    let classes = w
+        .files
+        .iter()
+        .map(|(c, n)| {
+            let row = ClassRow {
+                bytes: n.bytes,
+                writes: n.writes,
+                syncs: n.syncs,
+                storage_estimate_bytes: n.storage_bytes,
+            };
+            (c.name(), row)
+        })
+        .collect();
+    WearRow {
+        log_bytes: w.log_bytes(),
+        storage_bytes: w.storage_bytes(),
+        storage_source: match w.process_io {
+            Some(_) => "process write_bytes",
+            None => "engine estimate",
+        },
+        classes,
+        process_io: w.process_io,
+    }
+}
+
+fn syncs_per_s(w: &Wear, secs: f64) -> std::collections::BTreeMap<&'static str, f64> {
+    FileClass::ALL
+        .into_iter()
+        .map(|c| (c.name(), w.files.class(c).syncs as f64 / secs.max(1e-9)))
+        .collect()
 }
 
 /// `10s`, `500ms`, `2m`, or plain seconds.
@@ -115,6 +182,7 @@ pub fn run(
     };
     let store = Arc::new(Store::open_with(preset.store_config(dir), options)?);
     let sampler = ProcessSampler::start(Duration::from_secs(1))?;
+    let at_start = store.stats();
     let w = Workload::start(
         store.clone(),
         preset.workload.clone(),
@@ -140,18 +208,28 @@ pub fn run(
     }
     let segment_bytes: u64 = stats.segments.iter().map(|s| s.bytes).sum();
     store.close()?;
+    let wear = stats.rates_since(&at_start).wear;
+    let secs = elapsed.as_secs_f64();
     Ok(BenchResult {
         throughput_events_per_s: ws.appended as f64 / elapsed.as_secs_f64().max(1e-9),
         append_latency_us: Latency::of(&ws.latency_us),
         sync_latency_us: Latency::of(&stats.histograms.sync_us),
         events_per_sync: stats.synced_events as f64 / stats.syncs.max(1) as f64,
         bytes_per_event: segment_bytes as f64 / stats.events.max(1) as f64,
+        write_amplification: wear.write_amplification(),
+        storage_bytes_per_event: wear.storage_bytes() as f64 / ws.appended.max(1) as f64,
+        syncs_per_s: syncs_per_s(&wear, secs),
+        wear: wear_row(&wear),
         rss_bytes: process.rss_bytes,
         open_fds: process.open_fds,
         subscriber_drops: stats.subscribers.iter().map(|s| s.dropped).sum(),
         denials: ws.denied,
         config: preset.store.clone(),
     })
+}
+
+fn per_s(r: &BenchResult, class: FileClass) -> f64 {
+    r.syncs_per_s.get(class.name()).copied().unwrap_or(0.0)
 }
 
 fn rows(r: &BenchResult) -> Vec<(&'static str, f64, String)> {
@@ -171,6 +249,14 @@ fn rows(r: &BenchResult) -> Vec<(&'static str, f64, String)> {
         latency("sync p99", r.sync_latency_us.p99),
         ratio("events per sync", r.events_per_sync),
         ratio("bytes per event", r.bytes_per_event),
+        ratio("write amplification", r.write_amplification.unwrap_or(0.0)),
+        ratio("storage B/event", r.storage_bytes_per_event),
+        ratio("segment syncs/s", per_s(r, FileClass::Segments)),
+        ratio("cache syncs/s", per_s(r, FileClass::Cache)),
+        ratio(
+            "other syncs/s",
+            per_s(r, FileClass::Other) + per_s(r, FileClass::Checkpoint),
+        ),
         (
             "resident memory",
             r.rss_bytes as f64,

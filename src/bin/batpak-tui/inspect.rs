@@ -35,6 +35,7 @@ struct Report {
     salvaged: Vec<String>,
     recovery_ms: f64,
     cache: CacheRow,
+    wear: WearRow,
     workload_data: bool,
     segments: Vec<SegmentRow>,
 }
@@ -42,22 +43,68 @@ struct Report {
 #[derive(Serialize)]
 struct CacheRow {
     present: bool,
+    /// Apparent size of the cache's files.
     bytes: u64,
+    /// Bytes the medium holds for them (LMDB's data file is sparse past its last page).
+    allocated_bytes: u64,
+}
+
+/// Bytes on the medium per class of file, and what this inspection wrote (nothing: it
+/// opens read-only). Wear while a store runs is in `bench --json` and the workbench.
+#[derive(Serialize)]
+struct WearRow {
+    on_disk: std::collections::BTreeMap<&'static str, u64>,
+    inspection_wrote_bytes: u64,
+    inspection_syncs: u64,
+}
+
+/// (apparent, allocated) bytes of the files directly in `dir`.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .fold((0, 0), |(a, b), m| (a + m.len(), b + m.blocks() * 512))
+        })
+        .unwrap_or((0, 0))
 }
 
 fn cache_row(dir: &Path) -> CacheRow {
     let cache = dir.join(batpak::projection::CACHE_DIR);
-    let bytes = std::fs::read_dir(&cache)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let (bytes, allocated_bytes) = dir_bytes(&cache);
     CacheRow {
         present: cache.is_dir(),
         bytes,
+        allocated_bytes,
+    }
+}
+
+fn wear_row(dir: &Path, stats: &Stats, cache: &CacheRow) -> WearRow {
+    use batpak::fs::account::FileClass;
+    let mut on_disk = std::collections::BTreeMap::new();
+    let (mut segments, mut checkpoint, mut other) = (0, 0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if !m.is_file() {
+            continue;
+        }
+        match FileClass::of(dir, &e.path()) {
+            FileClass::Segments => segments += m.len(),
+            FileClass::Checkpoint => checkpoint += m.len(),
+            _ => other += m.len(),
+        }
+    }
+    on_disk.insert(FileClass::Segments.name(), segments);
+    on_disk.insert(FileClass::Checkpoint.name(), checkpoint);
+    on_disk.insert(FileClass::Cache.name(), cache.allocated_bytes);
+    on_disk.insert(FileClass::Other.name(), other);
+    let wrote = stats.wear.files.total();
+    WearRow {
+        on_disk,
+        inspection_wrote_bytes: wrote.bytes,
+        inspection_syncs: wrote.syncs,
     }
 }
 
@@ -101,6 +148,7 @@ fn report(store: &Store, stats: &Stats, rec: &RecoveryReport) -> Report {
             .map(|p| p.display().to_string())
             .collect(),
         recovery_ms: rec.elapsed.as_secs_f64() * 1000.0,
+        wear: wear_row(store.dir(), stats, &cache_row(store.dir())),
         cache: cache_row(store.dir()),
         workload_data: batpak::workload::is_workload_dir(store.dir()),
         segments: stats
@@ -145,11 +193,26 @@ fn print(r: &Report, json: bool) -> Result<(), Box<dyn Error>> {
         r.checkpoint, r.recovery_ms
     );
     let cache = if r.cache.present {
-        units::bytes(r.cache.bytes)
+        format!(
+            "{} on disk ({} apparent)",
+            units::bytes(r.cache.allocated_bytes),
+            units::bytes(r.cache.bytes)
+        )
     } else {
         "none".into()
     };
     println!("projection cache: {cache}");
+    let on_disk: Vec<String> = batpak::fs::account::FileClass::ALL
+        .iter()
+        .filter_map(|c| r.wear.on_disk.get(c.name()).map(|b| (c.name(), b)))
+        .map(|(class, b)| format!("{class} {}", units::bytes(*b)))
+        .collect();
+    println!(
+        "on disk by class: {}; this inspection wrote {} in {} syncs",
+        on_disk.join(", "),
+        units::bytes(r.wear.inspection_wrote_bytes),
+        r.wear.inspection_syncs
+    );
     if r.workload_data {
         println!("holds synthetic workload data (batpak-tui wipe can delete it)");
     }

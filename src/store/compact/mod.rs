@@ -228,6 +228,8 @@ impl Store {
             }
             return Err(CompactError::Commit(e));
         }
+        // A projection between the drop above and the commit cached states of the old log.
+        self.forget_projections(affected)?;
         Ok(started.elapsed())
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use batpak::fs::account::FileClass;
 use batpak::gate::Outcome;
 use batpak::process::ProcessStats;
 use batpak::store::{Rates, Stats};
@@ -146,6 +147,41 @@ pub struct Sample {
     pub denials: u64,
     pub errors: u64,
     pub reads: u64,
+    /// What the last second asked of the storage medium.
+    #[serde(default)]
+    pub wear: WearSample,
+}
+
+/// Bytes sent to storage and syncs by class of file, over the last second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WearSample {
+    /// Bytes sent to storage per second.
+    pub storage_bytes_per_sec: f64,
+    /// Bytes sent to storage per appended event (`None` when nothing was appended).
+    pub storage_bytes_per_event: Option<f64>,
+    /// Bytes sent to storage per byte the log appended.
+    pub write_amplification: Option<f64>,
+    /// `true` when the storage figure is the kernel's, `false` for the engine's estimate.
+    pub from_kernel: bool,
+    /// (class, syncs per second), in display order.
+    pub syncs_per_sec: Vec<(String, f64)>,
+}
+
+impl WearSample {
+    fn of(r: &Rates) -> Self {
+        let w = &r.wear;
+        let events = r.events_per_sec * r.elapsed.as_secs_f64();
+        Self {
+            storage_bytes_per_sec: r.storage_bytes_per_sec(),
+            storage_bytes_per_event: (events >= 1.0).then(|| w.storage_bytes() as f64 / events),
+            write_amplification: w.write_amplification(),
+            from_kernel: w.process_io.is_some(),
+            syncs_per_sec: FileClass::ALL
+                .into_iter()
+                .map(|c| (c.name().to_string(), r.syncs_per_sec_of(c)))
+                .collect(),
+        }
+    }
 }
 
 /// Where a sample comes from.
@@ -263,6 +299,7 @@ impl Sample {
             denials: i.workload.denied,
             errors: i.workload.errors,
             reads: i.workload.reads,
+            wear: WearSample::of(r),
         }
     }
 }

@@ -13,9 +13,10 @@ use crate::workbench::app::{App, Pane};
 pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
     let inner = framed(f, area, "Overview".into(), th);
-    let [head, chart, loss] = Layout::vertical([
+    let [head, chart, wear, loss] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(1),
+        Constraint::Length(2),
         Constraint::Length(3),
     ])
     .areas(inner);
@@ -33,7 +34,41 @@ pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     ];
     f.render_widget(Paragraph::new(head_lines), head);
     f.render_widget(spark(&cx.model.history.throughput, chart.width, th), chart);
+    f.render_widget(Paragraph::new(wear_lines(cx)), wear);
     f.render_widget(Paragraph::new(loss_lines(cx)), loss);
+}
+
+/// What the last second cost the storage medium: bytes sent to storage (per second, per
+/// event, per byte the log appended) and syncs per second by class of file.
+fn wear_lines<'a>(cx: &Ctx<'a>) -> Vec<Line<'a>> {
+    let (w, th) = (&cx.model.sample.wear, &cx.theme);
+    let label = if w.from_kernel {
+        "to storage"
+    } else {
+        "to storage (est.)"
+    };
+    let per_event = w.storage_bytes_per_event.map_or("-".to_string(), |b| {
+        format!("{} B", count(b.round() as u64))
+    });
+    let amp = w
+        .write_amplification
+        .map_or("-".to_string(), |a| format!("{a:.1}x"));
+    let mut syncs = vec![Span::styled("syncs ", th.dim())];
+    for (class, per_sec) in &w.syncs_per_sec {
+        syncs.extend(kv(class.as_str(), rate(*per_sec), th));
+    }
+    vec![
+        line(vec![
+            kv(
+                label,
+                format!("{}/s", bytes(w.storage_bytes_per_sec as u64)),
+                th,
+            ),
+            kv("per event", per_event, th),
+            kv("vs log", amp, th),
+        ]),
+        Line::from(syncs),
+    ]
 }
 
 /// What a process crash and a power cut would lose right now.
