@@ -107,6 +107,9 @@ impl RecoveryReport {
         }
         out.push(match &self.checkpoint {
             CheckpointStatus::Loaded => "index loaded from the checkpoint".to_string(),
+            CheckpointStatus::Missing if self.segments == 0 => {
+                "a new store: nothing to recover".into()
+            }
             CheckpointStatus::Missing => {
                 "index rebuilt by scanning (no checkpoint: the last close did not finish)".into()
             }

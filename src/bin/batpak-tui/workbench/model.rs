@@ -150,6 +150,9 @@ pub struct Sample {
     /// What the last second asked of the storage medium.
     #[serde(default)]
     pub wear: WearSample,
+    /// What the open did and found (`RecoveryReport::summary`), one sentence each.
+    #[serde(default)]
+    pub recovery: Vec<String>,
 }
 
 /// Bytes sent to storage and syncs by class of file, over the last second.
@@ -300,6 +303,7 @@ impl Sample {
             errors: i.workload.errors,
             reads: i.workload.reads,
             wear: WearSample::of(r),
+            recovery: s.recovery.summary(),
         }
     }
 }

@@ -329,3 +329,28 @@ impl std::io::Write for Counting {
         Ok(())
     }
 }
+
+#[test]
+fn the_overview_says_what_the_open_repaired_and_what_it_found_missing() {
+    let mut model = fixture();
+    model.sample.recovery = vec![
+        "cut a torn tail of 37 bytes from seg-0000000004.bpk at offset 900 (an unfinished batch)"
+            .into(),
+        "index rebuilt by scanning (no checkpoint: the last close did not finish)".into(),
+    ];
+    let mut one = app();
+    let text = render_one(&model, &mut one, 80, 24);
+    assert!(
+        text.contains("opened cut a torn tail of 37 bytes"),
+        "{text}"
+    );
+    model
+        .sample
+        .recovery
+        .insert(0, "LOST seg-0000000002.bpk: segment file is missing".into());
+    let text = render_one(&model, &mut one, 80, 24);
+    assert!(
+        text.contains("opened 1 loss(es): LOST seg-0000000002.bpk"),
+        "{text}"
+    );
+}

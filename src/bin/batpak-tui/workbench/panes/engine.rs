@@ -13,10 +13,11 @@ use crate::workbench::app::{App, Pane};
 pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
     let inner = framed(f, area, "Overview".into(), th);
-    let [head, chart, wear, loss] = Layout::vertical([
+    let [head, chart, wear, opened, loss] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(1),
         Constraint::Length(2),
+        Constraint::Length(1),
         Constraint::Length(3),
     ])
     .areas(inner);
@@ -35,7 +36,29 @@ pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     f.render_widget(Paragraph::new(head_lines), head);
     f.render_widget(spark(&cx.model.history.throughput, chart.width, th), chart);
     f.render_widget(Paragraph::new(wear_lines(cx)), wear);
+    f.render_widget(Paragraph::new(opened_line(cx)), opened);
     f.render_widget(Paragraph::new(loss_lines(cx)), loss);
+}
+
+/// What the open did: data found missing in red, repairs (tails cut, files removed or
+/// moved aside, a compaction finished) in yellow, else how the index was built.
+fn opened_line<'a>(cx: &Ctx<'a>) -> Line<'a> {
+    let (rec, th) = (&cx.model.sample.recovery, &cx.theme);
+    let lost = rec.iter().filter(|l| l.starts_with("LOST ")).count();
+    let repairs = rec.len().saturating_sub(lost + 1);
+    let (style, text) = match (lost, rec.first()) {
+        (0, _) if repairs > 0 => (th.warn(), rec[..repairs].join("; ")),
+        (0, Some(first)) => (th.dim(), first.clone()),
+        (0, None) => (th.dim(), "-".to_string()),
+        (n, first) => (
+            th.bad(),
+            format!("{n} loss(es): {}", first.map_or("", String::as_str)),
+        ),
+    };
+    Line::from(vec![
+        Span::styled("opened ", th.dim()),
+        Span::styled(text, style),
+    ])
 }
 
 /// What the last second cost the storage medium: bytes sent to storage (per second, per
