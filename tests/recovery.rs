@@ -459,3 +459,57 @@ fn files_the_store_does_not_know_are_ignored_and_never_touched() -> TestResult {
         .is_symlink());
     Ok(())
 }
+
+/// Appends until the store in `dir` has at least `segments` segment files.
+fn grow_to(store: &Store, segments: usize, from: u32) -> Res<u32> {
+    let mut i = from;
+    while store.stats().segments.len() < segments {
+        store.append(
+            &Coordinate::new(format!("e{}", i % 5), "s"),
+            EventKind::new(1, 1),
+            &format!("event number {i} with some text"),
+        )?;
+        i += 1;
+    }
+    Ok(i)
+}
+
+#[test]
+fn salvaging_a_hole_twice_keeps_every_moved_file_and_the_store_verifies_clean_between() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let mut cfg = small_config(dir.path());
+    cfg.segment_max_bytes = 4096;
+    let store = Store::open(cfg.clone())?;
+    let mut i = grow_to(&store, 5, 0)?;
+    store.close()?;
+    drop(store);
+    for round in 0..2 {
+        std::fs::remove_file(seg(dir.path(), 3))?;
+        let err = Store::open(cfg.clone())
+            .err()
+            .ok_or("a hole was accepted")?;
+        assert!(err.to_string().contains("seg-0000000003.bpk"), "{err}");
+        let salvaged = Store::open_with(cfg.clone(), OpenOptions::salvage())?;
+        assert!(!salvaged.recovery_report().lost.is_empty());
+        i = grow_to(&salvaged, 5, i)?;
+        salvaged.close()?;
+        drop(salvaged);
+        let report = batpak::store::verify(dir.path())?;
+        assert!(report.is_clean(), "round {round}: {:?}", report.problems);
+        let store = Store::open(cfg.clone())?;
+        let events = store.query(&Region::all())?;
+        let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "round {round}: sequences go back"
+        );
+        drop(store);
+    }
+    let moved = std::fs::read_dir(dir.path().join("salvaged"))?.count();
+    assert!(
+        moved >= 4,
+        "the second salvage replaced files the first moved aside: {moved} left"
+    );
+    Ok(())
+}

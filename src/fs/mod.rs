@@ -311,8 +311,12 @@ impl FileSystem for StdFs {
             _ => Path::new("."),
         };
         let dir = File::open(parent)?;
-        if !flock(&dir)? {
-            return Ok(None);
+        match flock(&dir) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            // A file system that cannot lock a directory (NFS emulates flock with fcntl,
+            // which needs a writable descriptor): the lock file alone, as older builds.
+            Err(_) => {}
         }
         let file = OpenOptions::new()
             .read(true)

@@ -141,8 +141,14 @@ pub(crate) fn load(
         return Err(damaged("checksum mismatch".into()));
     }
     let (idx, tails) = decode(body).ok_or_else(|| damaged("body does not decode".into()))?;
-    check_fresh(fs, dir, &idx, &tails, segments)
-        .map_err(|(path, what)| LoadError::Lost { path, what })?;
+    check_fresh(fs, dir, &idx, &tails, segments).map_err(|(path, what, lost)| match lost {
+        true => LoadError::Lost { path, what },
+        // Not knowing is not losing: rebuild by scanning, which reads every segment anyway.
+        false => LoadError::Unusable(CheckpointStatus::Stale(format!(
+            "{}: {what}",
+            path.display()
+        ))),
+    })?;
     Ok(idx)
 }
 
@@ -155,7 +161,7 @@ fn check_fresh(
     idx: &Index,
     tails: &Tails,
     segments: &[u32],
-) -> Result<(), (PathBuf, String)> {
+) -> Result<(), (PathBuf, String, bool)> {
     let listed: Vec<u32> = idx.segments.keys().copied().collect();
     if let Some(&no) = listed.iter().find(|n| segments.binary_search(n).is_err()) {
         let len = idx.segments.get(&no).map_or(0, |m| m.len);
@@ -164,6 +170,7 @@ fn check_fresh(
             format!(
                 "segment file is missing; the checkpoint of the last clean close covers {len} synced bytes of it"
             ),
+            true,
         ));
     }
     let last = listed.last().copied().unwrap_or(0);
@@ -175,11 +182,12 @@ fn check_fresh(
             segment::path(dir, no),
             "segment file sits among the segments the checkpoint covers, which did not list it"
                 .into(),
+            true,
         ));
     }
     for (&no, meta) in &idx.segments {
         let p = segment::path(dir, no);
-        let failed = |e: std::io::Error| (p.clone(), format!("cannot be read: {e}"));
+        let failed = |e: std::io::Error| (p.clone(), format!("cannot be read: {e}"), false);
         let file = fs.open(&p, OpenMode::Read).map_err(failed)?;
         let len = file.size().map_err(failed)?;
         if len < meta.len {
@@ -189,12 +197,14 @@ fn check_fresh(
                     "segment is {len} bytes, but the checkpoint of the last clean close covers {} synced bytes of it",
                     meta.len
                 ),
+                true,
             ));
         }
         if meta.sealed && len != meta.len {
             return Err((
                 p,
                 format!("segment was sealed at {} bytes and is now {len}", meta.len),
+                true,
             ));
         }
         if Some(tail_crc(&*file, meta.len).map_err(failed)?) != tails.get(&no).copied() {
@@ -204,6 +214,7 @@ fn check_fresh(
                     "segment changed before offset {}, inside the synced bytes the checkpoint of the last clean close covers",
                     meta.len
                 ),
+                true,
             ));
         }
     }

@@ -198,22 +198,27 @@ impl Shared {
         }
         // Where the cursor stands, to go back there (the region itself never changes).
         let before = c.position();
-        let (locs, layout) = {
-            let idx = self.index();
-            let layout = self.layout.load(std::sync::atomic::Ordering::Acquire);
-            (collect(&idx, c, limit), layout)
-        };
-        let read: Result<Vec<Event>, ReadError> =
-            locs.iter().map(|l| self.read_located(l)).collect();
-        if read.is_err() && self.files_replaced_since(layout) {
-            // A compaction replaced the files between locating and reading: again, once.
+        for attempt in 0.. {
+            let (locs, layout) = {
+                let idx = self.index();
+                let layout = self.layout.load(std::sync::atomic::Ordering::Acquire);
+                (collect(&idx, c, limit), layout)
+            };
+            let read: Result<Vec<Event>, ReadError> =
+                locs.iter().map(|l| self.read_located(l)).collect();
+            // A compaction replaced the files between locating and reading: again.
+            if read.is_ok() || attempt == READ_RETRIES || !self.files_replaced_since(layout) {
+                return read;
+            }
             c.set_position(before);
-            let locs = collect(&self.index(), c, limit);
-            return locs.iter().map(|l| self.read_located(l)).collect();
         }
-        read
+        Ok(Vec::new())
     }
 }
+
+/// How often a read that failed because the files changed under it is tried again (each
+/// time only after the files did change).
+pub(crate) const READ_RETRIES: u32 = 4;
 
 /// An iterator over the events of a region, read in chunks.
 pub struct Query<'a> {

@@ -23,19 +23,20 @@ impl Store {
                 .filter(|_| id.sequence() <= idx.visible)
                 .map(|pos| (query::locate(&idx, pos), layout))
         };
-        let Some((loc, layout)) = locate() else {
-            return Ok(None);
-        };
-        match self.shared.read_located(&loc) {
-            Err(_) if self.shared.files_replaced_since(layout) => {
-                // A compaction replaced the file between locating and reading: again.
-                match locate() {
-                    Some((loc, _)) => self.shared.read_located(&loc).map(Some),
-                    None => Ok(None),
-                }
+        for attempt in 0.. {
+            let Some((loc, layout)) = locate() else {
+                return Ok(None);
+            };
+            let read = self.shared.read_located(&loc);
+            // A compaction replaced the file between locating and reading: again.
+            if read.is_ok()
+                || attempt == query::READ_RETRIES
+                || !self.shared.files_replaced_since(layout)
+            {
+                return read.map(Some);
             }
-            other => other.map(Some),
         }
+        Ok(None)
     }
 
     /// Every event in the region, in sequence order.

@@ -292,6 +292,14 @@ pub(crate) fn recover_with(
                 break;
             }
             SegmentOutcome::Salvaged { base, active_info } => {
+                // Cut below its seal: it is the newest, unsealed, ending where it was cut.
+                chain.sealed = false;
+                chain.end = index
+                    .segments
+                    .get(&no)
+                    .and_then(|m| m.last_seq)
+                    .unwrap_or(base.seq)
+                    .max(base.seq);
                 max_base = max_base.max(base.seq);
                 active = active_info;
                 salvage_later(&ctx, &nos[i + 1..], &mut report)?;
@@ -325,7 +333,7 @@ pub(crate) fn recover_with(
     report.segments = index.segments.len();
     report.events = u64::from(index.len());
     index.visible = index.last_seq().unwrap_or(0);
-    let next_seq = index.last_seq().unwrap_or(0).max(max_base) + 1;
+    let next_seq = index.last_seq().unwrap_or(0).max(max_base).max(chain.end) + 1;
     report.elapsed = start.elapsed();
     let next_seg = chain
         .no
@@ -855,7 +863,8 @@ fn salvage_later(
     let dir = salvage_dir(ctx)?;
     for &no in later {
         let from = segment::path(ctx.dir, no);
-        let to = dir.join(segment::file_name(no));
+        // Numbers are reused, so an earlier salvage may have moved a file of this name.
+        let to = fresh_name(ctx.fs, &dir, &segment::file_name(no));
         ctx.fs.rename(&from, &to).map_err(io_err("move", &from))?;
         report.salvaged.push(to);
     }

@@ -158,33 +158,37 @@ impl Shared {
     /// the layout counter; under a read-only store another process may have compacted, so
     /// the index is reloaded from the files (recovery, read-only) and the maps dropped.
     pub fn files_replaced_since(&self, seen: u64) -> bool {
-        self.layout_changed_since(seen) || self.reload_from_files()
+        self.layout_changed_since(seen) || self.reload_from_files(seen)
     }
 
     /// Rebuilds a read-only store's index from the files as they are now; `true` when it
-    /// did. A compaction in another process may be half way through its renames, whose
-    /// segments keep their numbers and sequences, so a failed attempt is tried again.
-    fn reload_from_files(&self) -> bool {
+    /// did, or another reader did since `seen`. A compaction in another process may be half
+    /// way through its renames, whose segments keep their numbers and sequences, so a failed
+    /// attempt is tried again. The layout counter is odd while the index and the maps are
+    /// swapped, like during a compaction here, so a failing reader waits for the swap.
+    fn reload_from_files(&self, seen: u64) -> bool {
         if !self.reloadable.load(Ordering::Acquire) {
             return false;
         }
         let _one = self.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.layout.load(Ordering::Acquire) != seen {
+            return true;
+        }
         let sync = self.config().sync_mode;
         for _ in 0..3 {
             let mode = super::recovery::Mode::ReadOnly;
-            match super::recovery::recover_with(
-                &*self.fs,
-                &self.dir,
-                self.store_id,
-                mode,
-                sync,
-                None,
-            ) {
+            let dir = &self.dir;
+            match super::recovery::recover_with(&*self.fs, dir, self.store_id, mode, sync, None) {
                 Ok(rec) => {
-                    self.layout.fetch_add(2, Ordering::AcqRel);
-                    let segs: Vec<u32> = rec.index.segments.keys().copied().collect();
+                    self.layout.fetch_add(1, Ordering::AcqRel);
                     super::supervisor::install_read_only(self, rec);
-                    self.forget_maps(&segs);
+                    let mapped = self
+                        .maps
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .mapped();
+                    self.forget_maps(&mapped);
+                    self.layout.fetch_add(1, Ordering::AcqRel);
                     return true;
                 }
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),

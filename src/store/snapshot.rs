@@ -92,7 +92,9 @@ impl Store {
             let bytes = if linked {
                 part.size
             } else {
-                let n = copy(fs, &from, &to, part.len.unwrap_or(part.size), |n| {
+                // A segment before the newest is copied whole as it is now (its seal may have
+                // been written after the plan sized it).
+                let n = copy(fs, &from, &to, part.len.unwrap_or(u64::MAX), |n| {
                     progress(report.bytes + n, total)
                 })?;
                 report.copied_bytes += n;
@@ -112,19 +114,42 @@ impl Store {
     }
 
     /// The segments to take: all present now; the newest only up to its last written
-    /// batch when this store writes it.
+    /// batch when this store writes it. A roll creates the next segment before it seals the
+    /// current one, so a listing taken during a roll could pair a sealed newest with no
+    /// next file: a read-write store lists under the index lock (its writer rolls under
+    /// the write lock), and either kind lists again after sizing until nothing changed.
     fn plan(&self) -> Result<Vec<Part>, SnapshotError> {
         let fs = &*self.shared.fs;
         let dir = self.dir();
-        let nos = segment::numbers(fs, dir).map_err(|e| io("list directory", dir, e))?;
+        let list = || segment::numbers(fs, dir).map_err(|e| io("list directory", dir, e));
+        for _ in 0..PLAN_ATTEMPTS {
+            let (nos, written) = {
+                let idx = self.shared.index();
+                let nos = list()?;
+                let newest = nos.last().copied();
+                let written =
+                    newest.and_then(|n| idx.segments.get(&n).filter(|m| !m.sealed).map(|m| m.len));
+                (nos, written)
+            };
+            let parts = self.sized(&nos, written)?;
+            if list()? == nos {
+                return Ok(parts);
+            }
+        }
+        Err(io(
+            "list directory",
+            dir,
+            std::io::Error::other("the segment files kept changing while the snapshot planned"),
+        ))
+    }
+
+    /// The parts of segments `nos`, the newest up to `written` when this store writes it.
+    fn sized(&self, nos: &[u32], written: Option<u64>) -> Result<Vec<Part>, SnapshotError> {
+        let fs = &*self.shared.fs;
         let newest = nos.last().copied();
-        let written = {
-            let idx = self.shared.index();
-            newest.and_then(|n| idx.segments.get(&n).filter(|m| !m.sealed).map(|m| m.len))
-        };
-        nos.into_iter()
-            .map(|no| {
-                let path = segment::path(dir, no);
+        nos.iter()
+            .map(|&no| {
+                let path = segment::path(self.dir(), no);
                 let size = fs
                     .open(&path, OpenMode::Read)
                     .and_then(|f| f.size())
@@ -138,6 +163,9 @@ impl Store {
             .collect()
     }
 }
+
+/// Listings a snapshot's plan may take before it gives up on a directory that keeps changing.
+const PLAN_ATTEMPTS: u32 = 20;
 
 fn io(op: &'static str, path: &Path, source: std::io::Error) -> SnapshotError {
     SnapshotError::Io {

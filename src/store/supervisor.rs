@@ -36,6 +36,11 @@ pub(crate) fn recover_dir(
         Mode::ReadOnly => None,
         Mode::ReadWrite { .. } => super::compact::finish_pending(fs, dir)?,
     };
+    // A salvage may cut or move segments the checkpoint covers: it goes first, so a crash
+    // part way never leaves a checkpoint that proves a loss the salvage accepted.
+    if mode == (Mode::ReadWrite { salvage: true }) {
+        remove_checkpoint(fs, dir)?;
+    }
     let mut rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
     rec.report.compaction = finished;
     let stale = matches!(
@@ -44,13 +49,17 @@ pub(crate) fn recover_dir(
     );
     let salvaged = !rec.report.salvaged.is_empty();
     if (stale || salvaged) && mode != Mode::ReadOnly {
-        checkpoint::remove(fs, dir).map_err(|source| OpenError::Io {
-            op: "remove stale checkpoint",
-            path: dir.join(checkpoint::FILE_NAME),
-            source,
-        })?;
+        remove_checkpoint(fs, dir)?;
     }
     Ok(rec)
+}
+
+fn remove_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
+    checkpoint::remove(fs, dir).map_err(|source| OpenError::Io {
+        op: "remove stale checkpoint",
+        path: dir.join(checkpoint::FILE_NAME),
+        source,
+    })
 }
 
 /// Installs the recovered index and the newest segment's handle for readers.
@@ -65,9 +74,7 @@ pub(crate) fn install_read_only(shared: &Shared, rec: Recovered) {
     shared.written_seq.store(last, Ordering::Release);
     shared.durable_seq.store(last, Ordering::Release);
     shared.acked_seq.store(last, Ordering::Release);
-    if let Some(a) = rec.active {
-        shared.set_active(Some((a.no, a.file)));
-    }
+    shared.set_active(rec.active.map(|a| (a.no, a.file)));
 }
 
 /// Installs the recovered index and returns the writer state.
