@@ -97,18 +97,29 @@ pub(crate) fn check_after_gaps(
             let bytes = view.bytes();
             match check_header(bytes, &p, store_id) {
                 Ok(h) => check_number(&h, no, &p)?,
-                // A newest file without a whole header is a roll a crash cut (version 1
-                // skipped the number of such a file once removed): the open removes it.
+                // A newest file without a whole header after a version-1 segment is a roll
+                // a crash cut (version 1 skipped the number of such a file once removed):
+                // the open removes it. Version 2 reuses numbers, so after a version-2
+                // segment such a file is a stray.
                 Err(e)
                     if i + 1 == nos.len()
                         && bytes.len() <= HEADER_LEN
-                        && !matches!(e, OpenError::ForeignFile { .. }) => {}
+                        && !matches!(e, OpenError::ForeignFile { .. })
+                        && version_of(fs, dir, prev) == Some(1) => {}
                 Err(e) => return Err(e),
             }
         }
         prev = no;
     }
     Ok(())
+}
+
+/// The format version in the header of segment `no`, if it reads.
+fn version_of(fs: &dyn FileSystem, dir: &Path, no: u32) -> Option<u16> {
+    let view = fs.map(&path(dir, no)).ok()?;
+    FileHeader::decode(view.bytes(), FileKind::Segment)
+        .ok()
+        .map(|h| h.version)
 }
 
 /// Refuses a segment whose header names another number than its file name.

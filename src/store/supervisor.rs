@@ -42,6 +42,16 @@ pub(crate) fn recover_dir(
         remove_checkpoint(fs, dir)?;
     }
     let mut rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
+    // A read-only open of a live store may list the directory while its writer is half way
+    // through a roll (the next file made, the current one not sealed yet, or the other way
+    // round in what the listing and the reads saw): a loss it reports is looked at again.
+    for _ in 0..2 {
+        if mode != Mode::ReadOnly || rec.report.lost.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
+    }
     rec.report.compaction = finished;
     let stale = matches!(
         rec.report.checkpoint,

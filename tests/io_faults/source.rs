@@ -42,7 +42,14 @@ const RECEIVERS: [&str; 10] = [
 ];
 
 /// Lines the sweep cannot reach, by file and a piece of the line, with the reason.
-pub const UNREACHABLE: [(&str, &str, &str); 5] = [
+pub const UNREACHABLE: [(&str, &str, &str); 6] = [
+    (
+        "src/store/segment.rs",
+        "let view = fs.map(&path(dir, no)).ok()?;",
+        "version_of reads the segment before a numbering gap that ends in a short newest file, \
+         which no sweep scenario's store has (tests/trust/stray.rs reaches it on real files); \
+         a failed read counts as not version 1, so the stray is refused",
+    ),
     (
         "src/store/segment.rs",
         "let view = fs.map(&p).map_err(|source| OpenError::Io {",
