@@ -7,9 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use batpak::prelude::*;
@@ -91,30 +89,7 @@ fn events(store: &Store) -> Res<BTreeMap<u64, Event>> {
 
 /// Starts the child on `dir`, waits for it to be ready, lets it run `after`, kills it.
 fn kill_child_after(dir: &Path, after: Duration) -> Res<bool> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "compaction_child_entry_point",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.ends_with("ready") => break,
-            Some(Ok(_)) if Instant::now() < deadline => continue,
-            _ => {
-                child.kill()?;
-                return Err("child never became ready".into());
-            }
-        }
-    }
+    let (mut child, lines) = start_ready_child("compaction_child_entry_point", CHILD_ENV, dir)?;
     std::thread::sleep(after);
     child.kill()?; // SIGKILL
     child.wait()?;

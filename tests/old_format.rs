@@ -177,17 +177,7 @@ fn copy_of(name: &str) -> Res<(tempfile::TempDir, PathBuf)> {
 }
 
 fn verify_exit(dir: &Path) -> Res<(Option<i32>, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
-        .args(["verify", &dir.display().to_string()])
-        .output()?;
-    Ok((
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
+    tui(&["verify", &dir.display().to_string()])
 }
 
 /// The names of the files in fixture `name`, sorted.

@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batpak::fs::sim::SimFs;
 use batpak::fs::{FileSystem, FsFile, LockGuard, OpenMode, ReadView};
@@ -109,30 +109,8 @@ fn projection_crash_child_entry_point() -> TestResult {
 }
 
 fn run_child(dir: &Path, run_for: Duration) -> Res<()> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "projection_crash_child_entry_point",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.ends_with("ready") => break,
-            Some(Ok(_)) if Instant::now() < deadline => {}
-            _ => {
-                child.kill()?;
-                return Err("the child never became ready".into());
-            }
-        }
-    }
+    let (mut child, _lines) =
+        start_ready_child("projection_crash_child_entry_point", CHILD_ENV, dir)?;
     std::thread::sleep(run_for);
     child.kill()?; // SIGKILL
     child.wait()?;

@@ -201,23 +201,6 @@ impl Drop for Kid {
     }
 }
 
-/// Runs `batpak-tui ARGS`; its exit code (`None`: killed by a signal) and its stdout
-/// followed by its stderr.
-fn tui(args: &[&str]) -> Res<(Option<i32>, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
-    Ok((
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
-}
-
 /// The address-space limit every `batpak-tui verify` of these probes runs under.
 const AS_LIMIT: u64 = 1 << 30;
 

@@ -141,14 +141,7 @@ pub(crate) fn load(
         return Err(damaged("checksum mismatch".into()));
     }
     let (idx, tails) = decode(body).ok_or_else(|| damaged("body does not decode".into()))?;
-    check_fresh(fs, dir, &idx, &tails, segments).map_err(|(path, what, lost)| match lost {
-        true => LoadError::Lost { path, what },
-        // Not knowing is not losing: rebuild by scanning, which reads every segment anyway.
-        false => LoadError::Unusable(CheckpointStatus::Stale(format!(
-            "{}: {what}",
-            path.display()
-        ))),
-    })?;
+    check_fresh(fs, dir, &idx, &tails, segments)?;
     Ok(idx)
 }
 
@@ -161,16 +154,15 @@ fn check_fresh(
     idx: &Index,
     tails: &Tails,
     segments: &[u32],
-) -> Result<(), (PathBuf, String, bool)> {
+) -> Result<(), LoadError> {
     let listed: Vec<u32> = idx.segments.keys().copied().collect();
     if let Some(&no) = listed.iter().find(|n| segments.binary_search(n).is_err()) {
         let len = idx.segments.get(&no).map_or(0, |m| m.len);
-        return Err((
+        return Err(lost(
             segment::path(dir, no),
             format!(
                 "segment file is missing; the checkpoint of the last clean close covers {len} synced bytes of it"
             ),
-            true,
         ));
     }
     let last = listed.last().copied().unwrap_or(0);
@@ -178,47 +170,54 @@ fn check_fresh(
         .iter()
         .find(|n| **n < last && !idx.segments.contains_key(n))
     {
-        return Err((
+        return Err(lost(
             segment::path(dir, no),
             "segment file sits among the segments the checkpoint covers, which did not list it"
                 .into(),
-            true,
         ));
     }
     for (&no, meta) in &idx.segments {
         let p = segment::path(dir, no);
-        let failed = |e: std::io::Error| (p.clone(), format!("cannot be read: {e}"), false);
+        // Not knowing is not losing: rebuild by scanning, which reads every segment anyway.
+        let failed = |e: std::io::Error| {
+            LoadError::Unusable(CheckpointStatus::Stale(format!(
+                "{}: cannot be read: {e}",
+                p.display()
+            )))
+        };
         let file = fs.open(&p, OpenMode::Read).map_err(failed)?;
         let len = file.size().map_err(failed)?;
         if len < meta.len {
-            return Err((
+            return Err(lost(
                 p,
                 format!(
                     "segment is {len} bytes, but the checkpoint of the last clean close covers {} synced bytes of it",
                     meta.len
                 ),
-                true,
             ));
         }
         if meta.sealed && len != meta.len {
-            return Err((
+            return Err(lost(
                 p,
                 format!("segment was sealed at {} bytes and is now {len}", meta.len),
-                true,
             ));
         }
         if Some(tail_crc(&*file, meta.len).map_err(failed)?) != tails.get(&no).copied() {
-            return Err((
+            return Err(lost(
                 p,
                 format!(
                     "segment changed before offset {}, inside the synced bytes the checkpoint of the last clean close covers",
                     meta.len
                 ),
-                true,
             ));
         }
     }
     Ok(())
+}
+
+/// Synced data the checkpoint covers is gone from `path`.
+fn lost(path: PathBuf, what: String) -> LoadError {
+    LoadError::Lost { path, what }
 }
 
 fn tail_crc(file: &dyn crate::fs::FsFile, len: u64) -> std::io::Result<u32> {

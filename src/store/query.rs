@@ -198,27 +198,17 @@ impl Shared {
         }
         // Where the cursor stands, to go back there (the region itself never changes).
         let before = c.position();
-        for attempt in 0.. {
+        self.read_retrying(|| {
+            c.set_position(before);
             let (locs, layout) = {
                 let idx = self.index();
                 let layout = self.layout.load(std::sync::atomic::Ordering::Acquire);
                 (collect(&idx, c, limit), layout)
             };
-            let read: Result<Vec<Event>, ReadError> =
-                locs.iter().map(|l| self.read_located(l)).collect();
-            // A compaction replaced the files between locating and reading: again.
-            if read.is_ok() || attempt == READ_RETRIES || !self.files_replaced_since(layout) {
-                return read;
-            }
-            c.set_position(before);
-        }
-        Ok(Vec::new())
+            (locs.iter().map(|l| self.read_located(l)).collect(), layout)
+        })
     }
 }
-
-/// How often a read that failed because the files changed under it is tried again (each
-/// time only after the files did change).
-pub(crate) const READ_RETRIES: u32 = 4;
 
 /// An iterator over the events of a region, read in chunks.
 pub struct Query<'a> {

@@ -23,20 +23,10 @@ impl Store {
                 .filter(|_| id.sequence() <= idx.visible)
                 .map(|pos| (query::locate(&idx, pos), layout))
         };
-        for attempt in 0.. {
-            let Some((loc, layout)) = locate() else {
-                return Ok(None);
-            };
-            let read = self.shared.read_located(&loc);
-            // A compaction replaced the file between locating and reading: again.
-            if read.is_ok()
-                || attempt == query::READ_RETRIES
-                || !self.shared.files_replaced_since(layout)
-            {
-                return read.map(Some);
-            }
-        }
-        Ok(None)
+        self.shared.read_retrying(|| match locate() {
+            Some((loc, layout)) => (self.shared.read_located(&loc).map(Some), layout),
+            None => (Ok(None), 0),
+        })
     }
 
     /// Every event in the region, in sequence order.

@@ -156,6 +156,24 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
+    /// The last segment read is sealed and of version 2, whose rolls create the next file
+    /// before they seal: a file after it must exist.
+    pub(crate) fn ends_sealed(&self) -> bool {
+        self.sealed && self.version >= 2
+    }
+
+    /// The file missing after the last segment read, when it [`ends_sealed`](Self::ends_sealed).
+    pub(crate) fn missing_next(&self, dir: &Path) -> Option<Loss> {
+        self.ends_sealed().then(|| Loss {
+            path: segment::path(dir, self.no.saturating_add(1)),
+            what: format!(
+                "segment file is missing: {} is sealed, and a sealed segment is always followed \
+                 by the next one (it is created before the seal is written)",
+                segment::file_name(self.no)
+            ),
+        })
+    }
+
     /// What is missing before segment `no`, whose header says it starts after `base`.
     pub(crate) fn hole_before(&self, dir: &Path, no: u32, base: u64) -> Option<Loss> {
         let after = match self.no {
@@ -270,7 +288,7 @@ pub(crate) fn recover_with(
     let mut active = None;
     let mut chain = Chain::default();
     let mut max_base = 0;
-    let bare_newest = bare_newest(&ctx, &nos)?;
+    let bare_newest = segment::bare_newest(fs, dir, &nos)?;
     for (i, &no) in nos.iter().enumerate() {
         let is_last = i + 1 == nos.len();
         // Before a bare newest segment, a segment may be the newest: a roll that made the
@@ -307,17 +325,12 @@ pub(crate) fn recover_with(
             }
         }
     }
-    if chain.sealed && chain.version >= 2 {
+    if chain.ends_sealed() {
         // After a salvage moved a hole aside, the hole was reported already.
-        if report.salvaged.is_empty() {
-            let loss = Loss {
-                path: segment::path(dir, chain.no.saturating_add(1)),
-                what: format!(
-                    "segment file is missing: {} is sealed, and a sealed segment is always \
-                     followed by the next one (it is created before the seal is written)",
-                    segment::file_name(chain.no)
-                ),
-            };
+        if let Some(loss) = chain
+            .missing_next(dir)
+            .filter(|_| report.salvaged.is_empty())
+        {
             lose(&ctx, &mut report.lost, loss)?;
         }
         if mode.writes() {
@@ -352,21 +365,6 @@ pub(crate) fn recover_with(
     })
 }
 
-/// `true` when the newest of two or more segments holds no more than a header: it may be
-/// the unfinished roll of the one before.
-fn bare_newest(ctx: &Ctx<'_>, nos: &[u32]) -> Result<bool, OpenError> {
-    let (Some(&newest), true) = (nos.last(), nos.len() >= 2) else {
-        return Ok(false);
-    };
-    let path = segment::path(ctx.dir, newest);
-    let file = ctx
-        .fs
-        .open(&path, OpenMode::Read)
-        .map_err(io_err("open", &path))?;
-    let size = file.size().map_err(io_err("stat", &path))?;
-    Ok(size <= HEADER_LEN as u64)
-}
-
 /// Creates the segment after the sealed newest one `chain` ends with (a salvage open of a
 /// store whose next segment is missing), so that a sealed newest segment again means a
 /// missing file.
@@ -376,16 +374,9 @@ fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
         seq: chain.end,
         ts: crate::config::system_micros(),
     };
-    let header = crate::codec::header::FileHeader::new(
-        crate::codec::header::FileKind::Segment,
-        ctx.store_id,
-        no.into(),
-        base.seq,
-        base.ts,
-    );
     let path = segment::path(ctx.dir, no);
-    let file =
-        segment::create(ctx.fs, ctx.dir, &header, ctx.sync).map_err(io_err("create", &path))?;
+    let file = segment::start(ctx.fs, ctx.dir, ctx.store_id, no, base, ctx.sync)
+        .map_err(io_err("create", &path))?;
     Ok(ActiveInfo {
         no,
         file,
@@ -459,18 +450,9 @@ fn open_segment(
     let path = segment::path(ctx.dir, no);
     let view = ctx.fs.map(&path).map_err(io_err("map", &path))?;
     let bytes = view.bytes();
-    if bytes.len() < HEADER_LEN && is_last {
-        return remove_empty(ctx, &path, report);
-    }
     let header = match segment::check_header(bytes, &path, ctx.store_id) {
         Ok(h) => h,
-        // A newest file holding nothing but a header that never reached the disk whole: a
-        // roll cut by a crash before its sync. It holds no event; anything else is damage.
-        Err(e)
-            if is_last
-                && bytes.len() == HEADER_LEN
-                && !matches!(e, OpenError::ForeignFile { .. }) =>
-        {
+        Err(e) if is_last && segment::is_cut_roll(bytes, &e) => {
             return remove_empty(ctx, &path, report);
         }
         Err(e) => return Err(e),
@@ -523,12 +505,7 @@ fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
     let mut bad: Option<(u64, String)> = None;
     let mut end = base.seq;
     let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
-        end = end.max(match f {
-            Frame::Event(h, ..) => h.seq,
-            Frame::Gap { last, .. } => last,
-            Frame::Seal { last_seq, .. } => last_seq,
-            _ => 0,
-        });
+        end = end.max(segment::accounts_for(&f));
         if bad.is_none() {
             if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
                 bad = Some((off, why));

@@ -103,8 +103,7 @@ pub(crate) fn check_after_gaps(
                 // segment such a file is a stray.
                 Err(e)
                     if i + 1 == nos.len()
-                        && bytes.len() <= HEADER_LEN
-                        && !matches!(e, OpenError::ForeignFile { .. })
+                        && is_cut_roll(bytes, &e)
                         && version_of(fs, dir, prev) == Some(1) => {}
                 Err(e) => return Err(e),
             }
@@ -112,6 +111,60 @@ pub(crate) fn check_after_gaps(
         prev = no;
     }
     Ok(())
+}
+
+/// A newest segment file whose header `check_header` refused with `e` holds no more than a
+/// partial or damaged header: a roll a crash cut before its header was synced. It holds no
+/// event (the open removes it); a header of another store, or frames after it, are damage.
+pub(crate) fn is_cut_roll(bytes: &[u8], e: &OpenError) -> bool {
+    bytes.len() <= HEADER_LEN && !matches!(e, OpenError::ForeignFile { .. })
+}
+
+/// `true` when the newest of two or more segments holds no more than a header: it may be
+/// the unfinished roll of the one before (a roll creates the next file before it seals).
+pub(crate) fn bare_newest(fs: &dyn FileSystem, dir: &Path, nos: &[u32]) -> Result<bool, OpenError> {
+    let (Some(&newest), true) = (nos.last(), nos.len() >= 2) else {
+        return Ok(false);
+    };
+    let p = path(dir, newest);
+    let io = |op| {
+        let p = p.clone();
+        move |source| OpenError::Io {
+            op,
+            path: p,
+            source,
+        }
+    };
+    let size = fs
+        .open(&p, OpenMode::Read)
+        .map_err(io("open"))?
+        .size()
+        .map_err(io("stat"))?;
+    Ok(size <= HEADER_LEN as u64)
+}
+
+/// The last sequence a frame accounts for: an event's own, the end of a removed range, a
+/// seal's last; 0 for the others.
+pub(crate) fn accounts_for(f: &Frame<'_>) -> u64 {
+    match f {
+        Frame::Event(h, ..) => h.seq,
+        Frame::Gap { last, .. } => *last,
+        Frame::Seal { last_seq, .. } => *last_seq,
+        _ => 0,
+    }
+}
+
+/// Creates segment `no` of store `store_id`, starting after `base` (see [`create`]).
+pub(crate) fn start(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    store_id: u64,
+    no: u32,
+    base: Base,
+    sync: crate::config::SyncMode,
+) -> std::io::Result<Arc<dyn FsFile>> {
+    let header = FileHeader::new(FileKind::Segment, store_id, no.into(), base.seq, base.ts);
+    create(fs, dir, &header, sync)
 }
 
 /// The format version in the header of segment `no`, if it reads.

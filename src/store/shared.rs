@@ -32,6 +32,10 @@ pub(crate) struct Counters {
     pub maps: MapCounters,
 }
 
+/// How often a read that failed because the files changed under it is tried again (each
+/// time only after the files did change).
+const READ_RETRIES: u32 = 4;
+
 pub(crate) struct Shared {
     config: RwLock<StoreConfig>,
     pub dir: PathBuf,
@@ -150,6 +154,24 @@ impl Shared {
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    /// Runs `read` (its result, and the layout it located the events under) until it
+    /// succeeds, the files did not change under it, or `READ_RETRIES` more tries are spent:
+    /// a compaction (here or, under a read-only store, in another process) may replace the
+    /// files between locating and reading.
+    pub fn read_retrying<T>(
+        &self,
+        mut read: impl FnMut() -> (Result<T, ReadError>, u64),
+    ) -> Result<T, ReadError> {
+        let mut tries = 0;
+        loop {
+            let (out, layout) = read();
+            if out.is_ok() || tries == READ_RETRIES || !self.files_replaced_since(layout) {
+                return out;
+            }
+            tries += 1;
         }
     }
 

@@ -164,11 +164,7 @@ impl Checker<'_> {
         let header = match segment::check_header(bytes, &path, store_id) {
             Ok(h) => h,
             // What the open removes as a roll a crash cut before its header was synced.
-            Err(e)
-                if is_last
-                    && bytes.len() <= HEADER_LEN
-                    && !matches!(e, OpenError::ForeignFile { .. }) =>
-            {
+            Err(e) if is_last && segment::is_cut_roll(bytes, &e) => {
                 return self.report.notes.push(format!(
                     "{}: a newest segment of {} bytes with no complete header (a roll cut by a \
                      crash; the next read-write open removes it)",
@@ -195,17 +191,15 @@ impl Checker<'_> {
             base,
             HEADER_LEN as u64,
             HEADER_LEN as u64,
-            |off, f| match f {
-                Frame::Event(h, ..) => {
-                    end = end.max(h.seq);
-                    events.push(Seen::Event(off, h.seq, h.cause, h.correlation));
+            |off, f| {
+                end = end.max(segment::accounts_for(&f));
+                match f {
+                    Frame::Event(h, ..) => {
+                        events.push(Seen::Event(off, h.seq, h.cause, h.correlation))
+                    }
+                    Frame::Gap { first, last } => events.push(Seen::Gap(off, first, last)),
+                    _ => {}
                 }
-                Frame::Gap { first, last } => {
-                    end = end.max(last);
-                    events.push(Seen::Gap(off, first, last));
-                }
-                Frame::Seal { last_seq, .. } => end = end.max(last_seq),
-                _ => {}
             },
         );
         self.chain = Chain {
@@ -289,6 +283,8 @@ pub fn verify_on(
     let start = Instant::now();
     let (store_id, id_missing) = match identity::read(fs, dir)? {
         Some(id) => (id, false),
+        // Segment files without the identity file: checked as the first segment's store,
+        // and reported.
         None => (identity::load_or_create(fs, dir, true, true)?, true),
     };
     let nos = segment::list(fs, dir)?;
@@ -302,22 +298,13 @@ pub fn verify_on(
     };
     c.report.segments = nos.len();
     if id_missing {
-        if let Err(e) = identity::load_or_create(fs, dir, true, false) {
-            c.problem(&dir.join(identity::FILE_NAME), None, e.to_string());
-        }
+        let path = dir.join(identity::FILE_NAME);
+        c.problem(&path, None, identity::missing(&path, nos.len()).to_string());
     }
     if let Err(e) = segment::check_after_gaps(fs, dir, &nos, store_id) {
         c.problem(&error_path(&e, dir), None, e.to_string());
     }
-    let bare_newest = nos.len() >= 2
-        && nos
-            .last()
-            .and_then(|&n| {
-                fs.open(&segment::path(dir, n), crate::fs::OpenMode::Read)
-                    .ok()
-            })
-            .and_then(|f| f.size().ok())
-            .is_some_and(|size| size <= HEADER_LEN as u64);
+    let bare_newest = segment::bare_newest(fs, dir, &nos).unwrap_or(false);
     for (i, &no) in nos.iter().enumerate() {
         progress(i as u64, nos.len() as u64);
         let is_last = i + 1 == nos.len();
@@ -336,17 +323,8 @@ pub fn verify_on(
             break;
         }
     }
-    if c.chain.sealed && c.chain.version >= 2 {
-        let next = segment::path(dir, c.chain.no.saturating_add(1));
-        c.problem(
-            &next,
-            None,
-            format!(
-                "segment file is missing: {} is sealed, and a sealed segment is always followed \
-                 by the next one",
-                segment::file_name(c.chain.no)
-            ),
-        );
+    if let Some(loss) = c.chain.missing_next(dir) {
+        c.problem(&loss.path, None, loss.what);
     }
     progress(nos.len() as u64, nos.len() as u64);
     match checkpoint::load(fs, dir, store_id, &nos) {

@@ -77,3 +77,53 @@ pub mod oracle;
 /// The I/O-error sweep driver and its oracle.
 #[cfg(feature = "testkit")]
 pub mod sweep;
+
+/// Runs `batpak-tui ARGS`; its exit code (`None`: killed by a signal) and its stdout
+/// followed by its stderr.
+pub fn tui(args: &[&str]) -> Res<(Option<i32>, String)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+/// The lines a child test process prints on its stdout.
+pub type ChildLines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// Starts this test binary again as a child running only the test `entry` with `env` set to
+/// `dir`, and waits (up to 30 s) for it to print a line ending in "ready"; the child is
+/// killed if it never does. Returns the child and the rest of its stdout.
+pub fn start_ready_child(
+    entry: &str,
+    env: &str,
+    dir: &std::path::Path,
+) -> Res<(std::process::Child, ChildLines)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.ends_with("ready") => return Ok((child, lines)),
+            Some(Ok(_)) if std::time::Instant::now() < deadline => {}
+            _ => {
+                child.kill()?;
+                return Err("the child never became ready".into());
+            }
+        }
+    }
+}

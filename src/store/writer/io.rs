@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::codec::frame::{self, Base};
-use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
+use crate::codec::header::HEADER_LEN;
 
 use super::super::index::{Index, SegMeta};
 use super::super::segment;
@@ -20,16 +20,9 @@ impl Writer {
             ts: cfg.now_micros(),
         };
         let no = self.next_seg;
-        let header = FileHeader::new(
-            FileKind::Segment,
-            self.shared.store_id,
-            no.into(),
-            base.seq,
-            base.ts,
-        );
-        let path = segment::path(&self.shared.dir, no);
-        let file = segment::create(&*self.shared.fs, &self.shared.dir, &header, cfg.sync_mode)
-            .map_err(|e| format!("create segment {}: {e}", path.display()))?;
+        let (fs, dir) = (&*self.shared.fs, &self.shared.dir);
+        let file = segment::start(fs, dir, self.shared.store_id, no, base, cfg.sync_mode)
+            .map_err(|e| format!("create segment {}: {e}", segment::path(dir, no).display()))?;
         self.next_seg = no
             .checked_add(1)
             .ok_or_else(|| format!("segment {no} is the last number there is"))?;
