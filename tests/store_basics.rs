@@ -479,3 +479,39 @@ fn a_full_writer_channel_blocks_producers_and_counts_the_blocked_sends_and_time(
     assert_eq!(stats.events, 50, "a blocked producer loses nothing");
     Ok(())
 }
+
+#[test]
+fn a_second_close_racing_the_first_returns_only_once_the_store_is_closed() -> TestResult {
+    for round in 0..20 {
+        let dir = tempfile::tempdir()?;
+        let store = std::sync::Arc::new(Store::open(StoreConfig::new(dir.path()))?);
+        for i in 0..2_000u32 {
+            store.append(
+                &Coordinate::new(format!("e{}", i % 50), "s"),
+                EventKind::new(1, 1),
+                &i,
+            )?;
+        }
+        let ckpt = dir.path().join("index.ckpt");
+        let closers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, ckpt) = (store.clone(), ckpt.clone());
+                std::thread::spawn(move || (store.close().is_ok(), ckpt.exists()))
+            })
+            .collect();
+        let results: Vec<(bool, bool)> = closers
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a close panicked"))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(
+            results.iter().filter(|r| r.0).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+        assert!(
+            results.iter().all(|r| r.1),
+            "round {round}: a close returned before the checkpoint was written: {results:?}"
+        );
+    }
+    Ok(())
+}

@@ -179,6 +179,8 @@ pub struct Store {
     report: RecoveryReport,
     /// Held by a running compaction (one at a time).
     compacting: Mutex<()>,
+    /// Held for the whole of `close`, so a second `close` returns only once the first is done.
+    closing: Mutex<()>,
     /// The report of the last compaction (for the statistics).
     last_compaction: Mutex<Option<CompactionReport>>,
 }
@@ -269,6 +271,7 @@ impl Store {
             read_only: options.read_only,
             report,
             compacting: Mutex::new(()),
+            closing: Mutex::new(()),
             last_compaction: Mutex::new(None),
         })
     }
@@ -494,8 +497,10 @@ impl Store {
     /// Closes the store: drains at most `shutdown_drain_limit` queued commands (the rest get
     /// [`AppendError::Closed`] and are counted), syncs, and writes the index checkpoint.
     /// Every later call returns a "closed" error; a second `close` returns
-    /// [`SyncError::Closed`].
+    /// [`SyncError::Closed`], and while the first is still running it waits for it, so that
+    /// when any `close` returns the store is closed (checkpoint written, lock released).
     pub fn close(&self) -> Result<CloseReport, SyncError> {
+        let _one = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
         if self.shared.closing.swap(true, Ordering::AcqRel) {
             return Err(SyncError::Closed);
         }
