@@ -8,6 +8,7 @@
 //! type 1  event     flags:u8 seq:varint(seq - segment base_seq)
 //!                   ts:zigzag-varint(ts - segment base_ts) kind:varint
 //!                   entity:varint scope:varint          (store-wide dictionary ids)
+//!                   [link:8 bytes]                      if flags & HAS_LINK (format 3)
 //!                   [cause:varint(seq - cause_seq)]     if flags & HAS_CAUSE
 //!                   [corr:varint(seq - corr_seq)]       if flags & HAS_CORRELATION
 //!                   [key:u128le]                        if flags & HAS_KEY
@@ -17,6 +18,12 @@
 //! type 3  scope     id:varint name: rest of body
 //! type 4  synced    len:varint                          (bytes of this file known synced)
 //! type 5  seal      last_seq:varint events:varint       (the segment is complete)
+//!                   [chain:32 bytes [out:32 bytes]]     (format 3: see codec::chain)
+//! type 6  gap       first:varint last:varint            (a compaction removed first..=last)
+//! type 7  anchor    entity:varint seq:varint link:8     (format 3: the entity's chain goes
+//!                                                        on from the link of removed `seq`)
+//! type 8  chain     prev:32 bytes                       (format 3: first frame of a segment,
+//!                                                        the chain value it starts from)
 //! ```
 //!
 //! A body is never empty and its type is never 0, and the checksum is masked, so a zeroed
@@ -39,6 +46,10 @@ pub const SYNC_MARK: u8 = 4;
 pub const SEAL: u8 = 5;
 /// Frame type: events a compaction removed here (an inclusive sequence range).
 pub const GAP: u8 = 6;
+/// Frame type: an entity's hash chain goes on from the link of an event a compaction removed.
+pub const ANCHOR: u8 = 7;
+/// Frame type: the chain value a segment starts from (its first frame, format 3).
+pub const CHAIN_START: u8 = 8;
 
 /// Event flag: a causation delta follows.
 pub const HAS_CAUSE: u8 = 1;
@@ -50,7 +61,10 @@ pub const HAS_KEY: u8 = 4;
 pub const BATCH_CONTINUES: u8 = 8;
 /// Event flag: the event was written around the policy gates; a reason follows.
 pub const BYPASS: u8 = 16;
-const KNOWN_FLAGS: u8 = HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES | BYPASS;
+/// Event flag: the event carries its 8-byte chain link (format 3).
+pub const HAS_LINK: u8 = 32;
+const KNOWN_FLAGS: u8 =
+    HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES | BYPASS | HAS_LINK;
 
 /// Largest frame body accepted by the decoder.
 pub const MAX_BODY: u64 = 1 << 30;
@@ -78,6 +92,8 @@ pub struct EventHeader {
     pub key: Option<u128>,
     /// More events of the same batch follow.
     pub batch_continues: bool,
+    /// The event's link in its entity's hash chain (format 3; see `codec::chain`).
+    pub link: Option<[u8; 8]>,
 }
 
 /// Segment-wide values frames are encoded against.
@@ -113,7 +129,31 @@ pub enum Frame<'a> {
         last_seq: u64,
         /// Number of events in the segment.
         events: u64,
+        /// The segment's chain value (format 3).
+        chain: Option<SealChain>,
     },
+    /// A compaction removed the event `seq` of the entity, the last of it removed here: the
+    /// entity's hash chain goes on from that event's `link`.
+    Anchor {
+        /// Entity dictionary id.
+        entity: u32,
+        /// Sequence of the removed event.
+        seq: u64,
+        /// Its link.
+        link: [u8; 8],
+    },
+    /// The chain value the segment starts from: the previous segment's outgoing value.
+    ChainStart([u8; 32]),
+}
+
+/// The chain values a format-3 seal records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealChain {
+    /// The chain value over this file's frames as they stand.
+    pub value: [u8; 32],
+    /// The value the next segment starts from: `value`, or for a segment a compaction
+    /// rewrote, the value it had before (the next segment was chained to that).
+    pub out: [u8; 32],
 }
 
 /// Why bytes at an offset are not a valid frame.
@@ -190,6 +230,9 @@ fn event_body_len(
     if h.key.is_some() {
         n += 16;
     }
+    if h.link.is_some() {
+        n += 8;
+    }
     if let Some(r) = bypass {
         n += varint::len(r.len() as u64) + r.len();
     }
@@ -214,6 +257,9 @@ fn event_flags(h: &EventHeader, bypass: bool) -> u8 {
     if h.batch_continues {
         flags |= BATCH_CONTINUES;
     }
+    if h.link.is_some() {
+        flags |= HAS_LINK;
+    }
     flags
 }
 
@@ -234,6 +280,9 @@ pub fn put_event(
         varint::put(b, h.kind.into());
         varint::put(b, h.entity.into());
         varint::put(b, h.scope.into());
+        if let Some(l) = h.link {
+            b.extend_from_slice(&l);
+        }
         if let Some(c) = h.cause {
             varint::put(b, h.seq.wrapping_sub(c));
         }
@@ -278,12 +327,44 @@ pub fn put_gap(buf: &mut Vec<u8>, first: u64, last: u64) {
     });
 }
 
-/// Appends a seal frame.
-pub fn put_seal(buf: &mut Vec<u8>, last_seq: u64, events: u64) {
-    put_frame(buf, 1 + varint::len(last_seq) + varint::len(events), |b| {
+/// Appends a seal frame (with the segment's chain values from format 3 on).
+pub fn put_seal(buf: &mut Vec<u8>, last_seq: u64, events: u64, chain: Option<SealChain>) {
+    let extra = match chain {
+        None => 0,
+        Some(c) if c.out == c.value => 32,
+        Some(_) => 64,
+    };
+    let len = 1 + varint::len(last_seq) + varint::len(events) + extra;
+    put_frame(buf, len, |b| {
         b.push(SEAL);
         varint::put(b, last_seq);
         varint::put(b, events);
+        if let Some(c) = chain {
+            b.extend_from_slice(&c.value);
+            if c.out != c.value {
+                b.extend_from_slice(&c.out);
+            }
+        }
+    });
+}
+
+/// Appends an anchor frame: the entity's chain goes on from `link`, the link of the removed
+/// event `seq`.
+pub fn put_anchor(buf: &mut Vec<u8>, entity: u32, seq: u64, link: [u8; 8]) {
+    let len = 1 + varint::len(entity.into()) + varint::len(seq) + 8;
+    put_frame(buf, len, |b| {
+        b.push(ANCHOR);
+        varint::put(b, entity.into());
+        varint::put(b, seq);
+        b.extend_from_slice(&link);
+    });
+}
+
+/// Appends the chain-start frame of a format-3 segment.
+pub fn put_chain_start(buf: &mut Vec<u8>, prev: &[u8; 32]) {
+    put_frame(buf, 33, |b| {
+        b.push(CHAIN_START);
+        b.extend_from_slice(prev);
     });
 }
 
@@ -348,11 +429,39 @@ fn decode_body<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError>
         }
         SEAL => {
             let last_seq = v(&mut pos)?;
+            let events = v(&mut pos)?;
+            let chain = match &body[pos..] {
+                [] => None,
+                rest if rest.len() == 32 => Some(SealChain {
+                    value: hash32(rest),
+                    out: hash32(rest),
+                }),
+                rest if rest.len() == 64 => Some(SealChain {
+                    value: hash32(&rest[..32]),
+                    out: hash32(&rest[32..]),
+                }),
+                _ => return Err(FrameError::BadBody("seal chain values")),
+            };
             Ok(Frame::Seal {
                 last_seq,
-                events: v(&mut pos)?,
+                events,
+                chain,
             })
         }
+        ANCHOR => {
+            let entity =
+                u32::try_from(v(&mut pos)?).map_err(|_| FrameError::BadBody("anchor entity"))?;
+            let seq = v(&mut pos)?;
+            let link = match &body[pos..] {
+                rest if rest.len() == 8 => link8(rest),
+                _ => return Err(FrameError::BadBody("anchor link")),
+            };
+            Ok(Frame::Anchor { entity, seq, link })
+        }
+        CHAIN_START => match &body[1..] {
+            rest if rest.len() == 32 => Ok(Frame::ChainStart(hash32(rest))),
+            _ => Err(FrameError::BadBody("chain start value")),
+        },
         _ => Err(FrameError::BadBody("unknown frame type")),
     }
 }
@@ -369,6 +478,16 @@ fn decode_event<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError
     let kind = u16::try_from(v()?).map_err(|_| FrameError::BadBody("kind"))?;
     let entity = u32::try_from(v()?).map_err(|_| FrameError::BadBody("entity id"))?;
     let scope = u32::try_from(v()?).map_err(|_| FrameError::BadBody("scope id"))?;
+    let link = if flags & HAS_LINK != 0 {
+        let bytes = body
+            .get(pos..pos + 8)
+            .ok_or(FrameError::BadBody("short link"))?;
+        pos += 8;
+        Some(link8(bytes))
+    } else {
+        None
+    };
+    let mut v = || varint::get(body, &mut pos).ok_or(FrameError::BadBody("short field"));
     let cause = if flags & HAS_CAUSE != 0 {
         Some(back_ref(seq, v()?)?)
     } else {
@@ -400,6 +519,7 @@ fn decode_event<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError
         correlation,
         key,
         batch_continues: flags & BATCH_CONTINUES != 0,
+        link,
     };
     let bypass = if flags & BYPASS != 0 {
         let len = varint::get(body, &mut pos).ok_or(FrameError::BadBody("short bypass reason"))?;
@@ -414,6 +534,20 @@ fn decode_event<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError
         None
     };
     Ok(Frame::Event(header, &body[pos..], bypass))
+}
+
+/// The first 32 bytes of `b` (the caller checked the length).
+fn hash32(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&b[..32]);
+    out
+}
+
+/// The first 8 bytes of `b` (the caller checked the length).
+fn link8(b: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&b[..8]);
+    out
 }
 
 /// A reference to an earlier event, stored as a positive distance back from `seq`.
@@ -440,6 +574,7 @@ mod tests {
             correlation: seq - 20_000,
             key: None,
             batch_continues: false,
+            link: Some(*b"linklink"),
         }
     }
 
@@ -485,7 +620,8 @@ mod tests {
                                    payload in proptest::collection::vec(any::<u8>(), 0..200)) {
             let base = Base { seq: seq.saturating_sub(1000), ts: 1_000 };
             let h = EventHeader { seq, ts, kind, entity: 9, scope: 1,
-                cause: (seq > back).then(|| seq - back), correlation: seq, key, batch_continues: true };
+                cause: (seq > back).then(|| seq - back), correlation: seq, key, batch_continues: true,
+                link: (seq % 2 == 0).then_some([seq as u8; 8]) };
             let mut buf = Vec::new();
             put_event(&mut buf, &base, &h, None, &payload);
             let (frame, n) = decode(&buf, &base).map_err(|e| TestCaseError::fail(e.to_string()))?;

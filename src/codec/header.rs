@@ -19,9 +19,13 @@ use super::frame::mask;
 pub const HEADER_LEN: usize = 64;
 /// The format version this build writes and the newest it reads. Version 2 changed no
 /// byte layout, only a promise: a roll creates the next segment before it seals the
-/// current one, so a sealed newest segment of version 2 means a file is missing. Version 1
-/// files are read with the rules of version 1.
-pub const FORMAT_VERSION: u16 = 2;
+/// current one, so a sealed newest segment of version 2 means a file is missing. Version 3
+/// adds the hash chains (`codec::chain`): a link in every event, a chain-start frame first
+/// in every segment, chain values in the seal. Files of versions 1 and 2 are read with
+/// their own rules and are not chained.
+pub const FORMAT_VERSION: u16 = 3;
+/// The first format version whose segments are chained.
+pub const CHAINED_VERSION: u16 = 3;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

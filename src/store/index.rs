@@ -248,6 +248,9 @@ pub(crate) struct Index {
     /// Bumped each time a compaction replaces the index: slot positions and frame offsets
     /// taken from an older generation are no longer valid.
     pub generation: u64,
+    /// Per entity id, the newest anchor a compaction left (removed sequence, its link):
+    /// where the entity's hash chain goes on when its later events were removed.
+    pub anchors: HashMap<u32, (u64, [u8; 8])>,
 }
 
 impl Index {
@@ -267,6 +270,14 @@ impl Index {
     fn slot_mut(&mut self, pos: u32) -> &mut Slot {
         let p = pos as usize;
         &mut self.chunks[p / CHUNK][p % CHUNK]
+    }
+
+    /// Records an anchor frame (the newest per entity wins).
+    pub fn note_anchor(&mut self, entity: u32, seq: u64, link: [u8; 8]) {
+        let e = self.anchors.entry(entity).or_insert((seq, link));
+        if seq >= e.0 {
+            *e = (seq, link);
+        }
     }
 
     /// The last sequence in the index (staged or visible).

@@ -2,6 +2,7 @@
 
 mod body;
 mod causal;
+mod chain;
 mod checkpoint;
 mod command;
 mod compact;
@@ -23,6 +24,7 @@ mod supervisor;
 pub(crate) mod telemetry;
 mod ticket;
 mod verify;
+mod verify_chain;
 mod writer;
 
 use std::path::Path;

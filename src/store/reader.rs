@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::codec::frame::{self, Base, Frame};
+use crate::codec::frame::{self, Base, EventHeader, Frame};
 use crate::error::ReadError;
 use crate::event::{Coordinate, Event, EventId, EventKind};
 use crate::fs::{FileSystem, FsFile, ReadView};
@@ -110,13 +110,18 @@ impl MapCache {
     }
 }
 
-/// Decodes the event frame at the start of `bytes` and checks it is the expected one.
-pub(crate) fn decode_event(
+/// The header of the event frame at the start of `bytes`, checked to be the expected one.
+pub(crate) fn decode_header(
     bytes: &[u8],
     loc: &Located,
-    store_id: u64,
     path: &Path,
-) -> Result<Event, ReadError> {
+) -> Result<EventHeader, ReadError> {
+    decode_located(bytes, loc, path).map(|(h, ..)| h)
+}
+
+type Decoded<'a> = (EventHeader, &'a [u8], Option<&'a [u8]>);
+
+fn decode_located<'a>(bytes: &'a [u8], loc: &Located, path: &Path) -> Result<Decoded<'a>, ReadError> {
     let corrupt = |reason: String| ReadError::Corrupt {
         path: path.to_path_buf(),
         offset: u64::from(loc.off),
@@ -134,6 +139,17 @@ pub(crate) fn decode_event(
             h.seq, loc.seq
         )));
     }
+    Ok((h, payload, bypass))
+}
+
+/// Decodes the event frame at the start of `bytes` and checks it is the expected one.
+pub(crate) fn decode_event(
+    bytes: &[u8],
+    loc: &Located,
+    store_id: u64,
+    path: &Path,
+) -> Result<Event, ReadError> {
+    let (h, payload, bypass) = decode_located(bytes, loc, path)?;
     Ok(Event {
         id: EventId::new(store_id, h.seq),
         sequence: h.seq,

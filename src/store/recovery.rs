@@ -23,6 +23,7 @@ use crate::fs::{FileSystem, FsFile, OpenMode};
 use super::checkpoint::{self, CheckpointStatus};
 use super::index::{Dict, Index, NewEvent, SegMeta};
 use super::segment::{self, Scan};
+use super::chain::SegChain;
 use super::writer::BitSet;
 
 /// How the directory is opened.
@@ -153,6 +154,8 @@ pub(crate) struct Chain {
     pub sealed: bool,
     /// Its format version.
     pub version: u16,
+    /// The hash-chain value its seal hands to the next segment (sealed, format 3).
+    pub out: Option<[u8; 32]>,
 }
 
 impl Chain {
@@ -210,6 +213,7 @@ pub(crate) struct ActiveInfo {
     pub marked: u64,
     pub entities: BitSet,
     pub scopes: BitSet,
+    pub chain: SegChain,
 }
 
 pub(crate) struct Recovered {
@@ -385,6 +389,7 @@ fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
         marked: HEADER_LEN as u64,
         entities: BitSet::default(),
         scopes: BitSet::default(),
+        chain: SegChain::Starts(chain.out.unwrap_or(crate::codec::chain::GENESIS)),
     })
 }
 
@@ -468,24 +473,29 @@ fn open_segment(
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    let (scan, bad, defined, end) = scan_into(index, no, bytes, base);
+    let (scan, bad, defined, end, out) = scan_into(index, no, bytes, base);
+    let prev_out = chain.out;
     *chain = Chain {
         no,
         end,
         sealed: scan.sealed,
         version: header.version,
+        out,
     };
+    let seg_chain = |len: u64| SegChain::reopened(header.version, len > HEADER_LEN as u64, prev_out);
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
     let file_len = bytes.len() as u64;
     drop(view);
     if let Some((offset, reason)) = damage {
-        return salvage_or_refuse(ctx, index, report, no, &scan, offset, reason, defined);
+        let cut = scan.commit.min(offset);
+        let seg_chain = seg_chain(cut);
+        return salvage_or_refuse(ctx, index, report, no, &scan, offset, reason, defined, seg_chain);
     }
     if is_last && scan.commit < file_len {
         cut_torn_tail(ctx, report, &path, &scan, file_len)?;
     }
     let active_info = if is_last && !scan.sealed {
-        Some(active_info(ctx, no, base, &scan, defined)?)
+        Some(active_info(ctx, no, base, &scan, defined, seg_chain(scan.commit))?)
     } else {
         None
     };
@@ -494,9 +504,10 @@ fn open_segment(
 
 /// Scans segment `no` (its whole `bytes`, header included) into `index`, indexing the
 /// frames past what the index already covers of it; records its length and seal.
-type Scanned = (Scan, Option<(u64, String)>, (BitSet, BitSet), u64);
+type Scanned = (Scan, Option<(u64, String)>, (BitSet, BitSet), u64, Option<[u8; 32]>);
 
-/// ... and the last sequence the segment accounts for (events, removed ranges, the seal).
+/// ... the last sequence the segment accounts for (events, removed ranges, the seal), and
+/// the chain value its seal hands on.
 fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
     let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
     let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
@@ -504,8 +515,12 @@ fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
     let mut defined = (BitSet::default(), BitSet::default());
     let mut bad: Option<(u64, String)> = None;
     let mut end = base.seq;
+    let mut out = None;
     let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
         end = end.max(segment::accounts_for(&f));
+        if let Frame::Seal { chain: Some(c), .. } = f {
+            out = Some(c.out);
+        }
         if bad.is_none() {
             if let Err(why) = apply(index, no, off, f, off >= covered, &mut defined) {
                 bad = Some((off, why));
@@ -517,7 +532,7 @@ fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
         m.sealed = scan.sealed;
         end = end.max(m.last_seq.unwrap_or(0));
     }
-    (scan, bad, defined, end)
+    (scan, bad, defined, end, out)
 }
 
 /// Indexes the segment `no` whose bytes are `bytes` (read from `path`) into `index`, as far
@@ -535,7 +550,7 @@ pub(crate) fn index_segment(
         ts: header.base_ts,
     };
     match scan_into(index, no, bytes, base) {
-        (_, Some((off, why)), _, _) => Err(format!("{} at offset {off}: {why}", path.display())),
+        (_, Some((off, why)), ..) => Err(format!("{} at offset {off}: {why}", path.display())),
         _ => Ok(()),
     }
 }
@@ -594,6 +609,7 @@ fn apply(
                 m.note(h.seq);
             }
         }
+        Frame::Anchor { entity, seq, link } => index.note_anchor(entity, seq, link),
         _ => {}
     }
     Ok(())
@@ -691,6 +707,7 @@ fn active_info(
     base: Base,
     scan: &Scan,
     defined: (BitSet, BitSet),
+    chain: SegChain,
 ) -> Result<ActiveInfo, OpenError> {
     let path = segment::path(ctx.dir, no);
     let mode = if ctx.mode.writes() {
@@ -715,6 +732,7 @@ fn active_info(
         },
         entities: defined.0,
         scopes: defined.1,
+        chain,
     })
 }
 
@@ -728,6 +746,7 @@ fn salvage_or_refuse(
     offset: u64,
     reason: String,
     defined: (BitSet, BitSet),
+    chain: SegChain,
 ) -> Result<SegmentOutcome, OpenError> {
     let path = segment::path(ctx.dir, no);
     if ctx.mode != (Mode::ReadWrite { salvage: true }) {
@@ -768,7 +787,7 @@ fn salvage_or_refuse(
         marked_to_end: false,
         error: None,
     };
-    let info = active_info(ctx, no, base, &trimmed, defined)?;
+    let info = active_info(ctx, no, base, &trimmed, defined, chain)?;
     Ok(SegmentOutcome::Salvaged {
         base,
         active_info: Some(info),

@@ -303,7 +303,7 @@ pub(crate) fn scan<'a>(
                 out.synced = out.synced.max(len.min(pos as u64));
                 !batch_open
             }
-            Frame::Gap { .. } => !batch_open,
+            Frame::Gap { .. } | Frame::Anchor { .. } | Frame::ChainStart(_) => !batch_open,
             Frame::Seal { .. } => {
                 out.sealed = true;
                 true
@@ -355,6 +355,7 @@ mod tests {
             correlation: seq,
             key: None,
             batch_continues,
+            link: None,
         };
         frame::put_event(&mut b, &Base::default(), &h, None, b"x");
         b

@@ -1,6 +1,6 @@
 //! State shared by the store handle, the writer thread, readers and subscriptions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -269,6 +269,24 @@ impl Shared {
 
     /// Reads and decodes the event at a location.
     pub fn read_located(&self, loc: &Located) -> Result<Event, ReadError> {
+        self.with_frame(loc, |bytes, path| {
+            reader::decode_event(bytes, loc, self.store_id, path)
+        })
+    }
+
+    /// The chain link of the event at a location (`None` for a format before the chain).
+    pub fn read_link(&self, loc: &Located) -> Result<Option<[u8; 8]>, ReadError> {
+        self.with_frame(loc, |bytes, path| {
+            reader::decode_header(bytes, loc, path).map(|h| h.link)
+        })
+    }
+
+    /// Hands the bytes from the frame at a location on (from the active file or a map).
+    fn with_frame<T>(
+        &self,
+        loc: &Located,
+        decode: impl FnOnce(&[u8], &Path) -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
         let path = segment::path(&self.dir, loc.seg);
         {
             let active = self.active.read().unwrap_or_else(PoisonError::into_inner);
@@ -276,7 +294,7 @@ impl Shared {
                 debug_assert_eq!(*no, loc.seg);
                 let bytes =
                     reader::read_frame_from_file(&**file, u64::from(loc.off), loc.limit, &path)?;
-                return reader::decode_event(&bytes, loc, self.store_id, &path);
+                return decode(&bytes, &path);
             }
         }
         let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
@@ -295,7 +313,7 @@ impl Shared {
                 offset: u64::from(loc.off),
                 reason: "segment is shorter than the index expects".into(),
             })?;
-        reader::decode_event(bytes, loc, self.store_id, &path)
+        decode(bytes, &path)
     }
 
     /// Builds the event a subscriber receives from what the writer staged.

@@ -103,6 +103,7 @@ fn install(shared: &Arc<Shared>, mut rec: Recovered) -> Writer {
             marked: a.marked,
             entities: a.entities,
             scopes: a.scopes,
+            chain: a.chain,
         }
     });
     Writer::new(shared.clone(), active, next_seg, next_seq)

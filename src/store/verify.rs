@@ -4,8 +4,10 @@
 //! Every frame's checksum and decoding, the seal of every segment before the newest, the
 //! segment numbering (a missing file), sequence order and continuity within and across
 //! segments, causal references (cause and correlation must be earlier events of the
-//! store), and the checkpoint against the segments. Each problem names the file and, where
-//! it has one, the byte offset.
+//! store), the hash chains of format 3 (every event's link, every segment's chain value,
+//! the links between files; see `verify_chain`), and the checkpoint against the segments.
+//! Each problem names the file and, where it has one, the byte offset, in file order: the
+//! first chain problem is the first broken link.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::fs::{FileSystem, StdFs};
 
 use super::checkpoint::{self, CheckpointStatus, LoadError};
 use super::recovery::Chain;
+use super::verify_chain::ChainCheck;
 use super::{identity, segment};
 
 /// One thing wrong with a store.
@@ -58,6 +61,11 @@ pub struct VerifyReport {
     pub removed: u64,
     /// Cached projection values checked.
     pub cache_values: u64,
+    /// Events whose hash link was checked (those in segments of format 3 and later).
+    pub linked_events: u64,
+    /// The chain value after the newest chained segment's last frame, in hex: record it
+    /// elsewhere and a later verify shows whether the history up to it was rewritten.
+    pub chain_head: Option<String>,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
     /// Things that are not problems but worth knowing (a torn tail the next open cuts).
@@ -83,6 +91,8 @@ struct Checker<'a> {
     removed: Vec<(u64, u64)>,
     /// The segments read so far continue from 1 up to here.
     chain: Chain,
+    /// The hash chains.
+    links: ChainCheck,
 }
 
 /// A frame the checks look at.
@@ -186,6 +196,8 @@ impl Checker<'_> {
         };
         let mut events = Vec::new();
         let mut end = base.seq;
+        let mut walk = self.links.segment(no, base, header.version);
+        let mut seal_off = None;
         let scan = segment::scan(
             bytes,
             base,
@@ -193,6 +205,10 @@ impl Checker<'_> {
             HEADER_LEN as u64,
             |off, f| {
                 end = end.max(segment::accounts_for(&f));
+                walk.frame(off, &f);
+                if matches!(f, Frame::Seal { .. }) {
+                    seal_off = Some(off);
+                }
                 match f {
                     Frame::Event(h, ..) => {
                         events.push(Seen::Event(off, h.seq, h.cause, h.correlation))
@@ -202,11 +218,13 @@ impl Checker<'_> {
                 }
             },
         );
+        let broken = walk.finish(seal_off);
         self.chain = Chain {
             no,
             end,
             sealed: scan.sealed,
             version: header.version,
+            out: None,
         };
         self.report.frames += events.len() as u64;
         for seen in events {
@@ -214,6 +232,9 @@ impl Checker<'_> {
                 Seen::Event(off, seq, cause, corr) => self.event(&path, off, seq, cause, corr),
                 Seen::Gap(off, first, last) => self.gap(&path, off, first, last),
             }
+        }
+        for (off, what) in broken {
+            self.problem(&path, off, what);
         }
         self.check_end(&path, &scan, bytes.len() as u64, is_last);
     }
@@ -295,6 +316,7 @@ pub fn verify_on(
         last_seq: 0,
         removed: Vec::new(),
         chain: Chain::default(),
+        links: ChainCheck::default(),
     };
     c.report.segments = nos.len();
     if id_missing {
@@ -368,6 +390,8 @@ pub fn verify_on(
             c.problem(&id_path, Some(0), "identity header does not decode");
         }
     }
+    c.report.linked_events = c.links.linked;
+    c.report.chain_head = c.links.head.map(|h| crate::codec::chain::hex(&h));
     c.report.elapsed = start.elapsed();
     Ok(c.report)
 }

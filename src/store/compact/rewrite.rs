@@ -1,20 +1,26 @@
 //! Rewriting one sealed segment without some of its events: kept frames re-encoded to the
 //! same bytes, removed runs recorded as gap frames, dictionary entries written again for the
-//! names still used.
+//! names still used. In a chained segment (format 3) each removed run is followed by an
+//! anchor per entity that lost events in it (the link of its last removed event, where its
+//! chain goes on), and the seal records the chain value of the rewritten file beside the
+//! value the next segment was chained to.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::codec::frame::{self, Base, EventHeader, Frame};
-use crate::codec::header::HEADER_LEN;
+use crate::codec::frame::{self, Base, EventHeader, Frame, SealChain};
+use crate::codec::header::{FileHeader, FileKind, HEADER_LEN};
 use crate::error::CompactError;
 
+use super::super::chain::segment_value;
 use super::super::segment;
 
 /// One part of a segment, in file order.
 enum Part<'a> {
     Event(EventHeader, &'a [u8], Option<&'a [u8]>),
     Gap(u64, u64),
+    Anchor(u32, u64, [u8; 8]),
+    Start([u8; 32]),
 }
 
 /// A sealed segment's frames.
@@ -23,6 +29,7 @@ struct Parsed<'a> {
     entities: HashMap<u32, &'a [u8]>,
     scopes: HashMap<u32, &'a [u8]>,
     seal_last: u64,
+    seal_chain: Option<SealChain>,
 }
 
 fn parse<'a>(bytes: &'a [u8], base: Base, path: &Path) -> Result<Parsed<'a>, CompactError> {
@@ -31,6 +38,7 @@ fn parse<'a>(bytes: &'a [u8], base: Base, path: &Path) -> Result<Parsed<'a>, Com
         entities: HashMap::new(),
         scopes: HashMap::new(),
         seal_last: 0,
+        seal_chain: None,
     };
     let h = HEADER_LEN as u64;
     let scan = segment::scan(bytes, base, h, h, |_, f| match f {
@@ -42,7 +50,14 @@ fn parse<'a>(bytes: &'a [u8], base: Base, path: &Path) -> Result<Parsed<'a>, Com
         Frame::ScopeDef(id, name) => {
             p.scopes.insert(id, name);
         }
-        Frame::Seal { last_seq, .. } => p.seal_last = last_seq,
+        Frame::Seal {
+            last_seq, chain, ..
+        } => {
+            p.seal_last = last_seq;
+            p.seal_chain = chain;
+        }
+        Frame::Anchor { entity, seq, link } => p.parts.push(Part::Anchor(entity, seq, link)),
+        Frame::ChainStart(prev) => p.parts.push(Part::Start(prev)),
         Frame::SyncMark(_) => {}
     });
     let damaged = |offset: u64, reason: String| CompactError::Damaged {
@@ -102,39 +117,51 @@ pub(super) fn rewrite(
         .map(|part| matches!(part, Part::Event(h, ..) if !drop(h)))
         .collect();
     let flags = batch_flags(&p.parts, &kept);
-    let mut out = bytes[..HEADER_LEN].to_vec();
-    let (mut defined_e, mut defined_s) = (HashSet::new(), HashSet::new());
-    let (mut gap, mut removed, mut count, mut last) = (None, Vec::new(), 0u64, 0u64);
+    let mut w = Out {
+        bytes: bytes[..HEADER_LEN].to_vec(),
+        defined_e: HashSet::new(),
+        defined_s: HashSet::new(),
+        gap: None,
+        anchors: BTreeMap::new(),
+    };
+    let (mut removed, mut count, mut last) = (Vec::new(), 0u64, 0u64);
     for (i, part) in p.parts.iter().enumerate() {
         match part {
-            Part::Gap(f, l) => extend_gap(&mut out, &mut gap, *f, *l),
+            Part::Start(prev) => frame::put_chain_start(&mut w.bytes, prev),
+            Part::Gap(f, l) => w.extend_gap(&p, *f, *l, path)?,
+            Part::Anchor(e, s, l) => w.note_anchor(*e, *s, *l),
             Part::Event(h, _, _) if !kept[i] => {
                 removed.push(h.seq);
-                extend_gap(&mut out, &mut gap, h.seq, h.seq);
+                w.extend_gap(&p, h.seq, h.seq, path)?;
+                if let Some(link) = h.link {
+                    w.note_anchor(h.entity, h.seq, link);
+                }
             }
             Part::Event(h, payload, bypass) => {
-                flush_gap(&mut out, &mut gap);
+                w.flush_gap(&p, path)?;
+                let out = &mut w.bytes;
+                let (defined_e, defined_s) = (&mut w.defined_e, &mut w.defined_s);
                 define(
-                    &mut out,
+                    out,
                     frame::ENTITY_DEF,
                     h.entity,
                     &p.entities,
-                    &mut defined_e,
+                    defined_e,
                     path,
                 )?;
                 define(
-                    &mut out,
+                    out,
                     frame::SCOPE_DEF,
                     h.scope,
                     &p.scopes,
-                    &mut defined_s,
+                    defined_s,
                     path,
                 )?;
                 let h = EventHeader {
                     batch_continues: flags[i],
                     ..*h
                 };
-                frame::put_event(&mut out, &base, &h, *bypass, payload);
+                frame::put_event(out, &base, &h, *bypass, payload);
                 count += 1;
             }
         }
@@ -142,24 +169,67 @@ pub(super) fn rewrite(
             last = last.max(h.seq);
         }
     }
-    flush_gap(&mut out, &mut gap);
-    frame::put_seal(&mut out, p.seal_last.max(last), count);
+    w.flush_gap(&p, path)?;
+    let mut out = w.bytes;
+    let chain = p.seal_chain.map(|c| SealChain {
+        value: segment_value(&out, base, header_number(&out)),
+        out: c.out,
+    });
+    frame::put_seal(&mut out, p.seal_last.max(last), count, chain);
     Ok((out, removed))
 }
 
-fn extend_gap(out: &mut Vec<u8>, gap: &mut Option<(u64, u64)>, first: u64, last: u64) {
-    match gap {
-        Some((_, l)) if first == *l + 1 => *l = last,
-        _ => {
-            flush_gap(out, gap);
-            *gap = Some((first, last));
-        }
-    }
+/// The segment number in a file header (already checked by the open that indexed it).
+fn header_number(bytes: &[u8]) -> u32 {
+    FileHeader::decode(bytes, FileKind::Segment).map_or(0, |h| h.number as u32)
 }
 
-fn flush_gap(out: &mut Vec<u8>, gap: &mut Option<(u64, u64)>) {
-    if let Some((f, l)) = gap.take() {
-        frame::put_gap(out, f, l);
+/// The rewritten file as it grows: the open removed run and the anchors it owes.
+struct Out {
+    bytes: Vec<u8>,
+    defined_e: HashSet<u32>,
+    defined_s: HashSet<u32>,
+    gap: Option<(u64, u64)>,
+    /// Per entity that lost events in the open run: its last removed sequence and link.
+    anchors: BTreeMap<u32, (u64, [u8; 8])>,
+}
+
+impl Out {
+    fn extend_gap(
+        &mut self,
+        p: &Parsed<'_>,
+        first: u64,
+        last: u64,
+        path: &Path,
+    ) -> Result<(), CompactError> {
+        match &mut self.gap {
+            Some((_, l)) if first == *l + 1 => *l = last,
+            _ => {
+                self.flush_gap(p, path)?;
+                self.gap = Some((first, last));
+            }
+        }
+        Ok(())
+    }
+
+    fn note_anchor(&mut self, entity: u32, seq: u64, link: [u8; 8]) {
+        let e = self.anchors.entry(entity).or_insert((seq, link));
+        if seq >= e.0 {
+            *e = (seq, link);
+        }
+    }
+
+    /// Writes the open run's gap frame, then its anchors (each after its entity's name).
+    fn flush_gap(&mut self, p: &Parsed<'_>, path: &Path) -> Result<(), CompactError> {
+        if let Some((f, l)) = self.gap.take() {
+            frame::put_gap(&mut self.bytes, f, l);
+        }
+        for (entity, (seq, link)) in std::mem::take(&mut self.anchors) {
+            let (out, defined) = (&mut self.bytes, &mut self.defined_e);
+            define(out, frame::ENTITY_DEF, entity, &p.entities, defined, path)?;
+            frame::put_anchor(&mut self.bytes, entity, seq, link);
+        }
+        Ok(())
     }
 }
 
@@ -201,6 +271,7 @@ mod tests {
             correlation: seq,
             key: None,
             batch_continues,
+            link: None,
         }
     }
 
@@ -216,6 +287,7 @@ mod tests {
             &mut b,
             events.last().map_or(0, |h| h.seq),
             events.len() as u64,
+            None,
         );
         b
     }
@@ -229,6 +301,8 @@ mod tests {
                     format!("e{}{}", h.seq, if h.batch_continues { "+" } else { "" })
                 }
                 Part::Gap(f, l) => format!("gap{f}-{l}"),
+                Part::Anchor(e, s, _) => format!("anchor{e}@{s}"),
+                Part::Start(_) => "start".into(),
             })
             .collect()
     }
@@ -320,13 +394,14 @@ mod tests {
                         last_gap_end = *l;
                         covered.extend(*f..=*l);
                     }
+                    Part::Anchor(..) | Part::Start(_) => {}
                 }
             }
             let all: Vec<u64> = (1..=n).collect();
             prop_assert_eq!(covered, all, "every sequence is kept or in a gap, in order");
             let kept: Vec<&EventHeader> = p.parts.iter().filter_map(|x| match x {
                 Part::Event(h, ..) => Some(h),
-                Part::Gap(..) => None,
+                _ => None,
             }).collect();
             if let Some(last) = kept.last() {
                 prop_assert!(!last.batch_continues, "the last kept event closes its batch");

@@ -7,7 +7,8 @@ use crate::codec::header::HEADER_LEN;
 
 use super::super::index::{Index, SegMeta};
 use super::super::segment;
-use super::{Active, BitSet, Writer};
+use super::{Active, BitSet, SegChain, Writer};
+use crate::codec::chain::GENESIS;
 
 impl Writer {
     /// Starts the next segment, then seals the active one (if any). In this order a sealed
@@ -26,9 +27,10 @@ impl Writer {
         self.next_seg = no
             .checked_add(1)
             .ok_or_else(|| format!("segment {no} is the last number there is"))?;
-        if self.active.is_some() {
-            self.seal(idx)?;
-        }
+        let prev = match self.active.is_some() {
+            true => self.seal(idx)?,
+            false => None,
+        };
         idx.segments.insert(no, SegMeta::empty(base));
         self.shared.set_active(Some((no, file.clone())));
         self.active = Some(Active {
@@ -40,6 +42,7 @@ impl Writer {
             marked: HEADER_LEN as u64,
             entities: BitSet::default(),
             scopes: BitSet::default(),
+            chain: SegChain::Starts(prev.unwrap_or(GENESIS)),
         });
         self.shared
             .stats
@@ -48,13 +51,16 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn seal(&mut self, idx: &mut Index) -> Result<(), String> {
+    /// Seals the active segment; returns the chain value the next segment starts from
+    /// (`None` after a segment of a format before the chain).
+    pub(super) fn seal(&mut self, idx: &mut Index) -> Result<Option<[u8; 32]>, String> {
         let Some(no) = self.active.as_ref().map(|a| a.no) else {
-            return Ok(());
+            return Ok(None);
         };
+        let chain = self.seal_chain()?;
         let meta = idx.segments.get(&no).copied();
         let (last, events) = meta.map_or((0, 0), |m| (m.last_seq.unwrap_or(m.base.seq), m.events));
-        frame::put_seal(&mut self.buf, last, events);
+        frame::put_seal(&mut self.buf, last, events, chain);
         self.flush()?;
         self.sync()?;
         if let (Some(m), Some(a)) = (idx.segments.get_mut(&no), self.active.as_ref()) {
@@ -63,7 +69,7 @@ impl Writer {
         }
         self.shared.set_active(None);
         self.active = None;
-        Ok(())
+        Ok(chain.map(|c| c.out))
     }
 
     pub(super) fn put_marker(&mut self) {

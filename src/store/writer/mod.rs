@@ -8,6 +8,7 @@
 
 mod io;
 mod lane;
+mod link;
 mod stage;
 mod syncer;
 
@@ -25,6 +26,7 @@ use crate::error::{AppendError, SyncError};
 use crate::event::Event;
 use crate::fs::FsFile;
 
+pub(crate) use super::chain::SegChain;
 use super::command::{CloseReport, Command};
 use super::index::Index;
 use super::ticket::Reply;
@@ -80,6 +82,8 @@ pub(crate) struct Active {
     pub marked: u64,
     pub entities: BitSet,
     pub scopes: BitSet,
+    /// Its place in the log chain.
+    pub chain: SegChain,
 }
 
 /// Why staging failed.
@@ -131,6 +135,8 @@ pub(crate) struct Writer {
     single: Vec<Command>,
     /// When the last batch ended (idle syncs come `IDLE_SYNC_AFTER` later).
     last_batch: Instant,
+    /// The link of each entity's latest event (or anchor), by entity id, once looked up.
+    links: Vec<Option<[u8; 8]>>,
     #[cfg(feature = "testkit")]
     panic_next_write: bool,
 }
@@ -158,6 +164,7 @@ impl Writer {
             receipts: Vec::new(),
             single: Vec::with_capacity(1),
             last_batch: Instant::now(),
+            links: Vec::new(),
             #[cfg(feature = "testkit")]
             panic_next_write: false,
         }

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::codec::chain::Linked;
 use crate::codec::frame::{self, EventHeader};
 use crate::codec::header::HEADER_LEN;
 use crate::error::AppendError;
@@ -169,12 +170,26 @@ impl Writer {
         correlation: Option<u64>,
         batch_continues: bool,
     ) -> Result<AppendReceipt, StageError> {
+        let chained = self.begin_chain();
         let (entity, scope) = self.define_names(idx, item);
+        let seq = self.next_seq;
+        let correlation = correlation.unwrap_or(seq);
+        let linked = Linked {
+            seq,
+            ts,
+            kind: item.kind.0,
+            cause,
+            correlation,
+            key: item.options().idempotency_key,
+        };
+        let link = match chained {
+            true => Some(self.link(idx, entity, &linked, item).map_err(StageError::Io)?),
+            false => None,
+        };
         let a = self
             .active
             .as_ref()
             .ok_or_else(|| StageError::Io("no active segment to write to".into()))?;
-        let seq = self.next_seq;
         self.next_seq += 1;
         let off = a.len + self.buf.len() as u64;
         let h = EventHeader {
@@ -184,9 +199,10 @@ impl Writer {
             entity,
             scope,
             cause,
-            correlation: correlation.unwrap_or(seq),
+            correlation,
             key: item.options().idempotency_key,
             batch_continues,
+            link,
         };
         frame::put_event(
             &mut self.buf,
@@ -267,11 +283,12 @@ impl Writer {
     }
 }
 
-/// An upper bound of an item's bytes in a segment: its event frame with the widest ids,
-/// plus definitions of both names.
+/// An upper bound of an item's bytes in a segment: its event frame with the widest ids and
+/// its link, plus definitions of both names and a segment's chain-start frame.
 fn frame_bound(item: &Item) -> u64 {
     let names = item.entity().len() + item.scope().len() + 2 * (1 + 5 + frame::MAX_OVERHEAD);
-    let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16;
+    let chain_start = 33 + frame::MAX_OVERHEAD;
+    let header = frame::MAX_OVERHEAD + 2 + 4 * 10 + 3 + 2 * 5 + 16 + 8 + chain_start;
     let reason = item.bypass().map_or(0, |r| r.len() + 10);
     (item.payload().len() + header + names + reason) as u64
 }

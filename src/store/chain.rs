@@ -1,0 +1,98 @@
+//! The hash chains over segment files (format 3; the hashes are in `codec::chain`): a
+//! segment's chain value folded from its frames, and the writer's view of the active one.
+
+use crate::codec::chain::{self, GENESIS};
+use crate::codec::frame::{Base, Frame};
+use crate::codec::header::HEADER_LEN;
+
+use super::segment;
+
+/// The active segment's place in the log chain, as the writer tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SegChain {
+    /// A segment of a format before the chain: its events carry no links.
+    Off,
+    /// The value after the last item staged.
+    Running([u8; 32]),
+    /// A chained segment reopened with frames in it: its value is read from the file when
+    /// the seal needs it.
+    Unread,
+    /// A chained segment holding no frame yet: a chain-start frame with this previous
+    /// value goes first.
+    Starts([u8; 32]),
+}
+
+impl SegChain {
+    /// The state of a segment of format `version` that holds frames (`has_frames`) or not,
+    /// whose predecessor's outgoing value is `prev`.
+    pub fn reopened(version: u16, has_frames: bool, prev: Option<[u8; 32]>) -> Self {
+        if version < crate::codec::header::CHAINED_VERSION {
+            Self::Off
+        } else if has_frames {
+            Self::Unread
+        } else {
+            Self::Starts(prev.unwrap_or(GENESIS))
+        }
+    }
+}
+
+/// Folds a segment's frames, in file order, into its chain value.
+pub(crate) struct Fold {
+    no: u32,
+    base: Base,
+    /// The value so far; `None` before the chain-start frame.
+    pub value: Option<[u8; 32]>,
+    /// The value the chain-start frame named as the previous segment's.
+    pub prev: Option<[u8; 32]>,
+}
+
+impl Fold {
+    /// A fold of segment `no` starting after `base`.
+    pub fn new(no: u32, base: Base) -> Self {
+        Self {
+            no,
+            base,
+            value: None,
+            prev: None,
+        }
+    }
+
+    /// Takes in one frame.
+    pub fn frame(&mut self, f: &Frame<'_>) {
+        match *f {
+            Frame::ChainStart(prev) => {
+                self.prev = Some(prev);
+                self.value = Some(chain::start(&prev, self.no, self.base.seq, self.base.ts));
+            }
+            Frame::Event(h, ..) => {
+                if let Some(link) = h.link {
+                    let v = self.current();
+                    self.value = Some(chain::after_event(&v, h.seq, &link));
+                }
+            }
+            Frame::Gap { first, last } => {
+                let v = self.current();
+                self.value = Some(chain::after_gap(&v, first, last));
+            }
+            Frame::Anchor { entity, seq, link } => {
+                let v = self.current();
+                self.value = Some(chain::after_anchor(&v, entity, seq, &link));
+            }
+            _ => {}
+        }
+    }
+
+    /// The value so far (a segment without a chain-start frame counts from the genesis).
+    pub fn current(&self) -> [u8; 32] {
+        self.value
+            .unwrap_or_else(|| chain::start(&GENESIS, self.no, self.base.seq, self.base.ts))
+    }
+}
+
+/// The chain value of segment `no` over its complete frames.
+pub(crate) fn segment_value(bytes: &[u8], base: Base, no: u32) -> [u8; 32] {
+    let mut fold = Fold::new(no, base);
+    let h = HEADER_LEN as u64;
+    segment::scan(bytes, base, h, h, |_, f| fold.frame(&f));
+    fold.current()
+}

@@ -1,0 +1,189 @@
+//! The hash-chain part of `verify`: every link recomputed from its event and its entity's
+//! previous link, every segment's chain value from its frames, every chain-start frame
+//! against the seal before it. Segments of formats before the chain are not chained; the
+//! chain starts again from the genesis value after them.
+
+use std::collections::HashMap;
+
+use crate::codec::chain::{self, Content, Linked, GENESIS};
+use crate::codec::frame::{Base, Frame};
+use crate::codec::header::CHAINED_VERSION;
+
+use super::chain::Fold;
+
+/// What the chain check of one segment found: problems as (offset, what), in file order.
+pub(crate) type Found = Vec<(Option<u64>, String)>;
+
+/// The chain check across the segments, in order.
+#[derive(Default)]
+pub(crate) struct ChainCheck {
+    /// Per entity id, the link its next event must follow.
+    links: HashMap<u32, [u8; 8]>,
+    entities: HashMap<u32, Vec<u8>>,
+    scopes: HashMap<u32, Vec<u8>>,
+    /// The value the previous segment handed on (`None` after an unchained one).
+    prev_out: Option<[u8; 32]>,
+    /// The chain value after the newest chained segment's last frame.
+    pub head: Option<[u8; 32]>,
+    /// Events whose link was checked.
+    pub linked: u64,
+}
+
+/// One segment's walk.
+pub(crate) struct SegmentWalk<'c> {
+    check: &'c mut ChainCheck,
+    fold: Fold,
+    chained: bool,
+    first: bool,
+    seal: Option<Option<crate::codec::frame::SealChain>>,
+    pub found: Found,
+}
+
+impl ChainCheck {
+    /// Starts the walk of segment `no` of format `version`.
+    pub fn segment(&mut self, no: u32, base: Base, version: u16) -> SegmentWalk<'_> {
+        SegmentWalk {
+            chained: version >= CHAINED_VERSION,
+            check: self,
+            fold: Fold::new(no, base),
+            first: true,
+            seal: None,
+            found: Vec::new(),
+        }
+    }
+}
+
+impl SegmentWalk<'_> {
+    /// Takes in one frame (in file order, complete units only).
+    pub fn frame(&mut self, off: u64, f: &Frame<'_>) {
+        match *f {
+            Frame::EntityDef(id, name) => {
+                self.check.entities.insert(id, name.to_vec());
+            }
+            Frame::ScopeDef(id, name) => {
+                self.check.scopes.insert(id, name.to_vec());
+            }
+            _ => {}
+        }
+        if !self.chained {
+            return;
+        }
+        let first = std::mem::replace(&mut self.first, false);
+        match *f {
+            Frame::ChainStart(prev) => self.start(off, first, prev),
+            Frame::Event(h, payload, bypass) => self.event(off, &h, payload, bypass),
+            Frame::Anchor { entity, link, .. } => {
+                self.check.links.insert(entity, link);
+            }
+            Frame::Seal { chain, .. } => self.seal = Some(chain),
+            _ => {}
+        }
+        if first && !matches!(f, Frame::ChainStart(_)) {
+            self.found.push((
+                Some(off),
+                "the segment's chain does not start here: its first frame is not the chain \
+                 start (frames before it removed, or the file was rewritten)"
+                    .into(),
+            ));
+        }
+        self.fold.frame(f);
+    }
+
+    fn start(&mut self, off: u64, first: bool, prev: [u8; 32]) {
+        if !first {
+            self.found
+                .push((Some(off), "a second chain-start frame inside a segment".into()));
+        }
+        let want = self.check.prev_out.unwrap_or(GENESIS);
+        if prev != want {
+            self.found.push((
+                Some(off),
+                format!(
+                    "broken link between files: this segment continues the chain from {} but \
+                     the segment before it ends with {} (a segment removed, replaced or put in \
+                     another's place)",
+                    short(&prev),
+                    short(&want)
+                ),
+            ));
+        }
+    }
+
+    fn event(&mut self, off: u64, h: &crate::codec::frame::EventHeader, payload: &[u8], bypass: Option<&[u8]>) {
+        let Some(stored) = h.link else {
+            self.found.push((
+                Some(off),
+                format!("event {} carries no hash link in a chained segment", h.seq),
+            ));
+            return;
+        };
+        let name = |m: &HashMap<u32, Vec<u8>>, id| m.get(&id).cloned().unwrap_or_default();
+        let (entity, scope) = (name(&self.check.entities, h.entity), name(&self.check.scopes, h.scope));
+        let prev = self.check.links.get(&h.entity).copied().unwrap_or([0; 8]);
+        let content = Content {
+            entity: &entity,
+            scope: &scope,
+            bypass,
+            payload,
+        };
+        if chain::link(&prev, &Linked::of(h), &content) != stored {
+            self.found.push((
+                Some(off),
+                format!(
+                    "broken link at event {} of entity {:?}: its hash does not match its \
+                     content and the entity's previous event (this event was edited, or an \
+                     earlier event of the entity was removed, replaced or moved)",
+                    h.seq,
+                    String::from_utf8_lossy(&entity)
+                ),
+            ));
+        }
+        // Go on from what is stored, so that one edit is reported once.
+        self.check.links.insert(h.entity, stored);
+        self.check.linked += 1;
+    }
+
+    /// Ends the walk; `sealed` says whether the scan found the seal.
+    pub fn finish(mut self, seal_off: Option<u64>) -> Found {
+        if !self.chained {
+            self.check.prev_out = None;
+            return self.found;
+        }
+        if self.first {
+            // No frame yet (a roll's new file): it hands on what it was handed.
+            return self.found;
+        }
+        let value = self.fold.current();
+        match self.seal {
+            Some(Some(c)) => {
+                if c.value != value {
+                    self.found.push((
+                        seal_off,
+                        format!(
+                            "broken chain: the seal records {} but the segment's frames chain \
+                             to {} (events removed, reordered or replaced in this file)",
+                            short(&c.value),
+                            short(&value)
+                        ),
+                    ));
+                }
+                self.check.prev_out = Some(c.out);
+            }
+            Some(None) => {
+                self.found.push((
+                    seal_off,
+                    "the seal of a chained segment records no chain value".into(),
+                ));
+                self.check.prev_out = Some(value);
+            }
+            None => self.check.prev_out = Some(value),
+        }
+        self.check.head = Some(value);
+        self.found
+    }
+}
+
+/// The first 8 bytes of a chain value in hex.
+fn short(v: &[u8; 32]) -> String {
+    chain::hex(&v[..8])
+}
