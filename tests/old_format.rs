@@ -1,8 +1,9 @@
-//! Stores written by the first on-disk format keep opening: the fixtures under
-//! `tests/fixtures/format-v1/` (closed cleanly: segments, identity and checkpoint) and
-//! `tests/fixtures/format-v1-crashed/` (its writer was killed without closing: no
-//! checkpoint) were written by `write_the_format_v1_fixtures` below and committed. Every
-//! test works on a copy; the fixtures themselves are never opened.
+//! Stores written by older on-disk formats keep opening: for each older version N the
+//! fixtures under `tests/fixtures/format-vN/` (closed cleanly: segments, identity and
+//! checkpoint) and `tests/fixtures/format-vN-crashed/` (its writer was killed without
+//! closing: no checkpoint) were written by `write_the_fixtures_of_this_format` below, run by
+//! the build of that version, and committed. Every test works on a copy; the fixtures
+//! themselves are never opened.
 //!
 //! Each copy is opened read-only and read-write, and every event is checked against the
 //! generator that wrote it (sequence, entity, scope, kind, payload, causation); then more
@@ -20,6 +21,9 @@ use batpak::prelude::*;
 use common::*;
 use serde::{Deserialize, Serialize};
 
+/// The older formats whose fixtures are committed: version 1 (the first) and version 2
+/// (before the hash chain).
+const FORMATS: [u16; 2] = [1, 2];
 /// Events in each fixture.
 const FIXTURE_EVENTS: usize = 300;
 /// Events appended by the tests on top of a fixture's.
@@ -189,36 +193,64 @@ fn fixture_files(base: &Path, name: &str) -> Res<Vec<String>> {
     Ok(names)
 }
 
+/// The fixture names: closed and crashed, of every older format.
+fn every_fixture() -> Vec<String> {
+    FORMATS
+        .iter()
+        .flat_map(|v| [format!("format-v{v}"), format!("format-v{v}-crashed")])
+        .collect()
+}
+
+/// The format version in the header of the store's first segment (bytes 8..10).
+fn header_version(dir: &Path) -> Res<u16> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seg-")))
+        .collect();
+    segs.sort();
+    let bytes = std::fs::read(segs.first().ok_or("no segment")?)?;
+    Ok(u16::from_le_bytes([bytes[8], bytes[9]]))
+}
+
 #[test]
-fn the_fixtures_hold_only_the_files_of_a_closed_and_of_a_crashed_store() -> TestResult {
+fn the_fixtures_hold_only_the_files_of_a_closed_and_of_a_crashed_store_of_their_version(
+) -> TestResult {
     let segs = |names: &[String]| names.iter().filter(|n| n.starts_with("seg-")).count();
-    let closed = fixture_files(&fixtures(), "format-v1")?;
-    assert!(closed.contains(&"store.id".to_string()), "{closed:?}");
-    assert!(closed.contains(&"index.ckpt".to_string()), "{closed:?}");
-    assert!(segs(&closed) >= 3, "{closed:?}");
-    assert_eq!(closed.len(), segs(&closed) + 2, "{closed:?}");
-    let crashed = fixture_files(&fixtures(), "format-v1-crashed")?;
-    assert!(crashed.contains(&"store.id".to_string()), "{crashed:?}");
-    assert!(segs(&crashed) >= 3, "{crashed:?}");
-    assert_eq!(
-        crashed.len(),
-        segs(&crashed) + 1,
-        "no checkpoint: {crashed:?}"
-    );
+    for v in FORMATS {
+        let name = format!("format-v{v}");
+        let closed = fixture_files(&fixtures(), &name)?;
+        assert!(closed.contains(&"store.id".to_string()), "{closed:?}");
+        assert!(closed.contains(&"index.ckpt".to_string()), "{closed:?}");
+        assert!(segs(&closed) >= 3, "{closed:?}");
+        assert_eq!(closed.len(), segs(&closed) + 2, "{closed:?}");
+        let crashed = fixture_files(&fixtures(), &format!("{name}-crashed"))?;
+        assert!(crashed.contains(&"store.id".to_string()), "{crashed:?}");
+        assert!(segs(&crashed) >= 3, "{crashed:?}");
+        assert_eq!(
+            crashed.len(),
+            segs(&crashed) + 1,
+            "no checkpoint: {crashed:?}"
+        );
+        for dir in [name.clone(), format!("{name}-crashed")] {
+            assert_eq!(header_version(&fixtures().join(&dir))?, v, "{dir}");
+        }
+    }
     Ok(())
 }
 
-fn opens_read_only_with_every_event(name: &str) -> TestResult {
-    let (_tmp, dir) = copy_of(name)?;
-    let store = Store::open_read_only(&dir)?;
-    check(&store, FIXTURE_EVENTS)?;
-    assert!(
-        store
-            .append(&Coordinate::new("x", "y"), EventKind::new(1, 1), &1u8)
-            .is_err(),
-        "a read-only open refuses appends"
-    );
-    drop(store);
+#[test]
+fn every_older_format_fixture_opens_read_only_with_every_event_as_written() -> TestResult {
+    for name in every_fixture() {
+        let (_tmp, dir) = copy_of(&name)?;
+        let store = Store::open_read_only(&dir)?;
+        check(&store, FIXTURE_EVENTS).map_err(|e| format!("{name}: {e}"))?;
+        assert!(
+            store
+                .append(&Coordinate::new("x", "y"), EventKind::new(1, 1), &1u8)
+                .is_err(),
+            "a read-only open of {name} refuses appends"
+        );
+    }
     Ok(())
 }
 
@@ -235,7 +267,7 @@ fn opens_read_write_takes_more_and_reopens_with_all(name: &str) -> TestResult {
     store.close()?;
     drop(store);
     let (code, out) = verify_exit(&dir)?;
-    assert_eq!(code, Some(0), "verify after appending: {out}");
+    assert_eq!(code, Some(0), "verify of {name} after appending: {out}");
     let store = Store::open(config(&dir))?;
     check(&store, FIXTURE_EVENTS + MORE_EVENTS)?;
     store.close()?;
@@ -246,31 +278,19 @@ fn opens_read_write_takes_more_and_reopens_with_all(name: &str) -> TestResult {
 }
 
 #[test]
-fn the_closed_format_v1_fixture_opens_read_only_with_every_event_as_written() -> TestResult {
-    opens_read_only_with_every_event("format-v1")
-}
-
-#[test]
-fn the_crashed_format_v1_fixture_opens_read_only_with_every_event_as_written() -> TestResult {
-    opens_read_only_with_every_event("format-v1-crashed")
-}
-
-#[test]
-fn the_closed_format_v1_fixture_opens_read_write_takes_more_events_and_reopens_with_all_of_them(
+fn every_older_format_fixture_opens_read_write_takes_more_events_and_reopens_with_all_of_them(
 ) -> TestResult {
-    opens_read_write_takes_more_and_reopens_with_all("format-v1")
+    for name in every_fixture() {
+        opens_read_write_takes_more_and_reopens_with_all(&name)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
 }
 
 #[test]
-fn the_crashed_format_v1_fixture_opens_read_write_takes_more_events_and_reopens_with_all_of_them(
-) -> TestResult {
-    opens_read_write_takes_more_and_reopens_with_all("format-v1-crashed")
-}
-
-#[test]
-fn verify_calls_a_copy_of_each_format_v1_fixture_clean() -> TestResult {
-    for name in ["format-v1", "format-v1-crashed"] {
-        let (_tmp, dir) = copy_of(name)?;
+fn verify_calls_a_copy_of_every_older_format_fixture_clean() -> TestResult {
+    for name in every_fixture() {
+        let (_tmp, dir) = copy_of(&name)?;
         let (code, out) = verify_exit(&dir)?;
         assert_eq!(code, Some(0), "verify of {name}: {out}");
         assert!(out.contains("clean"), "verify of {name}: {out}");
@@ -314,12 +334,13 @@ fn fixture_crash_child_entry_point() -> TestResult {
     Ok(())
 }
 
-/// Writes both fixtures into `tests/fixtures/` (or `BATPAK_FIXTURE_OUT`). Run once with
-/// the format being preserved: `cargo test --release --test old_format -- --ignored
-/// write_the_format_v1_fixtures`.
+/// Writes both fixtures of the format this build writes, `format-vN` and
+/// `format-vN-crashed`, into `tests/fixtures/` (or `BATPAK_FIXTURE_OUT`). Run by the last
+/// build of a format before it changes: `cargo test --release --features testkit --test
+/// old_format -- --ignored write_the_fixtures_of_this_format`, then add N to `FORMATS`.
 #[test]
 #[ignore = "writes the committed fixtures; run by hand"]
-fn write_the_format_v1_fixtures() -> TestResult {
+fn write_the_fixtures_of_this_format() -> TestResult {
     let out = std::env::var("BATPAK_FIXTURE_OUT").map_or_else(|_| fixtures(), PathBuf::from);
     let work = tempfile::tempdir()?;
 
@@ -328,7 +349,8 @@ fn write_the_format_v1_fixtures() -> TestResult {
     write(&store, 0..FIXTURE_EVENTS, &mut Vec::new())?;
     store.close()?;
     drop(store);
-    keep_store_files(&closed, &out.join("format-v1"), true)?;
+    let name = format!("format-v{}", header_version(&closed)?);
+    keep_store_files(&closed, &out.join(&name), true)?;
 
     let crashed = work.path().join("crashed");
     let mut child = Command::new(std::env::current_exe()?)
@@ -359,13 +381,14 @@ fn write_the_format_v1_fixtures() -> TestResult {
         !crashed.join("index.ckpt").exists(),
         "a killed writer left a checkpoint"
     );
-    keep_store_files(&crashed, &out.join("format-v1-crashed"), false)?;
+    let crashed_name = format!("{name}-crashed");
+    keep_store_files(&crashed, &out.join(&crashed_name), false)?;
 
-    for name in ["format-v1", "format-v1-crashed"] {
-        let files = fixture_files(&out, name)?;
+    for name in [name, crashed_name] {
+        let files = fixture_files(&out, &name)?;
         let bytes: u64 = files
             .iter()
-            .map(|f| std::fs::metadata(out.join(name).join(f)).map(|m| m.len()))
+            .map(|f| std::fs::metadata(out.join(&name).join(f)).map(|m| m.len()))
             .sum::<Result<u64, _>>()?;
         println!("{name}: {files:?}, {bytes} bytes");
     }

@@ -1,8 +1,8 @@
 //! Rewriting one sealed segment without some of its events: kept frames re-encoded to the
 //! same bytes, removed runs recorded as gap frames, dictionary entries written again for the
-//! names still used. In a chained segment (format 3) each removed run is followed by an
-//! anchor per entity that lost events in it (the link of its last removed event, where its
-//! chain goes on), and the seal records the chain value of the rewritten file beside the
+//! names still used. In a chained segment (format 3) an entity that lost events gets an
+//! anchor (the link of its last removed event, where its chain goes on) just before its next
+//! kept event, or before the seal when none follows in the file; the seal records the chain value of the rewritten file beside the
 //! value the next segment was chained to.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -128,17 +128,18 @@ pub(super) fn rewrite(
     for (i, part) in p.parts.iter().enumerate() {
         match part {
             Part::Start(prev) => frame::put_chain_start(&mut w.bytes, prev),
-            Part::Gap(f, l) => w.extend_gap(&p, *f, *l, path)?,
+            Part::Gap(f, l) => w.extend_gap(*f, *l),
             Part::Anchor(e, s, l) => w.note_anchor(*e, *s, *l),
             Part::Event(h, _, _) if !kept[i] => {
                 removed.push(h.seq);
-                w.extend_gap(&p, h.seq, h.seq, path)?;
+                w.extend_gap(h.seq, h.seq);
                 if let Some(link) = h.link {
                     w.note_anchor(h.entity, h.seq, link);
                 }
             }
             Part::Event(h, payload, bypass) => {
-                w.flush_gap(&p, path)?;
+                w.flush_gap();
+                w.settle_anchor(h.entity, &p, path)?;
                 let out = &mut w.bytes;
                 let (defined_e, defined_s) = (&mut w.defined_e, &mut w.defined_s);
                 define(
@@ -169,7 +170,8 @@ pub(super) fn rewrite(
             last = last.max(h.seq);
         }
     }
-    w.flush_gap(&p, path)?;
+    w.flush_gap();
+    w.settle_anchors(&p, path)?;
     let mut out = w.bytes;
     let chain = p.seal_chain.map(|c| SealChain {
         value: segment_value(&out, base, header_number(&out)),
@@ -190,26 +192,19 @@ struct Out {
     defined_e: HashSet<u32>,
     defined_s: HashSet<u32>,
     gap: Option<(u64, u64)>,
-    /// Per entity that lost events in the open run: its last removed sequence and link.
+    /// Per entity whose removed events are not yet anchored: its last removed sequence and link.
     anchors: BTreeMap<u32, (u64, [u8; 8])>,
 }
 
 impl Out {
-    fn extend_gap(
-        &mut self,
-        p: &Parsed<'_>,
-        first: u64,
-        last: u64,
-        path: &Path,
-    ) -> Result<(), CompactError> {
+    fn extend_gap(&mut self, first: u64, last: u64) {
         match &mut self.gap {
             Some((_, l)) if first == *l + 1 => *l = last,
             _ => {
-                self.flush_gap(p, path)?;
+                self.flush_gap();
                 self.gap = Some((first, last));
             }
         }
-        Ok(())
     }
 
     fn note_anchor(&mut self, entity: u32, seq: u64, link: [u8; 8]) {
@@ -219,16 +214,46 @@ impl Out {
         }
     }
 
-    /// Writes the open run's gap frame, then its anchors (each after its entity's name).
-    fn flush_gap(&mut self, p: &Parsed<'_>, path: &Path) -> Result<(), CompactError> {
+    /// Writes the open run's gap frame.
+    fn flush_gap(&mut self) {
         if let Some((f, l)) = self.gap.take() {
             frame::put_gap(&mut self.bytes, f, l);
         }
-        for (entity, (seq, link)) in std::mem::take(&mut self.anchors) {
-            let (out, defined) = (&mut self.bytes, &mut self.defined_e);
-            define(out, frame::ENTITY_DEF, entity, &p.entities, defined, path)?;
-            frame::put_anchor(&mut self.bytes, entity, seq, link);
+    }
+
+    /// Writes the anchor `entity` owes, if any, just before its next kept event: one anchor
+    /// per run of the entity's own removed events, however many other events lie between.
+    fn settle_anchor(
+        &mut self,
+        entity: u32,
+        p: &Parsed<'_>,
+        path: &Path,
+    ) -> Result<(), CompactError> {
+        if let Some((seq, link)) = self.anchors.remove(&entity) {
+            self.put_anchor(entity, seq, link, p, path)?;
         }
+        Ok(())
+    }
+
+    /// Writes every anchor still owed (before the seal), each after its entity's name.
+    fn settle_anchors(&mut self, p: &Parsed<'_>, path: &Path) -> Result<(), CompactError> {
+        for (entity, (seq, link)) in std::mem::take(&mut self.anchors) {
+            self.put_anchor(entity, seq, link, p, path)?;
+        }
+        Ok(())
+    }
+
+    fn put_anchor(
+        &mut self,
+        entity: u32,
+        seq: u64,
+        link: [u8; 8],
+        p: &Parsed<'_>,
+        path: &Path,
+    ) -> Result<(), CompactError> {
+        let (out, defined) = (&mut self.bytes, &mut self.defined_e);
+        define(out, frame::ENTITY_DEF, entity, &p.entities, defined, path)?;
+        frame::put_anchor(&mut self.bytes, entity, seq, link);
         Ok(())
     }
 }
