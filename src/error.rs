@@ -170,6 +170,10 @@ pub enum AppendError {
     /// The writer stopped before answering (it panicked and was restarted, or was shut down).
     #[error("the writer stopped before this append was written: {0}")]
     NotWritten(String),
+    /// The entity's previous event could not be read to chain the new one to it (a read
+    /// failure); nothing was written and the store goes on: the append may be retried.
+    #[error("cannot chain to the entity's previous event: {0}; nothing was written")]
+    ChainRead(String),
 }
 
 /// Why a read failed.

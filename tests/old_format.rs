@@ -205,7 +205,10 @@ fn every_fixture() -> Vec<String> {
 fn header_version(dir: &Path) -> Res<u16> {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seg-")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
         .collect();
     segs.sort();
     let bytes = std::fs::read(segs.first().ok_or("no segment")?)?;

@@ -14,6 +14,9 @@
 //!   accepted by the open.
 //! - `lock`: deleting `batpak.lock` does not let a second writer in.
 //! - `empty_path`: `StoreConfig::new("")` is a clear error and writes nothing.
+//! - `tamper`: edits that keep every checksum valid (a payload or header byte, exchanged
+//!   payloads, a deleted or swapped frame, a segment from a diverged copy) break the hash
+//!   chain, and verify names the first broken link.
 //!
 //! The tests that need a child process re-run this binary with `child_entry_point` and
 //! the role in `BATPAK_TRUST_CHILD_ROLE` (see [`Kid`]).
@@ -36,6 +39,8 @@ mod reader;
 mod snapshot;
 #[path = "trust/stray.rs"]
 mod stray;
+#[path = "trust/tamper.rs"]
+mod tamper;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;

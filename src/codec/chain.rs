@@ -70,7 +70,10 @@ impl Linked {
 fn put_opt(h: &mut blake3::Hasher, v: Option<&[u8]>) {
     match v {
         None => h.update(&[0]),
-        Some(b) => h.update(&[1]).update(&(b.len() as u64).to_le_bytes()).update(b),
+        Some(b) => h
+            .update(&[1])
+            .update(&(b.len() as u64).to_le_bytes())
+            .update(b),
     };
 }
 

@@ -63,8 +63,7 @@ pub const BATCH_CONTINUES: u8 = 8;
 pub const BYPASS: u8 = 16;
 /// Event flag: the event carries its 8-byte chain link (format 3).
 pub const HAS_LINK: u8 = 32;
-const KNOWN_FLAGS: u8 =
-    HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES | BYPASS | HAS_LINK;
+const KNOWN_FLAGS: u8 = HAS_CAUSE | HAS_CORRELATION | HAS_KEY | BATCH_CONTINUES | BYPASS | HAS_LINK;
 
 /// Largest frame body accepted by the decoder.
 pub const MAX_BODY: u64 = 1 << 30;

@@ -12,26 +12,22 @@ use super::segment;
 pub(crate) enum SegChain {
     /// A segment of a format before the chain: its events carry no links.
     Off,
-    /// The value after the last item staged.
+    /// The value after the last item staged (for a reopened segment: folded from its
+    /// frames by the open's scan).
     Running([u8; 32]),
-    /// A chained segment reopened with frames in it: its value is read from the file when
-    /// the seal needs it.
-    Unread,
     /// A chained segment holding no frame yet: a chain-start frame with this previous
     /// value goes first.
     Starts([u8; 32]),
 }
 
 impl SegChain {
-    /// The state of a segment of format `version` that holds frames (`has_frames`) or not,
-    /// whose predecessor's outgoing value is `prev`.
-    pub fn reopened(version: u16, has_frames: bool, prev: Option<[u8; 32]>) -> Self {
-        if version < crate::codec::header::CHAINED_VERSION {
-            Self::Off
-        } else if has_frames {
-            Self::Unread
-        } else {
-            Self::Starts(prev.unwrap_or(GENESIS))
+    /// The state of a segment of format `version` whose frames fold to `value` (`None`:
+    /// it holds no frame yet) and whose predecessor's outgoing value is `prev`.
+    pub fn reopened(version: u16, value: Option<[u8; 32]>, prev: Option<[u8; 32]>) -> Self {
+        match value {
+            _ if version < crate::codec::header::CHAINED_VERSION => Self::Off,
+            Some(v) => Self::Running(v),
+            None => Self::Starts(prev.unwrap_or(GENESIS)),
         }
     }
 }

@@ -121,7 +121,11 @@ pub(crate) fn decode_header(
 
 type Decoded<'a> = (EventHeader, &'a [u8], Option<&'a [u8]>);
 
-fn decode_located<'a>(bytes: &'a [u8], loc: &Located, path: &Path) -> Result<Decoded<'a>, ReadError> {
+fn decode_located<'a>(
+    bytes: &'a [u8],
+    loc: &Located,
+    path: &Path,
+) -> Result<Decoded<'a>, ReadError> {
     let corrupt = |reason: String| ReadError::Corrupt {
         path: path.to_path_buf(),
         offset: u64::from(loc.off),

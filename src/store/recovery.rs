@@ -20,10 +20,10 @@ use crate::config::SyncMode;
 use crate::error::OpenError;
 use crate::fs::{FileSystem, FsFile, OpenMode};
 
+use super::chain::{segment_value, Fold, SegChain};
 use super::checkpoint::{self, CheckpointStatus};
 use super::index::{Dict, Index, NewEvent, SegMeta};
 use super::segment::{self, Scan};
-use super::chain::SegChain;
 use super::writer::BitSet;
 
 /// How the directory is opened.
@@ -473,7 +473,9 @@ fn open_segment(
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    let (scan, bad, defined, end, out) = scan_into(index, no, bytes, base);
+    let chained = header.version >= crate::codec::header::CHAINED_VERSION;
+    let mut fold = (is_last && chained).then(|| Fold::new(no, base));
+    let (scan, bad, defined, end, out) = scan_into(index, no, bytes, base, fold.as_mut());
     let prev_out = chain.out;
     *chain = Chain {
         no,
@@ -482,20 +484,36 @@ fn open_segment(
         version: header.version,
         out,
     };
-    let seg_chain = |len: u64| SegChain::reopened(header.version, len > HEADER_LEN as u64, prev_out);
+    // The active segment's chain value: folded by the scan, or over what a salvage keeps.
+    let seg_chain = |len: u64, value: Option<[u8; 32]>| {
+        let value = value.filter(|_| len > HEADER_LEN as u64);
+        SegChain::reopened(header.version, value, prev_out)
+    };
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
     let file_len = bytes.len() as u64;
-    drop(view);
     if let Some((offset, reason)) = damage {
         let cut = scan.commit.min(offset);
-        let seg_chain = seg_chain(cut);
-        return salvage_or_refuse(ctx, index, report, no, &scan, offset, reason, defined, seg_chain);
+        let kept = bytes.get(..cut as usize).unwrap_or(bytes);
+        let seg_chain = seg_chain(cut, Some(segment_value(kept, base, no)));
+        drop(view);
+        return salvage_or_refuse(
+            ctx, index, report, no, &scan, offset, reason, defined, seg_chain,
+        );
     }
+    drop(view);
     if is_last && scan.commit < file_len {
         cut_torn_tail(ctx, report, &path, &scan, file_len)?;
     }
     let active_info = if is_last && !scan.sealed {
-        Some(active_info(ctx, no, base, &scan, defined, seg_chain(scan.commit))?)
+        let value = fold.map(|f| f.current());
+        Some(active_info(
+            ctx,
+            no,
+            base,
+            &scan,
+            defined,
+            seg_chain(scan.commit, value),
+        )?)
     } else {
         None
     };
@@ -504,11 +522,24 @@ fn open_segment(
 
 /// Scans segment `no` (its whole `bytes`, header included) into `index`, indexing the
 /// frames past what the index already covers of it; records its length and seal.
-type Scanned = (Scan, Option<(u64, String)>, (BitSet, BitSet), u64, Option<[u8; 32]>);
+type Scanned = (
+    Scan,
+    Option<(u64, String)>,
+    (BitSet, BitSet),
+    u64,
+    Option<[u8; 32]>,
+);
 
 /// ... the last sequence the segment accounts for (events, removed ranges, the seal), and
 /// the chain value its seal hands on.
-fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
+/// `fold`, when given, takes in every frame (the active segment's chain value).
+fn scan_into(
+    index: &mut Index,
+    no: u32,
+    bytes: &[u8],
+    base: Base,
+    mut fold: Option<&mut Fold>,
+) -> Scanned {
     let covered = index.segments.get(&no).map_or(HEADER_LEN as u64, |m| m.len);
     let meta = index.segments.entry(no).or_insert(SegMeta::empty(base));
     meta.base = base;
@@ -516,8 +547,17 @@ fn scan_into(index: &mut Index, no: u32, bytes: &[u8], base: Base) -> Scanned {
     let mut bad: Option<(u64, String)> = None;
     let mut end = base.seq;
     let mut out = None;
-    let scan = segment::scan(bytes, base, HEADER_LEN as u64, covered, |off, f| {
+    // The fold needs every event decoded, the checkpoint's covered ones too.
+    let decode_from = if fold.is_some() {
+        HEADER_LEN as u64
+    } else {
+        covered
+    };
+    let scan = segment::scan(bytes, base, HEADER_LEN as u64, decode_from, |off, f| {
         end = end.max(segment::accounts_for(&f));
+        if let Some(fold) = fold.as_deref_mut() {
+            fold.frame(&f);
+        }
         if let Frame::Seal { chain: Some(c), .. } = f {
             out = Some(c.out);
         }
@@ -549,7 +589,7 @@ pub(crate) fn index_segment(
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    match scan_into(index, no, bytes, base) {
+    match scan_into(index, no, bytes, base, None) {
         (_, Some((off, why)), ..) => Err(format!("{} at offset {off}: {why}", path.display())),
         _ => Ok(()),
     }

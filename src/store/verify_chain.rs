@@ -91,8 +91,10 @@ impl SegmentWalk<'_> {
 
     fn start(&mut self, off: u64, first: bool, prev: [u8; 32]) {
         if !first {
-            self.found
-                .push((Some(off), "a second chain-start frame inside a segment".into()));
+            self.found.push((
+                Some(off),
+                "a second chain-start frame inside a segment".into(),
+            ));
         }
         let want = self.check.prev_out.unwrap_or(GENESIS);
         if prev != want {
@@ -109,7 +111,13 @@ impl SegmentWalk<'_> {
         }
     }
 
-    fn event(&mut self, off: u64, h: &crate::codec::frame::EventHeader, payload: &[u8], bypass: Option<&[u8]>) {
+    fn event(
+        &mut self,
+        off: u64,
+        h: &crate::codec::frame::EventHeader,
+        payload: &[u8],
+        bypass: Option<&[u8]>,
+    ) {
         let Some(stored) = h.link else {
             self.found.push((
                 Some(off),
@@ -118,7 +126,10 @@ impl SegmentWalk<'_> {
             return;
         };
         let name = |m: &HashMap<u32, Vec<u8>>, id| m.get(&id).cloned().unwrap_or_default();
-        let (entity, scope) = (name(&self.check.entities, h.entity), name(&self.check.scopes, h.scope));
+        let (entity, scope) = (
+            name(&self.check.entities, h.entity),
+            name(&self.check.scopes, h.scope),
+        );
         let prev = self.check.links.get(&h.entity).copied().unwrap_or([0; 8]);
         let content = Content {
             entity: &entity,

@@ -49,7 +49,10 @@ pub struct Outcome {
 
 impl Outcome {
     /// Takes an append's result for a producer that has (`failed_before`) or has not seen
-    /// one of its appends fail; returns whether this one failed.
+    /// one of its appends fail; returns whether this one failed in a way that ends the
+    /// producer's run. A `ChainRead` refusal (the entity's previous event could not be
+    /// read; nothing was written) counts as a failure but does not end it: later appends
+    /// may be acknowledged, and every one of them must still be found.
     pub fn take(
         &mut self,
         result: Result<Vec<(AppendReceipt, Vec<u8>)>, AppendError>,
@@ -67,9 +70,9 @@ impl Outcome {
                 }));
                 false
             }
-            Err(_) => {
+            Err(e) => {
                 self.failed += 1;
-                true
+                !matches!(e, AppendError::ChainRead(_))
             }
         }
     }

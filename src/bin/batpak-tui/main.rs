@@ -259,6 +259,13 @@ fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
             report.cache_values,
             report.elapsed.as_secs_f64() * 1000.0
         );
+        if let Some(head) = &report.chain_head {
+            println!(
+                "hash chain: {} linked events checked; head {head} (keep it: a later verify \
+                 printing another head for the same events means the history was rewritten)",
+                report.linked_events
+            );
+        }
     }
     if report.is_clean() {
         ExitCode::SUCCESS

@@ -150,14 +150,7 @@ pub(super) fn rewrite(
                     defined_e,
                     path,
                 )?;
-                define(
-                    out,
-                    frame::SCOPE_DEF,
-                    h.scope,
-                    &p.scopes,
-                    defined_s,
-                    path,
-                )?;
+                define(out, frame::SCOPE_DEF, h.scope, &p.scopes, defined_s, path)?;
                 let h = EventHeader {
                     batch_continues: flags[i],
                     ..*h

@@ -57,7 +57,7 @@ impl Writer {
         let Some(no) = self.active.as_ref().map(|a| a.no) else {
             return Ok(None);
         };
-        let chain = self.seal_chain()?;
+        let chain = self.seal_chain();
         let meta = idx.segments.get(&no).copied();
         let (last, events) = meta.map_or((0, 0), |m| (m.last_seq.unwrap_or(m.base.seq), m.events));
         frame::put_seal(&mut self.buf, last, events, chain);

@@ -4,12 +4,12 @@
 use crate::codec::chain::{self, Content, Linked};
 use crate::codec::frame::{self, SealChain};
 
-use super::super::chain::{segment_value, SegChain};
+use super::super::chain::SegChain;
 use super::super::command::Item;
 use super::super::index::{Index, NONE};
 use super::super::query::locate;
-use super::super::segment;
-use super::Writer;
+use super::{Plan, StageError, Writer};
+use crate::error::AppendError;
 
 impl Writer {
     /// Whether the active segment is chained; writes its chain-start frame first when it
@@ -25,8 +25,29 @@ impl Writer {
                 a.chain = SegChain::Running(chain::start(&prev, a.no, a.base.seq, a.base.ts));
                 true
             }
-            SegChain::Running(_) | SegChain::Unread => true,
+            SegChain::Running(_) => true,
         }
+    }
+
+    /// Looks up, before anything of the command is staged, the previous link of every
+    /// entity it appends to, so that a failed read rejects the command (nothing staged,
+    /// the store goes on) instead of failing the writer halfway through a batch.
+    pub(super) fn prepare_links(
+        &mut self,
+        idx: &Index,
+        items: &[Item],
+        plans: &[Plan],
+    ) -> Result<(), StageError> {
+        for (item, plan) in items.iter().zip(plans) {
+            if !matches!(plan, Plan::New { .. }) {
+                continue;
+            }
+            if let Some(id) = idx.entities.id(item.entity()) {
+                self.entity_prev(idx, id)
+                    .map_err(|e| StageError::Reject(AppendError::ChainRead(e)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The link of a new event of `entity`, remembered as the entity's latest.
@@ -95,31 +116,14 @@ impl Writer {
     }
 
     /// The chain values the active segment's seal records (`None` for a segment of an
-    /// older format). A reopened segment's value is read from its file (flushed first).
-    pub(super) fn seal_chain(&mut self) -> Result<Option<SealChain>, String> {
+    /// older format).
+    pub(super) fn seal_chain(&mut self) -> Option<SealChain> {
         if !self.begin_chain() {
-            return Ok(None);
+            return None;
         }
-        if matches!(self.active.as_ref().map(|a| a.chain), Some(SegChain::Unread)) {
-            self.flush()?;
+        match self.active.as_ref()?.chain {
+            SegChain::Running(value) => Some(SealChain { value, out: value }),
+            SegChain::Off | SegChain::Starts(_) => None,
         }
-        let Some(a) = self.active.as_mut() else {
-            return Ok(None);
-        };
-        let value = match a.chain {
-            SegChain::Running(v) => v,
-            _ => {
-                let path = segment::path(&self.shared.dir, a.no);
-                let view = self
-                    .shared
-                    .fs
-                    .map(&path)
-                    .map_err(|e| format!("read {} for its chain value: {e}", path.display()))?;
-                let bytes = view.bytes().get(..a.len as usize).unwrap_or(view.bytes());
-                segment_value(bytes, a.base, a.no)
-            }
-        };
-        a.chain = SegChain::Running(value);
-        Ok(Some(SealChain { value, out: value }))
     }
 }

@@ -40,6 +40,7 @@ impl Writer {
         receipts: &mut Vec<AppendReceipt>,
     ) -> Result<(), StageError> {
         self.plan(idx, items, plans)?;
+        self.prepare_links(idx, items, plans)?;
         self.ensure_room(idx, items, plans)?;
         let last_new = plans.iter().rposition(|p| matches!(p, Plan::New { .. }));
         for (i, (item, plan)) in items.iter().zip(plans.iter()).enumerate() {
@@ -183,7 +184,10 @@ impl Writer {
             key: item.options().idempotency_key,
         };
         let link = match chained {
-            true => Some(self.link(idx, entity, &linked, item).map_err(StageError::Io)?),
+            true => Some(
+                self.link(idx, entity, &linked, item)
+                    .map_err(StageError::Io)?,
+            ),
             false => None,
         };
         let a = self
