@@ -145,9 +145,31 @@ pub fn hex(v: &[u8]) -> String {
     v.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A chain value from its 64 hex digits (as [`hex`] writes it); `None` if it is not one.
+pub fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_written_in_hex_reads_back_and_other_text_is_refused() {
+        let v: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(from_hex(&hex(&v)), Some(v));
+        assert_eq!(from_hex(&hex(&v[..31])), None);
+        assert_eq!(from_hex(&"zz".repeat(32)), None);
+        assert_eq!(from_hex(&"é".repeat(32)), None);
+    }
 
     fn linked(seq: u64) -> Linked {
         Linked {

@@ -61,7 +61,7 @@ pub use snapshot::SnapshotReport;
 pub use stats::{GateStats, Rates, SegmentStats, Stats, SubscriberStats, Wear};
 pub use subscription::{RecvError, Subscription};
 pub use telemetry::Histograms;
-pub use verify::{verify, verify_on, verify_with, Problem, VerifyReport};
+pub use verify::{verify, verify_against, verify_on, verify_with, Problem, VerifyReport};
 pub use writer::IDLE_SYNC_AFTER;
 
 use command::Command;

@@ -64,8 +64,14 @@ pub struct VerifyReport {
     /// Events whose hash link was checked (those in segments of format 3 and later).
     pub linked_events: u64,
     /// The chain value after the newest chained segment's last frame, in hex: record it
-    /// elsewhere and a later verify shows whether the history up to it was rewritten.
+    /// elsewhere, and a later [`verify_against`] shows whether the history up to it was
+    /// rewritten.
     pub chain_head: Option<String>,
+    /// The chain value the newest seal hands on, in hex: unlike a head taken inside the
+    /// active segment, it stays findable after that segment is compacted.
+    pub sealed_head: Option<String>,
+    /// With [`verify_against`]: whether the recorded head was found in the chain.
+    pub head_found: Option<bool>,
     /// Problems, in file order.
     pub problems: Vec<Problem>,
     /// Things that are not problems but worth knowing (a torn tail the next open cuts).
@@ -294,11 +300,31 @@ pub fn verify_with(dir: &Path, progress: impl FnMut(u64, u64)) -> Result<VerifyR
     verify_on(&StdFs, dir, progress)
 }
 
+/// [`verify_with`], also checking that `head` (a [`VerifyReport::chain_head`] or
+/// [`VerifyReport::sealed_head`] recorded earlier) is a value of the chain: the history up
+/// to where it was taken is the same. When it is not, that is a problem of the report.
+pub fn verify_against(
+    dir: &Path,
+    head: [u8; 32],
+    progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, OpenError> {
+    verify_checking(&StdFs, dir, ChainCheck::expecting(Some(head)), progress)
+}
+
 /// [`verify_with`] on another file system (the projection cache, which LMDB reads itself,
 /// is checked on the real one).
 pub fn verify_on(
     fs: &dyn FileSystem,
     dir: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, OpenError> {
+    verify_checking(fs, dir, ChainCheck::default(), progress)
+}
+
+fn verify_checking(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    links: ChainCheck,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, OpenError> {
     let start = Instant::now();
@@ -316,7 +342,7 @@ pub fn verify_on(
         last_seq: 0,
         removed: Vec::new(),
         chain: Chain::default(),
-        links: ChainCheck::default(),
+        links,
     };
     c.report.segments = nos.len();
     if id_missing {
@@ -392,6 +418,19 @@ pub fn verify_on(
     }
     c.report.linked_events = c.links.linked;
     c.report.chain_head = c.links.head.map(|h| crate::codec::chain::hex(&h));
+    c.report.sealed_head = c.links.sealed_head.map(|h| crate::codec::chain::hex(&h));
+    if let Some(want) = c.links.expect {
+        c.report.head_found = Some(c.links.expect_found);
+        if !c.links.expect_found {
+            let what = format!(
+                "the recorded head {} is not a value of this store's chain: the history up \
+                 to where it was taken was rewritten, or the head is from another store (or \
+                 was taken inside a segment compacted since; a sealed head stays findable)",
+                crate::codec::chain::hex(&want)
+            );
+            c.problem(dir, None, what);
+        }
+    }
     c.report.elapsed = start.elapsed();
     Ok(c.report)
 }

@@ -27,6 +27,12 @@ pub(crate) struct ChainCheck {
     pub head: Option<[u8; 32]>,
     /// Events whose link was checked.
     pub linked: u64,
+    /// The value handed on by the newest seal (it survives a compaction of its segment).
+    pub sealed_head: Option<[u8; 32]>,
+    /// A head recorded earlier, to be found in the chain.
+    pub expect: Option<[u8; 32]>,
+    /// Whether `expect` was found: as the value after some frame, or as a seal's value.
+    pub expect_found: bool,
 }
 
 /// One segment's walk.
@@ -40,6 +46,20 @@ pub(crate) struct SegmentWalk<'c> {
 }
 
 impl ChainCheck {
+    /// A check that also looks for the recorded head `expect`.
+    pub fn expecting(expect: Option<[u8; 32]>) -> Self {
+        Self {
+            expect,
+            ..Self::default()
+        }
+    }
+
+    fn note_value(&mut self, v: &[u8; 32]) {
+        if self.expect.as_ref() == Some(v) {
+            self.expect_found = true;
+        }
+    }
+
     /// Starts the walk of segment `no` of format `version`.
     pub fn segment(&mut self, no: u32, base: Base, version: u16) -> SegmentWalk<'_> {
         SegmentWalk {
@@ -75,7 +95,13 @@ impl SegmentWalk<'_> {
             Frame::Anchor { entity, link, .. } => {
                 self.check.links.insert(entity, link);
             }
-            Frame::Seal { chain, .. } => self.seal = Some(chain),
+            Frame::Seal { chain, .. } => {
+                if let Some(c) = chain {
+                    self.check.sealed_head = Some(c.out);
+                    self.check.note_value(&c.out);
+                }
+                self.seal = Some(chain);
+            }
             _ => {}
         }
         if first && !matches!(f, Frame::ChainStart(_)) {
@@ -87,6 +113,10 @@ impl SegmentWalk<'_> {
             ));
         }
         self.fold.frame(f);
+        if self.check.expect.is_some() && !self.check.expect_found {
+            let v = self.fold.current();
+            self.check.note_value(&v);
+        }
     }
 
     fn start(&mut self, off: u64, first: bool, prev: [u8; 32]) {

@@ -136,6 +136,10 @@ enum Command {
     Verify {
         /// The data directory.
         dir: PathBuf,
+        /// A chain head (64 hex digits) printed by an earlier verify: also check that the
+        /// history up to where it was taken is unchanged.
+        #[arg(long, value_name = "HEX")]
+        expect_head: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -218,9 +222,21 @@ fn export(
     Ok(())
 }
 
-fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
+fn verify(dir: &std::path::Path, expect_head: Option<&str>, json: bool) -> ExitCode {
+    let expect = match expect_head.map(|h| (h, batpak::codec::chain::from_hex(h))) {
+        None => None,
+        Some((_, Some(v))) => Some(v),
+        Some((h, None)) => {
+            eprintln!("batpak-tui: --expect-head {h:?} is not a chain head: 64 hex digits, as verify prints it");
+            return ExitCode::from(2);
+        }
+    };
     let mut progress = lifecycle::Progress::new(json, false);
-    let report = batpak::store::verify_with(dir, |d, t| progress.show("segments", d, t));
+    let mut show = |d, t| progress.show("segments", d, t);
+    let report = match expect {
+        Some(v) => batpak::store::verify_against(dir, v, &mut show),
+        None => batpak::store::verify_with(dir, &mut show),
+    };
     progress.finish();
     let report = match report {
         Ok(r) => r,
@@ -261,10 +277,17 @@ fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
         );
         if let Some(head) = &report.chain_head {
             println!(
-                "hash chain: {} linked events checked; head {head} (keep it: a later verify \
-                 printing another head for the same events means the history was rewritten)",
+                "hash chain: {} linked events checked; head {head}",
                 report.linked_events
             );
+            if let Some(sealed) = &report.sealed_head {
+                println!("sealed head {sealed} (stays findable after compaction)");
+            }
+            match report.head_found {
+                Some(true) => println!("the recorded head is in the chain: the history up to it is unchanged"),
+                Some(false) => println!("the recorded head is NOT in the chain"),
+                None => println!("record a head elsewhere; `verify --expect-head HEX` later proves the history up to it unchanged"),
+            }
         }
     }
     if report.is_clean() {
@@ -289,8 +312,13 @@ fn main() -> ExitCode {
         };
         return report(workbench::run(args));
     };
-    if let Command::Verify { dir, json } = &command {
-        return verify(dir, *json);
+    if let Command::Verify {
+        dir,
+        expect_head,
+        json,
+    } = &command
+    {
+        return verify(dir, expect_head.as_deref(), *json);
     }
     let result = match command {
         Command::Inspect { dir, json } => inspect::inspect(&dir, json),
