@@ -214,8 +214,14 @@ const AS_LIMIT: u64 = 1 << 30;
 /// (`None`: ended by a signal, e.g. an abort on a failed allocation) and its stdout
 /// followed by its stderr (the first 64 KiB of each).
 fn verify_cli(dir: &Path) -> Res<(Option<i32>, String)> {
+    verify_cli_with(dir, &[])
+}
+
+/// [`verify_cli`] with more arguments after the directory.
+fn verify_cli_with(dir: &Path, more: &[&str]) -> Res<(Option<i32>, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_batpak-tui"));
     cmd.args(["verify", &dir.display().to_string()])
+        .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -325,3 +325,55 @@ fn a_segment_replaced_by_the_same_numbered_segment_of_a_diverged_copy_is_found()
     );
     Ok(())
 }
+
+/// The chain head a clean verify printed.
+fn head_of(dir: &Path) -> Res<String> {
+    let (code, out) = verify_cli(dir)?;
+    assert_eq!(code, Some(0), "{out}");
+    let head = out
+        .lines()
+        .find_map(|l| l.split("; head ").nth(1))
+        .ok_or_else(|| format!("no head printed: {out}"))?;
+    Ok(head.trim().to_string())
+}
+
+#[test]
+fn a_recorded_head_is_found_after_more_appends_and_not_in_a_copy_that_went_on_differently(
+) -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let (ours, theirs) = (tmp.path().join("ours"), tmp.path().join("theirs"));
+    let n = segmented_store(&ours)?;
+    copy_dir(&ours, &theirs)?;
+    let at_fork = head_of(&ours)?;
+    go_on(&ours, n, 300, 'x')?;
+    let ours_later = head_of(&ours)?;
+    assert_ne!(ours_later, at_fork, "the head moves with the appends");
+    let (code, out) = verify_cli_with(&ours, &["--expect-head", &at_fork])?;
+    assert_eq!(
+        code,
+        Some(0),
+        "the history up to the fork is unchanged: {out}"
+    );
+    assert!(out.contains("the recorded head is in the chain"), "{out}");
+    go_on(&theirs, n, 300, 'z')?;
+    let (code, out) = verify_cli_with(&theirs, &["--expect-head", &at_fork])?;
+    assert_eq!(
+        code,
+        Some(0),
+        "the copy shares the history up to the fork: {out}"
+    );
+    let (code, out) = verify_cli_with(&theirs, &["--expect-head", &ours_later])?;
+    assert_eq!(
+        code,
+        Some(1),
+        "the copy's later history is another one: {out}"
+    );
+    assert!(
+        out.contains("is not a value of this store's chain"),
+        "{out}"
+    );
+    let (code, out) = verify_cli_with(&ours, &["--expect-head", "not-a-head"])?;
+    assert_eq!(code, Some(2), "a malformed head is refused: {out}");
+    assert!(out.contains("64 hex digits"), "{out}");
+    Ok(())
+}
