@@ -37,9 +37,7 @@ pub(crate) struct Fold {
     no: u32,
     base: Base,
     /// The value so far; `None` before the chain-start frame.
-    pub value: Option<[u8; 32]>,
-    /// The value the chain-start frame named as the previous segment's.
-    pub prev: Option<[u8; 32]>,
+    value: Option<[u8; 32]>,
 }
 
 impl Fold {
@@ -49,7 +47,6 @@ impl Fold {
             no,
             base,
             value: None,
-            prev: None,
         }
     }
 
@@ -57,7 +54,6 @@ impl Fold {
     pub fn frame(&mut self, f: &Frame<'_>) {
         match *f {
             Frame::ChainStart(prev) => {
-                self.prev = Some(prev);
                 self.value = Some(chain::start(&prev, self.no, self.base.seq, self.base.ts));
             }
             Frame::Event(h, ..) => {
