@@ -1,26 +1,52 @@
-//! The hash chains of format 3 (BLAKE3), which make an edit, a removal, a reordering or a
+//! The hash chains of formats 3 and 4, which make an edit, a removal, a reordering or a
 //! replaced file detectable by `verify`.
 //!
+//! Format 4 (written by this build):
+//!
 //! ```text
-//! link(e)  = first 8 bytes of BLAKE3("batpak event link v3" ‖ prev ‖ seq ‖ ts ‖ kind ‖
-//!            cause ‖ correlation ‖ key ‖ entity name ‖ scope name ‖ bypass reason ‖ payload)
+//! link(e)  = XXH3-64(payload, seed = XXH3-64(prev ‖ seq ‖ ts ‖ kind ‖ cause ‖ correlation ‖
+//!            key ‖ entity name ‖ scope name ‖ bypass reason))
 //!            prev = link of the entity's previous event (or of its latest anchor), zeros for
 //!            its first; every variable-length part is preceded by its length
+//! value(s) = BLAKE3 (derive-key mode, SEGMENT_CONTEXT) over the file's bytes from its first
+//!            byte up to its seal frame (the header, the chain-start frame holding the
+//!            previous segment's outgoing value, and every frame after it)
+//! ```
+//!
+//! Format 3 (read and verified, and appended to until its active segment rolls):
+//!
+//! ```text
+//! link(e)  = first 8 bytes of BLAKE3("batpak event link v3" ‖ prev ‖ …the same fields…)
 //! start(s) = BLAKE3("batpak segment v3" ‖ prev value ‖ segment number ‖ base seq ‖ base ts)
 //! step     = BLAKE3(value ‖ tag ‖ item), over the segment's items in file order:
 //!            event (seq, link) · gap (first, last) · anchor (entity, seq, link)
 //! ```
 //!
 //! Each event carries its link (8 bytes), so an entity's history is a chain through its
-//! events; each segment's seal carries the value after its last item and the next segment's
-//! chain-start frame carries the value it starts from, so the files form one chain over
-//! the whole log. The batch flag is not hashed: a compaction may clear it.
+//! events, and `verify` names the first event that does not follow its predecessor. Each
+//! segment's seal carries its chain value and the value it hands on; the next segment's
+//! chain-start frame carries that value, so the files form one chain over the whole log.
+//!
+//! Format 4's segment value is the cryptographic part: it covers every byte of every frame,
+//! links included, so an edit of any event changes it however the links were fixed up. It
+//! is hashed in large runs (each write of a group commit), which BLAKE3 spreads over SIMD
+//! lanes — a few nanoseconds per event, where format 3's two small hashes per event cost
+//! the writer about 300 ns. The link needs no more than a fast 64-bit hash: it locates an
+//! edit; the segment value is what an edit cannot get past.
 //!
 //! The hash is not keyed: someone who rewrites a whole suffix of the log with this code can
 //! make it verify again. What the chain buys is that no edit stays local — and that the
 //! head value `verify` prints, once recorded elsewhere, pins down the entire history.
 
-/// The chain value of the first format-3 segment of a store (nothing before it is chained).
+use super::header::BYTES_CHAINED_VERSION;
+
+/// The derive-key context of format 4's segment hash.
+pub const SEGMENT_CONTEXT: &str = "batpak 2026-12 segment chain v4";
+
+/// The XXH3 seed of format 4's event links.
+const LINK_SEED: u64 = 0x6261_7470_616b_0004;
+
+/// The chain value of the first chained segment of a store (nothing before it is chained).
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// What identifies an event's content beyond its header.
@@ -77,9 +103,18 @@ fn put_opt(h: &mut blake3::Hasher, v: Option<&[u8]>) {
     };
 }
 
-/// The link of an event whose entity's previous link is `prev`.
-pub fn link(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
-    let mut h = blake3::Hasher::new();
+/// The link of an event in a segment of format `version` whose entity's previous link is
+/// `prev`.
+pub fn link(version: u16, prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
+    if version >= BYTES_CHAINED_VERSION {
+        link_v4(prev, e, c)
+    } else {
+        link_v3(prev, e, c)
+    }
+}
+
+/// The fixed-size part of a link's input: the previous link and the header values.
+fn fixed_part(prev: &[u8; 8], e: &Linked) -> [u8; 60] {
     let mut fixed = [0u8; 8 + 8 + 8 + 2 + 9 + 8 + 17];
     fixed[..8].copy_from_slice(prev);
     fixed[8..16].copy_from_slice(&e.seq.to_le_bytes());
@@ -94,7 +129,46 @@ pub fn link(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
         fixed[43] = 1;
         fixed[44..60].copy_from_slice(&k.to_le_bytes());
     }
-    h.update(b"batpak event link v3").update(&fixed);
+    fixed
+}
+
+/// Format 4's link: the payload hashed with a seed that is the hash of everything else
+/// (two one-shot XXH3 calls; the prefix is built on the stack when it fits).
+fn link_v4(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+    let fixed = fixed_part(prev, e);
+    let parts = [Some(c.entity), Some(c.scope), c.bypass];
+    let len = fixed.len() + parts.iter().map(|p| 9 + p.map_or(0, <[u8]>::len)).sum::<usize>();
+    let mut stack = [0u8; 512];
+    let mut heap = Vec::new();
+    let prefix: &mut [u8] = match len <= stack.len() {
+        true => &mut stack[..len],
+        false => {
+            heap.resize(len, 0);
+            &mut heap
+        }
+    };
+    prefix[..fixed.len()].copy_from_slice(&fixed);
+    let mut at = fixed.len();
+    for part in parts {
+        match part {
+            None => at += 1,
+            Some(b) => {
+                prefix[at] = 1;
+                prefix[at + 1..at + 9].copy_from_slice(&(b.len() as u64).to_le_bytes());
+                prefix[at + 9..at + 9 + b.len()].copy_from_slice(b);
+                at += 9 + b.len();
+            }
+        }
+    }
+    let seed = xxh3_64_with_seed(&prefix[..at], LINK_SEED);
+    xxh3_64_with_seed(c.payload, seed).to_le_bytes()
+}
+
+/// Format 3's link.
+fn link_v3(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"batpak event link v3").update(&fixed_part(prev, e));
     put_opt(&mut h, Some(c.entity));
     put_opt(&mut h, Some(c.scope));
     put_opt(&mut h, c.bypass);
@@ -104,7 +178,37 @@ pub fn link(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
     out
 }
 
-/// The value a segment's chain starts from, given the previous segment's outgoing value.
+/// Format 4's running segment hash: the file's bytes so far.
+#[derive(Clone, Debug)]
+pub struct SegmentHash(blake3::Hasher);
+
+impl Default for SegmentHash {
+    fn default() -> Self {
+        Self(blake3::Hasher::new_derive_key(SEGMENT_CONTEXT))
+    }
+}
+
+impl SegmentHash {
+    /// Takes in the next bytes of the file.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The chain value of the bytes so far.
+    pub fn value(&self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+
+    /// The chain value of `bytes`, a file's bytes up to its seal frame (or its end).
+    pub fn of(bytes: &[u8]) -> [u8; 32] {
+        let mut h = Self::default();
+        h.update(bytes);
+        h.value()
+    }
+}
+
+/// Format 3: the value a segment's chain starts from, given the previous segment's
+/// outgoing value.
 pub fn start(prev: &[u8; 32], no: u32, base_seq: u64, base_ts: u64) -> [u8; 32] {
     let mut b = [0u8; 17 + 32 + 4 + 16];
     b[..17].copy_from_slice(b"batpak segment v3");
@@ -125,17 +229,17 @@ fn step(value: &[u8; 32], tag: u8, a: u64, b: u64, link: &[u8; 8]) -> [u8; 32] {
     *blake3::hash(&buf).as_bytes()
 }
 
-/// The chain value after an event.
+/// Format 3: the chain value after an event.
 pub fn after_event(value: &[u8; 32], seq: u64, link: &[u8; 8]) -> [u8; 32] {
     step(value, 1, seq, 0, link)
 }
 
-/// The chain value after a gap record.
+/// Format 3: the chain value after a gap record.
 pub fn after_gap(value: &[u8; 32], first: u64, last: u64) -> [u8; 32] {
     step(value, 2, first, last, &[0; 8])
 }
 
-/// The chain value after an anchor record.
+/// Format 3: the chain value after an anchor record.
 pub fn after_anchor(value: &[u8; 32], entity: u32, seq: u64, link: &[u8; 8]) -> [u8; 32] {
     step(value, 3, u64::from(entity), seq, link)
 }
@@ -193,21 +297,43 @@ mod tests {
 
     #[test]
     fn a_link_changes_with_every_part_of_the_event_and_with_its_predecessor() {
-        let base = link(&[0; 8], &linked(5), &content(b"abc"));
-        assert_ne!(base, link(&[1; 8], &linked(5), &content(b"abc")));
-        assert_ne!(base, link(&[0; 8], &linked(6), &content(b"abc")));
-        assert_ne!(base, link(&[0; 8], &linked(5), &content(b"abd")));
-        let mut other = content(b"abc");
-        other.entity = b"order:2";
-        assert_ne!(base, link(&[0; 8], &linked(5), &other));
-        // Moving a byte from one name to the next is a different event too.
-        let (mut a, mut b) = (content(b"x"), content(b"x"));
-        (a.entity, a.scope) = (b"ab", b"c");
-        (b.entity, b.scope) = (b"a", b"bc");
-        assert_ne!(link(&[0; 8], &linked(5), &a), link(&[0; 8], &linked(5), &b));
-        let mut caused = linked(5);
-        caused.cause = Some(0);
-        assert_ne!(base, link(&[0; 8], &caused, &content(b"abc")));
+        for v in [3, 4] {
+            let link = |p: &[u8; 8], e: &Linked, c: &Content<'_>| link(v, p, e, c);
+            let base = link(&[0; 8], &linked(5), &content(b"abc"));
+            assert_ne!(base, link(&[1; 8], &linked(5), &content(b"abc")));
+            assert_ne!(base, link(&[0; 8], &linked(6), &content(b"abc")));
+            assert_ne!(base, link(&[0; 8], &linked(5), &content(b"abd")));
+            let mut other = content(b"abc");
+            other.entity = b"order:2";
+            assert_ne!(base, link(&[0; 8], &linked(5), &other));
+            // Moving a byte from one name to the next is a different event too.
+            let (mut a, mut b) = (content(b"x"), content(b"x"));
+            (a.entity, a.scope) = (b"ab", b"c");
+            (b.entity, b.scope) = (b"a", b"bc");
+            assert_ne!(link(&[0; 8], &linked(5), &a), link(&[0; 8], &linked(5), &b));
+            let mut caused = linked(5);
+            caused.cause = Some(0);
+            assert_ne!(base, link(&[0; 8], &caused, &content(b"abc")));
+            let mut bypassed = content(b"abc");
+            bypassed.bypass = Some(b"");
+            assert_ne!(base, link(&[0; 8], &linked(5), &bypassed));
+        }
+        let e = (&[0; 8], &linked(5), &content(b"abc"));
+        assert_ne!(link(3, e.0, e.1, e.2), link(4, e.0, e.1, e.2), "each format has its hash");
+    }
+
+    #[test]
+    fn a_segment_hash_is_the_same_however_its_bytes_arrive() {
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
+        let mut h = SegmentHash::default();
+        for part in bytes.chunks(37) {
+            h.update(part);
+        }
+        assert_eq!(h.value(), SegmentHash::of(&bytes));
+        let mut edited = bytes.clone();
+        edited[12_345] ^= 1;
+        assert_ne!(SegmentHash::of(&edited), SegmentHash::of(&bytes));
+        assert_ne!(SegmentHash::of(&bytes[1..]), SegmentHash::of(&bytes));
     }
 
     #[test]

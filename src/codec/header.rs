@@ -21,11 +21,15 @@ pub const HEADER_LEN: usize = 64;
 /// byte layout, only a promise: a roll creates the next segment before it seals the
 /// current one, so a sealed newest segment of version 2 means a file is missing. Version 3
 /// adds the hash chains (`codec::chain`): a link in every event, a chain-start frame first
-/// in every segment, chain values in the seal. Files of versions 1 and 2 are read with
-/// their own rules and are not chained.
-pub const FORMAT_VERSION: u16 = 3;
+/// in every segment, chain values in the seal. Version 4 keeps that layout and changes what
+/// is hashed: an event's link is XXH3 and a segment's chain value is one BLAKE3 over the
+/// file's bytes (see `codec::chain`). Files of versions 1 and 2 are read with their own rules
+/// and are not chained; files of version 3 are verified with version 3's hashes.
+pub const FORMAT_VERSION: u16 = 4;
 /// The first format version whose segments are chained.
 pub const CHAINED_VERSION: u16 = 3;
+/// The first format version whose chain value hashes the segment's bytes.
+pub const BYTES_CHAINED_VERSION: u16 = 4;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,38 +1,84 @@
-//! The hash chains over segment files (format 3; the hashes are in `codec::chain`): a
-//! segment's chain value folded from its frames, and the writer's view of the active one.
+//! The hash chains over segment files (formats 3 and 4; the hashes are in `codec::chain`):
+//! a segment's chain value, and the writer's view of the active one.
 
-use crate::codec::chain::{self, GENESIS};
+use crate::codec::chain::{self, SegmentHash, GENESIS};
 use crate::codec::frame::{Base, Frame};
-use crate::codec::header::HEADER_LEN;
+use crate::codec::header::{BYTES_CHAINED_VERSION, CHAINED_VERSION, HEADER_LEN};
 
 use super::segment;
 
 /// The active segment's place in the log chain, as the writer tracks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum SegChain {
     /// A segment of a format before the chain: its events carry no links.
     Off,
-    /// The value after the last item staged (for a reopened segment: folded from its
-    /// frames by the open's scan).
-    Running([u8; 32]),
+    /// Format 3: the value after the last item staged (for a reopened segment: folded from
+    /// its frames by the open's scan).
+    Stepped([u8; 32]),
+    /// Format 4: the hash of the file's bytes written so far.
+    Hashed(Box<SegmentHash>),
     /// A chained segment holding no frame yet: a chain-start frame with this previous
-    /// value goes first.
-    Starts([u8; 32]),
+    /// value goes first. `header` is format 4's hash of the file's header (`None` in a
+    /// format-3 file).
+    Starts {
+        prev: [u8; 32],
+        header: Option<Box<SegmentHash>>,
+    },
 }
 
 impl SegChain {
-    /// The state of a segment of format `version` whose frames fold to `value` (`None`:
-    /// it holds no frame yet) and whose predecessor's outgoing value is `prev`.
-    pub fn reopened(version: u16, value: Option<[u8; 32]>, prev: Option<[u8; 32]>) -> Self {
-        match value {
-            _ if version < crate::codec::header::CHAINED_VERSION => Self::Off,
-            Some(v) => Self::Running(v),
-            None => Self::Starts(prev.unwrap_or(GENESIS)),
+    /// A new segment of this build's format whose header bytes are `header`.
+    pub fn new_segment(header: &[u8], prev: Option<[u8; 32]>) -> Self {
+        let mut hash = SegmentHash::default();
+        hash.update(header);
+        Self::Starts {
+            prev: prev.unwrap_or(GENESIS),
+            header: Some(Box::new(hash)),
+        }
+    }
+
+    /// The state of a segment of format `version` whose complete frames end `kept` (the
+    /// file from its first byte), whose format-3 frames fold to `value`, and whose
+    /// predecessor's outgoing value is `prev`.
+    pub fn reopened(
+        version: u16,
+        kept: &[u8],
+        value: Option<[u8; 32]>,
+        prev: Option<[u8; 32]>,
+    ) -> Self {
+        let prev = prev.unwrap_or(GENESIS);
+        let empty = kept.len() <= HEADER_LEN;
+        if version < CHAINED_VERSION {
+            return Self::Off;
+        }
+        if version < BYTES_CHAINED_VERSION {
+            return match value.filter(|_| !empty) {
+                Some(v) => Self::Stepped(v),
+                None => Self::Starts { prev, header: None },
+            };
+        }
+        let mut hash = SegmentHash::default();
+        hash.update(kept);
+        match empty {
+            true => Self::Starts {
+                prev,
+                header: Some(Box::new(hash)),
+            },
+            false => Self::Hashed(Box::new(hash)),
+        }
+    }
+
+    /// The format version whose link the segment's events carry (`None`: no links).
+    pub fn link_version(&self) -> Option<u16> {
+        match self {
+            Self::Off => None,
+            Self::Stepped(_) | Self::Starts { header: None, .. } => Some(CHAINED_VERSION),
+            Self::Hashed(_) | Self::Starts { header: Some(_), .. } => Some(BYTES_CHAINED_VERSION),
         }
     }
 }
 
-/// Folds a segment's frames, in file order, into its chain value.
+/// Folds a format-3 segment's frames, in file order, into its chain value.
 pub(crate) struct Fold {
     no: u32,
     base: Base,
@@ -81,8 +127,12 @@ impl Fold {
     }
 }
 
-/// The chain value of segment `no` over its complete frames.
-pub(crate) fn segment_value(bytes: &[u8], base: Base, no: u32) -> [u8; 32] {
+/// The chain value of segment `no` of format `version` whose complete frames, before any
+/// seal, are `bytes` (the file from its first byte).
+pub(crate) fn segment_value(bytes: &[u8], base: Base, no: u32, version: u16) -> [u8; 32] {
+    if version >= BYTES_CHAINED_VERSION {
+        return SegmentHash::of(bytes);
+    }
     let mut fold = Fold::new(no, base);
     let h = HEADER_LEN as u64;
     segment::scan(bytes, base, h, h, |_, f| fold.frame(&f));

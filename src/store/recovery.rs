@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::frame::{Base, Frame};
-use crate::codec::header::HEADER_LEN;
+use crate::codec::header::{BYTES_CHAINED_VERSION, CHAINED_VERSION, HEADER_LEN};
 use crate::config::SyncMode;
 use crate::error::OpenError;
 use crate::fs::{FileSystem, FsFile, OpenMode};
@@ -379,7 +379,7 @@ fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
         ts: crate::config::system_micros(),
     };
     let path = segment::path(ctx.dir, no);
-    let file = segment::start(ctx.fs, ctx.dir, ctx.store_id, no, base, ctx.sync)
+    let (file, header) = segment::start(ctx.fs, ctx.dir, ctx.store_id, no, base, ctx.sync)
         .map_err(io_err("create", &path))?;
     Ok(ActiveInfo {
         no,
@@ -389,7 +389,7 @@ fn start_next(ctx: &Ctx<'_>, chain: &Chain) -> Result<ActiveInfo, OpenError> {
         marked: HEADER_LEN as u64,
         entities: BitSet::default(),
         scopes: BitSet::default(),
-        chain: SegChain::Starts(chain.out.unwrap_or(crate::codec::chain::GENESIS)),
+        chain: SegChain::new_segment(&header, chain.out),
     })
 }
 
@@ -473,8 +473,9 @@ fn open_segment(
         seq: header.base_seq,
         ts: header.base_ts,
     };
-    let chained = header.version >= crate::codec::header::CHAINED_VERSION;
-    let mut fold = (is_last && chained).then(|| Fold::new(no, base));
+    // Format 3's chain value is folded frame by frame; format 4's hashes the file's bytes.
+    let stepped = (CHAINED_VERSION..BYTES_CHAINED_VERSION).contains(&header.version);
+    let mut fold = (is_last && stepped).then(|| Fold::new(no, base));
     let (scan, bad, defined, end, out) = scan_into(index, no, bytes, base, fold.as_mut());
     let prev_out = chain.out;
     *chain = Chain {
@@ -484,38 +485,32 @@ fn open_segment(
         version: header.version,
         out,
     };
-    // The active segment's chain value: folded by the scan, or over what a salvage keeps.
+    // The active segment's chain state over what the open keeps of it.
     let seg_chain = |len: u64, value: Option<[u8; 32]>| {
-        let value = value.filter(|_| len > HEADER_LEN as u64);
-        SegChain::reopened(header.version, value, prev_out)
+        let kept = bytes.get(..len as usize).unwrap_or(bytes);
+        SegChain::reopened(header.version, kept, value, prev_out)
     };
     let damage = find_damage(&scan, bytes.len() as u64, is_last, bad);
     let file_len = bytes.len() as u64;
     if let Some((offset, reason)) = damage {
         let cut = scan.commit.min(offset);
         let kept = bytes.get(..cut as usize).unwrap_or(bytes);
-        let seg_chain = seg_chain(cut, Some(segment_value(kept, base, no)));
+        let value = segment_value(kept, base, no, header.version);
+        let seg_chain = seg_chain(cut, Some(value));
         drop(view);
         return salvage_or_refuse(
             ctx, index, report, no, &scan, offset, reason, defined, seg_chain,
         );
     }
+    let active_chain = (is_last && !scan.sealed)
+        .then(|| seg_chain(scan.commit, fold.map(|f| f.current())));
     drop(view);
     if is_last && scan.commit < file_len {
         cut_torn_tail(ctx, report, &path, &scan, file_len)?;
     }
-    let active_info = if is_last && !scan.sealed {
-        let value = fold.map(|f| f.current());
-        Some(active_info(
-            ctx,
-            no,
-            base,
-            &scan,
-            defined,
-            seg_chain(scan.commit, value),
-        )?)
-    } else {
-        None
+    let active_info = match active_chain {
+        Some(chain) => Some(active_info(ctx, no, base, &scan, defined, chain)?),
+        None => None,
     };
     Ok(SegmentOutcome::Ok { base, active_info })
 }

@@ -154,7 +154,8 @@ pub(crate) fn accounts_for(f: &Frame<'_>) -> u64 {
     }
 }
 
-/// Creates segment `no` of store `store_id`, starting after `base` (see [`create`]).
+/// Creates segment `no` of store `store_id`, starting after `base` (see [`create`]), with
+/// the header bytes it wrote (where format 4's segment hash starts).
 pub(crate) fn start(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -162,9 +163,9 @@ pub(crate) fn start(
     no: u32,
     base: Base,
     sync: crate::config::SyncMode,
-) -> std::io::Result<Arc<dyn FsFile>> {
+) -> std::io::Result<(Arc<dyn FsFile>, [u8; HEADER_LEN])> {
     let header = FileHeader::new(FileKind::Segment, store_id, no.into(), base.seq, base.ts);
-    create(fs, dir, &header, sync)
+    Ok((create(fs, dir, &header, sync)?, header.encode()))
 }
 
 /// The format version in the header of segment `no`, if it reads.

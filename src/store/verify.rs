@@ -202,7 +202,7 @@ impl Checker<'_> {
         };
         let mut events = Vec::new();
         let mut end = base.seq;
-        let mut walk = self.links.segment(no, base, header.version);
+        let mut walk = self.links.segment(no, base, header.version, bytes);
         let mut seal_off = None;
         let scan = segment::scan(
             bytes,
@@ -224,7 +224,7 @@ impl Checker<'_> {
                 }
             },
         );
-        let broken = walk.finish(seal_off);
+        let broken = walk.finish(seal_off, scan.commit);
         self.chain = Chain {
             no,
             end,

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::codec::chain::{self, Content, Linked, GENESIS};
+use crate::codec::chain::{self, Content, Linked, SegmentHash, GENESIS};
 use crate::codec::frame::{Base, Frame};
-use crate::codec::header::CHAINED_VERSION;
+use crate::codec::header::{BYTES_CHAINED_VERSION, CHAINED_VERSION};
 
 use super::chain::Fold;
 
@@ -35,10 +35,19 @@ pub(crate) struct ChainCheck {
     pub expect_found: bool,
 }
 
+/// How a segment's chain value is computed: format 3 folds its frames, format 4 hashes its
+/// bytes (hashed up to `upto` so far).
+enum Value {
+    Steps(Fold),
+    Bytes { hash: SegmentHash, upto: usize },
+}
+
 /// One segment's walk.
 pub(crate) struct SegmentWalk<'c> {
     check: &'c mut ChainCheck,
-    fold: Fold,
+    bytes: &'c [u8],
+    value: Value,
+    version: u16,
     chained: bool,
     first: bool,
     seal: Option<Option<crate::codec::frame::SealChain>>,
@@ -60,12 +69,27 @@ impl ChainCheck {
         }
     }
 
-    /// Starts the walk of segment `no` of format `version`.
-    pub fn segment(&mut self, no: u32, base: Base, version: u16) -> SegmentWalk<'_> {
+    /// Starts the walk of segment `no` of format `version`, whose file is `bytes`.
+    pub fn segment<'a>(
+        &'a mut self,
+        no: u32,
+        base: Base,
+        version: u16,
+        bytes: &'a [u8],
+    ) -> SegmentWalk<'a> {
+        let value = match version >= BYTES_CHAINED_VERSION {
+            true => Value::Bytes {
+                hash: SegmentHash::default(),
+                upto: 0,
+            },
+            false => Value::Steps(Fold::new(no, base)),
+        };
         SegmentWalk {
             chained: version >= CHAINED_VERSION,
             check: self,
-            fold: Fold::new(no, base),
+            bytes,
+            value,
+            version,
             first: true,
             seal: None,
             found: Vec::new(),
@@ -89,6 +113,12 @@ impl SegmentWalk<'_> {
             return;
         }
         let first = std::mem::replace(&mut self.first, false);
+        if self.check.expect.is_some() && !self.check.expect_found {
+            // Format 4: the value after the frame before this one.
+            if let Some(v) = self.bytes_value(off) {
+                self.check.note_value(&v);
+            }
+        }
         match *f {
             Frame::ChainStart(prev) => self.start(off, first, prev),
             Frame::Event(h, payload, bypass) => self.event(off, &h, payload, bypass),
@@ -112,11 +142,26 @@ impl SegmentWalk<'_> {
                     .into(),
             ));
         }
-        self.fold.frame(f);
-        if self.check.expect.is_some() && !self.check.expect_found {
-            let v = self.fold.current();
-            self.check.note_value(&v);
+        if let Value::Steps(fold) = &mut self.value {
+            fold.frame(f);
+            if self.check.expect.is_some() && !self.check.expect_found {
+                let v = fold.current();
+                self.check.note_value(&v);
+            }
         }
+    }
+
+    /// Format 4: the value of the file's bytes up to `end` (`None` in a format-3 file).
+    fn bytes_value(&mut self, end: u64) -> Option<[u8; 32]> {
+        let Value::Bytes { hash, upto } = &mut self.value else {
+            return None;
+        };
+        let end = (end as usize).min(self.bytes.len());
+        if let Some(part) = self.bytes.get(*upto..end) {
+            hash.update(part);
+            *upto = end;
+        }
+        Some(hash.value())
     }
 
     fn start(&mut self, off: u64, first: bool, prev: [u8; 32]) {
@@ -167,7 +212,7 @@ impl SegmentWalk<'_> {
             bypass,
             payload,
         };
-        if chain::link(&prev, &Linked::of(h), &content) != stored {
+        if chain::link(self.version, &prev, &Linked::of(h), &content) != stored {
             self.found.push((
                 Some(off),
                 format!(
@@ -184,8 +229,9 @@ impl SegmentWalk<'_> {
         self.check.linked += 1;
     }
 
-    /// Ends the walk; `sealed` says whether the scan found the seal.
-    pub fn finish(mut self, seal_off: Option<u64>) -> Found {
+    /// Ends the walk: `seal_off` is where the scan found the seal, `commit` where the
+    /// segment's complete frames end.
+    pub fn finish(mut self, seal_off: Option<u64>, commit: u64) -> Found {
         if !self.chained {
             self.check.prev_out = None;
             return self.found;
@@ -194,7 +240,13 @@ impl SegmentWalk<'_> {
             // No frame yet (a roll's new file): it hands on what it was handed.
             return self.found;
         }
-        let value = self.fold.current();
+        let value = match &self.value {
+            Value::Steps(fold) => fold.current(),
+            Value::Bytes { .. } => self.bytes_value(seal_off.unwrap_or(commit)).unwrap_or(GENESIS),
+        };
+        if self.check.expect.is_some() && !self.check.expect_found {
+            self.check.note_value(&value);
+        }
         match self.seal {
             Some(Some(c)) => {
                 if c.value != value {
@@ -202,7 +254,8 @@ impl SegmentWalk<'_> {
                         seal_off,
                         format!(
                             "broken chain: the seal records {} but the segment's frames chain \
-                             to {} (events removed, reordered or replaced in this file)",
+                             to {} (bytes of this file edited, or events removed, reordered or \
+                             replaced in it)",
                             short(&c.value),
                             short(&value)
                         ),

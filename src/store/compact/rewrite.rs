@@ -167,16 +167,20 @@ pub(super) fn rewrite(
     w.settle_anchors(&p, path)?;
     let mut out = w.bytes;
     let chain = p.seal_chain.map(|c| SealChain {
-        value: segment_value(&out, base, header_number(&out)),
+        value: {
+            let (no, version) = header_of(&out);
+            segment_value(&out, base, no, version)
+        },
         out: c.out,
     });
     frame::put_seal(&mut out, p.seal_last.max(last), count, chain);
     Ok((out, removed))
 }
 
-/// The segment number in a file header (already checked by the open that indexed it).
-fn header_number(bytes: &[u8]) -> u32 {
-    FileHeader::decode(bytes, FileKind::Segment).map_or(0, |h| h.number as u32)
+/// The segment number and format version in a file header (already checked by the open
+/// that indexed it).
+fn header_of(bytes: &[u8]) -> (u32, u16) {
+    FileHeader::decode(bytes, FileKind::Segment).map_or((0, 0), |h| (h.number as u32, h.version))
 }
 
 /// The rewritten file as it grows: the open removed run and the anchors it owes.

@@ -8,7 +8,6 @@ use crate::codec::header::HEADER_LEN;
 use super::super::index::{Index, SegMeta};
 use super::super::segment;
 use super::{Active, BitSet, SegChain, Writer};
-use crate::codec::chain::GENESIS;
 
 impl Writer {
     /// Starts the next segment, then seals the active one (if any). In this order a sealed
@@ -22,7 +21,7 @@ impl Writer {
         };
         let no = self.next_seg;
         let (fs, dir) = (&*self.shared.fs, &self.shared.dir);
-        let file = segment::start(fs, dir, self.shared.store_id, no, base, cfg.sync_mode)
+        let (file, header) = segment::start(fs, dir, self.shared.store_id, no, base, cfg.sync_mode)
             .map_err(|e| format!("create segment {}: {e}", segment::path(dir, no).display()))?;
         self.next_seg = no
             .checked_add(1)
@@ -42,7 +41,7 @@ impl Writer {
             marked: HEADER_LEN as u64,
             entities: BitSet::default(),
             scopes: BitSet::default(),
-            chain: SegChain::Starts(prev.unwrap_or(GENESIS)),
+            chain: SegChain::new_segment(&header, prev),
         });
         self.shared
             .stats
@@ -105,6 +104,9 @@ impl Writer {
             )
         })?;
         a.len += self.buf.len() as u64;
+        if let SegChain::Hashed(h) | SegChain::Starts { header: Some(h), .. } = &mut a.chain {
+            h.update(&self.buf);
+        }
         let stats = &self.shared.stats;
         stats
             .bytes_written

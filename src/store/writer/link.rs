@@ -18,14 +18,18 @@ impl Writer {
         let Some(a) = self.active.as_mut() else {
             return false;
         };
-        match a.chain {
+        match &mut a.chain {
             SegChain::Off => false,
-            SegChain::Starts(prev) => {
+            SegChain::Starts { prev, header } => {
+                let prev = *prev;
                 frame::put_chain_start(&mut self.buf, &prev);
-                a.chain = SegChain::Running(chain::start(&prev, a.no, a.base.seq, a.base.ts));
+                a.chain = match header.take() {
+                    Some(hash) => SegChain::Hashed(hash),
+                    None => SegChain::Stepped(chain::start(&prev, a.no, a.base.seq, a.base.ts)),
+                };
                 true
             }
-            SegChain::Running(_) => true,
+            SegChain::Stepped(_) | SegChain::Hashed(_) => true,
         }
     }
 
@@ -36,15 +40,15 @@ impl Writer {
         &mut self,
         idx: &Index,
         items: &[Item],
-        plans: &[Plan],
+        plans: &mut [Plan],
     ) -> Result<(), StageError> {
-        for (item, plan) in items.iter().zip(plans) {
-            if !matches!(plan, Plan::New { .. }) {
-                continue;
-            }
-            if let Some(id) = idx.entities.id(item.entity()) {
-                self.entity_prev(idx, id)
-                    .map_err(|e| StageError::Reject(AppendError::ChainRead(e)))?;
+        for (item, plan) in items.iter().zip(plans.iter_mut()) {
+            if let Plan::New { entity, .. } = plan {
+                *entity = idx.entities.id(item.entity());
+                if let Some(id) = *entity {
+                    self.entity_prev(idx, id)
+                        .map_err(|e| StageError::Reject(AppendError::ChainRead(e)))?;
+                }
             }
         }
         Ok(())
@@ -59,20 +63,20 @@ impl Writer {
         item: &Item,
     ) -> Result<[u8; 8], String> {
         let prev = self.entity_prev(idx, entity)?;
+        let version = self.active.as_ref().and_then(|a| a.chain.link_version());
         let content = Content {
             entity: item.entity().as_bytes(),
             scope: item.scope().as_bytes(),
             bypass: item.bypass().map(str::as_bytes),
             payload: item.payload(),
         };
-        let link = chain::link(&prev, e, &content);
+        let version = version.ok_or("an event linked in a segment without a chain")?;
+        let link = chain::link(version, &prev, e, &content);
         if let Some(slot) = self.links.get_mut(entity as usize) {
             *slot = Some(link);
         }
-        if let Some(a) = self.active.as_mut() {
-            if let SegChain::Running(v) = a.chain {
-                a.chain = SegChain::Running(chain::after_event(&v, e.seq, &link));
-            }
+        if let Some(SegChain::Stepped(v)) = self.active.as_mut().map(|a| &mut a.chain) {
+            *v = chain::after_event(v, e.seq, &link);
         }
         Ok(link)
     }
@@ -121,9 +125,16 @@ impl Writer {
         if !self.begin_chain() {
             return None;
         }
-        match self.active.as_ref()?.chain {
-            SegChain::Running(value) => Some(SealChain { value, out: value }),
-            SegChain::Off | SegChain::Starts(_) => None,
-        }
+        // Format 4: the file's bytes up to the seal, the staged ones included.
+        let value = match &self.active.as_ref()?.chain {
+            SegChain::Stepped(value) => *value,
+            SegChain::Hashed(hash) => {
+                let mut hash = (**hash).clone();
+                hash.update(&self.buf);
+                hash.value()
+            }
+            SegChain::Off | SegChain::Starts { .. } => return None,
+        };
+        Some(SealChain { value, out: value })
     }
 }

@@ -102,6 +102,8 @@ impl From<AppendError> for StageError {
 #[derive(Clone, Copy)]
 enum Plan {
     New {
+        /// The entity's dictionary id, if the name is known already.
+        entity: Option<u32>,
         ts: u64,
         cause: Option<u64>,
         correlation: Option<u64>,

@@ -47,10 +47,20 @@ impl Writer {
             let receipt = match *plan {
                 Plan::Duplicate(seq) => self.duplicate_receipt(idx, seq),
                 Plan::New {
+                    entity,
                     ts,
                     cause,
                     correlation,
-                } => self.put_event(idx, item, ts, cause, correlation, Some(i) != last_new)?,
+                } => {
+                    let names = self.define_names(idx, item, entity);
+                    let placed = Placed {
+                        ts,
+                        cause,
+                        correlation,
+                        batch_continues: Some(i) != last_new,
+                    };
+                    self.put_event(idx, item, names, placed)?
+                }
             };
             receipts.push(receipt);
         }
@@ -82,6 +92,7 @@ impl Writer {
                 plans.push(Plan::Duplicate(seq));
                 continue;
             }
+            let entity = None;
             if item.options().expected.is_some() {
                 let actual = staged_entities
                     .iter()
@@ -98,6 +109,7 @@ impl Writer {
             let (cause, correlation) = self.resolve_causal(idx, item)?;
             let ts = self.cfg.now_micros();
             plans.push(Plan::New {
+                entity,
                 ts,
                 cause,
                 correlation,
@@ -166,13 +178,15 @@ impl Writer {
         &mut self,
         idx: &mut Index,
         item: &Item,
-        ts: u64,
-        cause: Option<u64>,
-        correlation: Option<u64>,
-        batch_continues: bool,
+        (entity, scope): (u32, u32),
+        placed: Placed,
     ) -> Result<AppendReceipt, StageError> {
-        let chained = self.begin_chain();
-        let (entity, scope) = self.define_names(idx, item);
+        let Placed {
+            ts,
+            cause,
+            correlation,
+            batch_continues,
+        } = placed;
         let seq = self.next_seq;
         let correlation = correlation.unwrap_or(seq);
         let linked = Linked {
@@ -183,6 +197,7 @@ impl Writer {
             correlation,
             key: item.options().idempotency_key,
         };
+        let chained = self.active.as_ref().is_some_and(|a| a.chain.link_version().is_some());
         let link = match chained {
             true => Some(
                 self.link(idx, entity, &linked, item)
@@ -243,9 +258,16 @@ impl Writer {
         })
     }
 
-    /// Dictionary ids of the item's names, writing a definition frame for each name not
-    /// yet defined in the active segment.
-    pub(super) fn define_names(&mut self, idx: &mut Index, item: &Item) -> (u32, u32) {
+    /// Dictionary ids of the item's names (the entity's is `known` when the plan found it),
+    /// writing a definition frame for each name not yet defined in the active segment. The
+    /// segment's chain-start frame goes first, if it has none yet.
+    pub(super) fn define_names(
+        &mut self,
+        idx: &mut Index,
+        item: &Item,
+        known: Option<u32>,
+    ) -> (u32, u32) {
+        self.begin_chain();
         let (entities, scopes) = match self.active.as_mut() {
             Some(a) => (Some(&mut a.entities), Some(&mut a.scopes)),
             None => (None, None),
@@ -255,10 +277,16 @@ impl Writer {
             &mut idx.entities,
             entities,
             buf,
-            frame::ENTITY_DEF,
-            item.entity(),
+            (frame::ENTITY_DEF, item.entity()),
+            known,
         );
-        let scope = define(&mut idx.scopes, scopes, buf, frame::SCOPE_DEF, item.scope());
+        let scope = define(
+            &mut idx.scopes,
+            scopes,
+            buf,
+            (frame::SCOPE_DEF, item.scope()),
+            None,
+        );
         (entity, scope)
     }
 
@@ -285,6 +313,14 @@ impl Writer {
             deduplicated: true,
         }
     }
+}
+
+/// Where the plan put a new event: its time, causal links and batch flag.
+pub(super) struct Placed {
+    ts: u64,
+    cause: Option<u64>,
+    correlation: Option<u64>,
+    batch_continues: bool,
 }
 
 /// An upper bound of an item's bytes in a segment: its event frame with the widest ids and
@@ -339,10 +375,12 @@ fn define(
     dict: &mut Dict,
     defined: Option<&mut BitSet>,
     buf: &mut Vec<u8>,
-    ty: u8,
-    name: &str,
+    (ty, name): (u8, &str),
+    known: Option<u32>,
 ) -> u32 {
-    let id = dict.id(name).unwrap_or_else(|| dict.intern(name));
+    let id = known
+        .or_else(|| dict.id(name))
+        .unwrap_or_else(|| dict.intern(name));
     if let Some(d) = defined.filter(|d| !d.contains(id)) {
         frame::put_def(buf, ty, id, name.as_bytes());
         d.insert(id);
