@@ -120,6 +120,8 @@ pub struct StoreConfig {
     /// Stack size of the writer thread. Bytes; `None` = the platform default.
     pub writer_stack_size: Option<usize>,
     /// The clock for every timestamp, in microseconds since the epoch; `None` = system time.
+    /// The writer reads it once per group of appends it stages together (one write), so
+    /// events committed in one group share a timestamp.
     pub clock: Option<Clock>,
     /// `fsync` (`SyncAll`) or `fdatasync` (`SyncData`).
     pub sync_mode: SyncMode,

@@ -4,8 +4,8 @@
 //! Format 4 (written by this build):
 //!
 //! ```text
-//! link(e)  = XXH3-64(payload, seed = XXH3-64(prev ‖ seq ‖ ts ‖ kind ‖ cause ‖ correlation ‖
-//!            key ‖ entity name ‖ scope name ‖ bypass reason))
+//! link(e)  = XXH3-64("bpklink4" ‖ prev ‖ seq ‖ ts ‖ kind ‖ cause ‖ correlation ‖ key ‖
+//!            entity name ‖ scope name ‖ bypass reason ‖ payload)
 //!            prev = link of the entity's previous event (or of its latest anchor), zeros for
 //!            its first; every variable-length part is preceded by its length
 //! value(s) = BLAKE3 (derive-key mode, SEGMENT_CONTEXT) over the file's bytes from its first
@@ -43,8 +43,9 @@ use super::header::BYTES_CHAINED_VERSION;
 /// The derive-key context of format 4's segment hash.
 pub const SEGMENT_CONTEXT: &str = "batpak 2026-12 segment chain v4";
 
-/// The XXH3 seed of format 4's event links.
-const LINK_SEED: u64 = 0x6261_7470_616b_0004;
+/// The first bytes of every format 4 link's input (the hash itself is unseeded: a seed
+/// would make XXH3 derive a secret on every call over 240 bytes).
+const LINK_TAG: &[u8; 8] = b"bpklink4";
 
 /// The chain value of the first chained segment of a store (nothing before it is chained).
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -132,37 +133,33 @@ fn fixed_part(prev: &[u8; 8], e: &Linked) -> [u8; 60] {
     fixed
 }
 
-/// Format 4's link: the payload hashed with a seed that is the hash of everything else
-/// (two one-shot XXH3 calls; the prefix is built on the stack when it fits).
+/// Format 4's link: one XXH3-64 call over the tag, the fixed part, the names and the
+/// payload, laid out in a reused per-thread buffer (no allocation or zeroing per event).
 fn link_v4(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
-    use xxhash_rust::xxh3::xxh3_64_with_seed;
-    let fixed = fixed_part(prev, e);
-    let parts = [Some(c.entity), Some(c.scope), c.bypass];
-    let len = fixed.len() + parts.iter().map(|p| 9 + p.map_or(0, <[u8]>::len)).sum::<usize>();
-    let mut stack = [0u8; 512];
-    let mut heap = Vec::new();
-    let prefix: &mut [u8] = match len <= stack.len() {
-        true => &mut stack[..len],
-        false => {
-            heap.resize(len, 0);
-            &mut heap
-        }
-    };
-    prefix[..fixed.len()].copy_from_slice(&fixed);
-    let mut at = fixed.len();
-    for part in parts {
+    thread_local! {
+        static INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    INPUT.with(|input| match input.try_borrow_mut() {
+        Ok(mut buf) => link_v4_in(&mut buf, prev, e, c),
+        Err(_) => link_v4_in(&mut Vec::new(), prev, e, c),
+    })
+}
+
+fn link_v4_in(buf: &mut Vec<u8>, prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
+    buf.clear();
+    buf.extend_from_slice(LINK_TAG);
+    buf.extend_from_slice(&fixed_part(prev, e));
+    for part in [Some(c.entity), Some(c.scope), c.bypass, Some(c.payload)] {
         match part {
-            None => at += 1,
+            None => buf.push(0),
             Some(b) => {
-                prefix[at] = 1;
-                prefix[at + 1..at + 9].copy_from_slice(&(b.len() as u64).to_le_bytes());
-                prefix[at + 9..at + 9 + b.len()].copy_from_slice(b);
-                at += 9 + b.len();
+                buf.push(1);
+                buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                buf.extend_from_slice(b);
             }
         }
     }
-    let seed = xxh3_64_with_seed(&prefix[..at], LINK_SEED);
-    xxh3_64_with_seed(c.payload, seed).to_le_bytes()
+    xxhash_rust::xxh3::xxh3_64(buf).to_le_bytes()
 }
 
 /// Format 3's link.

@@ -139,6 +139,9 @@ pub(crate) struct Writer {
     last_batch: Instant,
     /// The link of each entity's latest event (or anchor), by entity id, once looked up.
     links: Vec<Option<[u8; 8]>>,
+    /// The clock read at the start of the group being staged: events written together
+    /// share it (a clock read per event cost the pipelined path ~10 %).
+    now: u64,
     #[cfg(feature = "testkit")]
     panic_next_write: bool,
 }
@@ -167,6 +170,7 @@ impl Writer {
             single: Vec::with_capacity(1),
             last_batch: Instant::now(),
             links: Vec::new(),
+            now: 0,
             #[cfg(feature = "testkit")]
             panic_next_write: false,
         }
@@ -333,6 +337,7 @@ impl Writer {
     fn stage_all(&mut self, cmds: &mut Vec<Command>) -> Result<(), String> {
         let shared = self.shared.clone();
         let mut idx = shared.index_mut();
+        self.now = self.cfg.now_micros();
         for cmd in cmds.drain(..) {
             if self.shutdown.is_some() || !self.admit(&cmd) {
                 self.rejected += 1;

@@ -107,7 +107,7 @@ impl Writer {
                 check_expected(item.entity(), item.options().expected, actual)?;
             }
             let (cause, correlation) = self.resolve_causal(idx, item)?;
-            let ts = self.cfg.now_micros();
+            let ts = self.now;
             plans.push(Plan::New {
                 entity,
                 ts,
