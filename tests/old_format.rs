@@ -21,9 +21,9 @@ use batpak::prelude::*;
 use common::*;
 use serde::{Deserialize, Serialize};
 
-/// The older formats whose fixtures are committed: version 1 (the first) and version 2
-/// (before the hash chain).
-const FORMATS: [u16; 2] = [1, 2];
+/// The older formats whose fixtures are committed: version 1 (the first), version 2
+/// (before the hash chain) and version 3 (the chain of BLAKE3 links and steps).
+const FORMATS: [u16; 3] = [1, 2, 3];
 /// Events in each fixture.
 const FIXTURE_EVENTS: usize = 300;
 /// Events appended by the tests on top of a fixture's.
@@ -203,6 +203,11 @@ fn every_fixture() -> Vec<String> {
 
 /// The format version in the header of the store's first segment (bytes 8..10).
 fn header_version(dir: &Path) -> Res<u16> {
+    Ok(*header_versions(dir)?.first().ok_or("no segment")?)
+}
+
+/// The format version in the header of every segment, in segment order.
+fn header_versions(dir: &Path) -> Res<Vec<u16>> {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -211,8 +216,47 @@ fn header_version(dir: &Path) -> Res<u16> {
         })
         .collect();
     segs.sort();
-    let bytes = std::fs::read(segs.first().ok_or("no segment")?)?;
-    Ok(u16::from_le_bytes([bytes[8], bytes[9]]))
+    segs.iter()
+        .map(|p| {
+            let bytes = std::fs::read(p)?;
+            match bytes.get(8..10) {
+                Some(v) => Ok(u16::from_le_bytes([v[0], v[1]])),
+                None => Err(format!("{} has no header", p.display()).into()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_format_3_store_keeps_its_chain_across_the_roll_into_this_builds_format() -> TestResult {
+    for name in ["format-v3", "format-v3-crashed"] {
+        let (_tmp, dir) = copy_of(name)?;
+        let before = header_versions(&dir)?;
+        let store = Store::open(config(&dir))?;
+        let mut ids = check(&store, FIXTURE_EVENTS)?;
+        // Enough events to fill the active format-3 segment and roll more than once.
+        let more = FIXTURE_EVENTS..FIXTURE_EVENTS + 3 * MORE_EVENTS;
+        write(&store, more.clone(), &mut ids)?;
+        store.close()?;
+        drop(store);
+        let after = header_versions(&dir)?;
+        assert!(before.iter().all(|v| *v == 3), "{name}: {before:?}");
+        assert_eq!(
+            after[..before.len()],
+            before[..],
+            "{name}: old segments keep format 3"
+        );
+        assert_eq!(
+            after.last(),
+            Some(&4),
+            "{name}: new segments are format 4: {after:?}"
+        );
+        let (code, out) = verify_exit(&dir)?;
+        assert_eq!(code, Some(0), "verify of {name} across formats: {out}");
+        let store = Store::open_read_only(&dir)?;
+        check(&store, more.end)?;
+    }
+    Ok(())
 }
 
 #[test]

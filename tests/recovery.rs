@@ -223,8 +223,8 @@ fn a_segment_of_a_newer_format_version_is_refused_with_a_clear_error() -> TestRe
         matches!(
             err,
             OpenError::UnsupportedVersion {
-                found: 4,
-                supported: 3,
+                found: 5,
+                supported: 4,
                 ..
             }
         ),

@@ -165,7 +165,8 @@ fn link_v4_in(buf: &mut Vec<u8>, prev: &[u8; 8], e: &Linked, c: &Content<'_>) ->
 /// Format 3's link.
 fn link_v3(prev: &[u8; 8], e: &Linked, c: &Content<'_>) -> [u8; 8] {
     let mut h = blake3::Hasher::new();
-    h.update(b"batpak event link v3").update(&fixed_part(prev, e));
+    h.update(b"batpak event link v3")
+        .update(&fixed_part(prev, e));
     put_opt(&mut h, Some(c.entity));
     put_opt(&mut h, Some(c.scope));
     put_opt(&mut h, c.bypass);
@@ -316,7 +317,11 @@ mod tests {
             assert_ne!(base, link(&[0; 8], &linked(5), &bypassed));
         }
         let e = (&[0; 8], &linked(5), &content(b"abc"));
-        assert_ne!(link(3, e.0, e.1, e.2), link(4, e.0, e.1, e.2), "each format has its hash");
+        assert_ne!(
+            link(3, e.0, e.1, e.2),
+            link(4, e.0, e.1, e.2),
+            "each format has its hash"
+        );
     }
 
     #[test]

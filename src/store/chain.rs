@@ -73,7 +73,10 @@ impl SegChain {
         match self {
             Self::Off => None,
             Self::Stepped(_) | Self::Starts { header: None, .. } => Some(CHAINED_VERSION),
-            Self::Hashed(_) | Self::Starts { header: Some(_), .. } => Some(BYTES_CHAINED_VERSION),
+            Self::Hashed(_)
+            | Self::Starts {
+                header: Some(_), ..
+            } => Some(BYTES_CHAINED_VERSION),
         }
     }
 }

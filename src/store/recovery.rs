@@ -502,8 +502,8 @@ fn open_segment(
             ctx, index, report, no, &scan, offset, reason, defined, seg_chain,
         );
     }
-    let active_chain = (is_last && !scan.sealed)
-        .then(|| seg_chain(scan.commit, fold.map(|f| f.current())));
+    let active_chain =
+        (is_last && !scan.sealed).then(|| seg_chain(scan.commit, fold.map(|f| f.current())));
     drop(view);
     if is_last && scan.commit < file_len {
         cut_torn_tail(ctx, report, &path, &scan, file_len)?;

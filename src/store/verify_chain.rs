@@ -39,7 +39,7 @@ pub(crate) struct ChainCheck {
 /// bytes (hashed up to `upto` so far).
 enum Value {
     Steps(Fold),
-    Bytes { hash: SegmentHash, upto: usize },
+    Bytes { hash: Box<SegmentHash>, upto: usize },
 }
 
 /// One segment's walk.
@@ -79,7 +79,7 @@ impl ChainCheck {
     ) -> SegmentWalk<'a> {
         let value = match version >= BYTES_CHAINED_VERSION {
             true => Value::Bytes {
-                hash: SegmentHash::default(),
+                hash: Box::default(),
                 upto: 0,
             },
             false => Value::Steps(Fold::new(no, base)),
@@ -242,7 +242,9 @@ impl SegmentWalk<'_> {
         }
         let value = match &self.value {
             Value::Steps(fold) => fold.current(),
-            Value::Bytes { .. } => self.bytes_value(seal_off.unwrap_or(commit)).unwrap_or(GENESIS),
+            Value::Bytes { .. } => self
+                .bytes_value(seal_off.unwrap_or(commit))
+                .unwrap_or(GENESIS),
         };
         if self.check.expect.is_some() && !self.check.expect_found {
             self.check.note_value(&value);

@@ -143,8 +143,8 @@ fn an_untouched_store_verifies_clean_with_the_link_of_every_event_checked() -> T
 }
 
 #[test]
-fn an_edited_payload_byte_with_its_checksum_fixed_is_a_broken_link_naming_the_event() -> TestResult
-{
+fn an_edited_payload_byte_with_its_checksum_fixed_is_a_broken_link_naming_the_event_and_its_files_seal(
+) -> TestResult {
     let tmp = tempfile::tempdir()?;
     let (name, path) = store_with_middle(tmp.path())?;
     let mut bytes = std::fs::read(&path)?;
@@ -159,7 +159,17 @@ fn an_edited_payload_byte_with_its_checksum_fixed_is_a_broken_link_naming_the_ev
         &name,
         &format!("broken link at event {}", n + 1),
     )?;
-    assert_eq!(problems(&out).len(), 1, "one edit, one problem: {out}");
+    // The link locates the edit; the segment's byte hash (format 4) breaks at its seal.
+    let found = problems(&out);
+    assert_eq!(
+        found.len(),
+        2,
+        "one edit, its link and its file's seal: {out}"
+    );
+    assert!(
+        found[1].contains(&name) && found[1].contains("the seal records"),
+        "{out}"
+    );
     // The open checks checksums and continuity, not links: it still opens.
     let store = Store::open_read_only(tmp.path())?;
     assert!(store.stats().events > n);

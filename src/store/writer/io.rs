@@ -104,7 +104,11 @@ impl Writer {
             )
         })?;
         a.len += self.buf.len() as u64;
-        if let SegChain::Hashed(h) | SegChain::Starts { header: Some(h), .. } = &mut a.chain {
+        if let SegChain::Hashed(h)
+        | SegChain::Starts {
+            header: Some(h), ..
+        } = &mut a.chain
+        {
             h.update(&self.buf);
         }
         let stats = &self.shared.stats;

@@ -197,7 +197,10 @@ impl Writer {
             correlation,
             key: item.options().idempotency_key,
         };
-        let chained = self.active.as_ref().is_some_and(|a| a.chain.link_version().is_some());
+        let chained = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.chain.link_version().is_some());
         let link = match chained {
             true => Some(
                 self.link(idx, entity, &linked, item)
