@@ -83,12 +83,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run two presets on fresh subdirectories and print them side by side with ratios.
+    /// Run two presets on the same workload in fresh subdirectories and say, figure by
+    /// figure, which is better.
     Compare {
         /// The first preset.
         a: String,
         /// The second preset.
         b: String,
+        /// The preset whose [workload] both run (default: the first).
+        #[arg(long)]
+        workload: Option<String>,
         /// How long each runs.
         #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
         duration: std::time::Duration,
@@ -320,11 +324,12 @@ fn main() -> ExitCode {
         Command::Compare {
             a,
             b,
+            workload,
             duration,
             dir,
             keep,
             json,
-        } => bench::compare(&a, &b, duration, &dir, keep, json),
+        } => bench::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {
