@@ -497,7 +497,7 @@ pub fn compare(
     }
     println!(
         "both ran the [workload] of {from} for {} each; differences under {} are called about the same",
-        units::micros(duration.as_micros() as u64),
+        units::duration(duration),
         units::percent(SAME)
     );
     print_compared(&sides, &figures);

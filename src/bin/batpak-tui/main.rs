@@ -251,17 +251,17 @@ fn verify(dir: &std::path::Path, json: bool) -> ExitCode {
             format!("{} problems", report.problems.len())
         };
         let removed = if report.removed > 0 {
-            format!(" ({} removed by compaction)", report.removed)
+            format!(" ({} removed by compaction)", units::count(report.removed))
         } else {
             String::new()
         };
         println!(
-            "{}: {} events{removed} in {} segments and {} cached projections checked in {:.1} ms: {verdict}",
+            "{}: {} events{removed} in {} segments and {} cached projections checked in {}: {verdict}",
             dir.display(),
-            report.events,
-            report.segments,
-            report.cache_values,
-            report.elapsed.as_secs_f64() * 1000.0
+            units::count(report.events),
+            units::count(report.segments as u64),
+            units::count(report.cache_values),
+            units::duration(report.elapsed)
         );
     }
     if report.is_clean() {

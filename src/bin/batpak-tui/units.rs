@@ -85,6 +85,11 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+/// A duration as µs, ms or s, like a latency: `412 µs`, `3.1 ms`, `2.50 s`.
+pub fn duration(d: std::time::Duration) -> String {
+    micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A fraction as per cent: `0.123` → `12.3 %`.
 pub fn percent(fraction: f64) -> String {
     format!("{:.1} %", fraction * 100.0)
@@ -126,6 +131,7 @@ mod tests {
         assert_eq!(micros(850), "850 µs");
         assert_eq!(micros(1_500), "1.5 ms");
         assert_eq!(micros(2_500_000), "2.50 s");
+        assert_eq!(duration(std::time::Duration::from_micros(3_140)), "3.1 ms");
         assert_eq!(percent(0.123), "12.3 %");
         assert_eq!(times(6.61), "6.6x");
         assert_eq!(times(14.2), "14x");

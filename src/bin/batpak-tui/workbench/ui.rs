@@ -218,10 +218,10 @@ fn confirm_switch(f: &mut Frame<'_>, area: Rect, chosen: &PresetSource, app: &Ap
     let th = &cx.theme;
     let text = vec![
         Line::from(format!(
-            "Switching to {} reopens the store with its values and drops {}.",
+            "Switching to {} reopens the store with its values",
             clean(&chosen.value, 40),
-            describe(&app.config.edits())
         )),
+        Line::from(format!("and drops {}.", describe(&app.config.edits()))),
         Line::from(""),
         Line::from(Span::styled(
             "Enter switches   Esc keeps the edits (then e exports them)",

@@ -37,8 +37,11 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let inner = framed(f, area, title, th);
     let defaults = StoreSection::default();
     let texts = row_texts(c, &defaults);
-    let shown = columns(widest(&texts), inner.width as usize);
-    let hidden = shown.iter().any(|w| w.is_none());
+    let wide = widest(&texts);
+    let shown = columns(wide, inner.width as usize);
+    // Columns with something to say that do not fit.
+    let left_out: [bool; 5] = std::array::from_fn(|i| shown[i].is_none() && wide[i] > 0);
+    let hidden = left_out.contains(&true);
     let [table, foot] = Layout::vertical([
         Constraint::Min(3),
         Constraint::Length(if hidden { 3 } else { 2 }),
@@ -57,7 +60,7 @@ pub fn config(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let mut lines = vec![prompt_line(c, cx)];
     if hidden {
         lines.push(Line::from(Span::styled(
-            selected_line(c, &defaults),
+            selected_line(c, &defaults, &left_out, inner.width as usize),
             th.dim(),
         )));
     }
@@ -229,18 +232,37 @@ fn tail(path: &str, width: usize) -> String {
     format!("...{end}")
 }
 
-/// The selected field's default, preset value and when it applies, for narrow terminals
-/// where those columns do not fit.
-fn selected_line(c: &ConfigState, defaults: &StoreSection) -> String {
+/// What the left-out columns say for the selected field (its default, the preset's
+/// value, when a change applies), for terminals too narrow for those columns; the field's
+/// name leads where the line has room for it.
+fn selected_line(
+    c: &ConfigState,
+    defaults: &StoreSection,
+    left_out: &[bool; 5],
+    width: usize,
+) -> String {
     let f = c.field();
-    format!(
-        "{}: default {}, preset {} {}, applies {}",
-        f.path,
-        f.shown(defaults),
-        clean(&c.base_name, 24),
-        f.shown(&c.base.store),
-        applies(f.applies)
-    )
+    let mut parts = Vec::new();
+    if left_out[2] {
+        parts.push(format!("default {}", f.shown(defaults)));
+    }
+    if left_out[4] {
+        parts.push(format!(
+            "preset {}: {}",
+            clean(&c.base_name, 24),
+            f.shown(&c.base.store)
+        ));
+    }
+    if left_out[3] {
+        parts.push(format!("applies {}", applies(f.applies)));
+    }
+    let said = parts.join(", ");
+    let named = format!("{}: {said}", f.path);
+    if named.chars().count() <= width {
+        named
+    } else {
+        said
+    }
 }
 
 /// The selected field's unapplied change, if it has one.
