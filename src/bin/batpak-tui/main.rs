@@ -83,12 +83,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run two presets on fresh subdirectories and print them side by side with ratios.
+    /// Run two presets on the same workload in fresh subdirectories and say, figure by
+    /// figure, which is better.
     Compare {
         /// The first preset.
         a: String,
         /// The second preset.
         b: String,
+        /// The preset whose [workload] both run (default: the first).
+        #[arg(long)]
+        workload: Option<String>,
         /// How long each runs.
         #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
         duration: std::time::Duration,
@@ -263,17 +267,17 @@ fn verify(dir: &std::path::Path, expect_head: Option<&str>, json: bool) -> ExitC
             format!("{} problems", report.problems.len())
         };
         let removed = if report.removed > 0 {
-            format!(" ({} removed by compaction)", report.removed)
+            format!(" ({} removed by compaction)", units::count(report.removed))
         } else {
             String::new()
         };
         println!(
-            "{}: {} events{removed} in {} segments and {} cached projections checked in {:.1} ms: {verdict}",
+            "{}: {} events{removed} in {} segments and {} cached projections checked in {}: {verdict}",
             dir.display(),
-            report.events,
-            report.segments,
-            report.cache_values,
-            report.elapsed.as_secs_f64() * 1000.0
+            units::count(report.events),
+            units::count(report.segments as u64),
+            units::count(report.cache_values),
+            units::duration(report.elapsed)
         );
         if let Some(head) = &report.chain_head {
             println!(
@@ -355,11 +359,12 @@ fn main() -> ExitCode {
         Command::Compare {
             a,
             b,
+            workload,
             duration,
             dir,
             keep,
             json,
-        } => bench::compare(&a, &b, duration, &dir, keep, json),
+        } => bench::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {
