@@ -15,13 +15,13 @@ use crate::gate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadMix {
-    /// `get` of a recent event.
+    /// `get` of a recent event (one of the newest `workload::READ_WINDOW`).
     pub get: u32,
-    /// `query` of an entity's stream.
+    /// Range query of the newest events (`workload::QUERY_WINDOW`).
     pub query: u32,
     /// causal walk from a recent event.
     pub walk: u32,
-    /// projection of an entity.
+    /// projection of an entity, from the cache (`Freshness::AnyCached`).
     pub project: u32,
 }
 

@@ -25,7 +25,7 @@ use crate::preset::{GateSpec, WorkloadSpec};
 use crate::store::Store;
 
 pub use disk::{available_bytes, is_workload_dir, mark_dir, wipe, WipeError, MARK_FILE};
-pub use threads::{data_len_for, Rng, READ_WINDOW};
+pub use threads::{data_len_for, Rng, QUERY_WINDOW, READ_WINDOW};
 
 /// Kind of the proposals built to be denied (no cause, where `[gates]` requires one).
 pub const DENIED_KIND: crate::EventKind = crate::EventKind::new(9, 9);

@@ -197,45 +197,76 @@ fn bin_of(len: u64) -> (u64, u64) {
     (lo, lo + width - 1)
 }
 
+/// The events of one wall-clock second.
+#[derive(Debug, Clone, Copy)]
+struct Second {
+    /// The second (since the epoch).
+    at: u64,
+    events: u64,
+    first_us: u64,
+    last_us: u64,
+}
+
 /// Accumulates per-second counts and sessions.
 #[derive(Default)]
 struct Seconds {
-    /// Second → (events, first µs, last µs).
-    per: BTreeMap<u64, (u64, u64, u64)>,
+    per: BTreeMap<u64, Second>,
+}
+
+/// A session's share of the rate: events after its first, its span, and the counts of its
+/// whole seconds (the first and last are partial and left out when it has 3 or more).
+fn session_figures(s: &[Second]) -> (u64, u64, Vec<u64>) {
+    let (Some(first), Some(last)) = (s.first(), s.last()) else {
+        return (0, 0, Vec::new());
+    };
+    let n: u64 = s.iter().map(|x| x.events).sum();
+    let by_sec: HashMap<u64, u64> = s.iter().map(|x| (x.at, x.events)).collect();
+    let (a, b) = (first.at, last.at);
+    let whole = if b - a >= 2 { a + 1..=b - 1 } else { a..=b };
+    let counts = whole
+        .map(|sec| by_sec.get(&sec).copied().unwrap_or(0))
+        .collect();
+    (n - 1, last.last_us - first.first_us, counts)
 }
 
 impl Seconds {
     fn add(&mut self, ts: u64) {
-        let e = self.per.entry(ts / 1_000_000).or_insert((0, ts, ts));
-        e.0 += 1;
-        e.1 = e.1.min(ts);
-        e.2 = e.2.max(ts);
+        let at = ts / 1_000_000;
+        let e = self.per.entry(at).or_insert(Second {
+            at,
+            events: 0,
+            first_us: ts,
+            last_us: ts,
+        });
+        e.events += 1;
+        e.first_us = e.first_us.min(ts);
+        e.last_us = e.last_us.max(ts);
+    }
+
+    /// Runs of seconds without a gap over [`IDLE_GAP_S`].
+    fn sessions(&self) -> Vec<Vec<Second>> {
+        let mut sessions: Vec<Vec<Second>> = Vec::new();
+        let mut prev: Option<u64> = None;
+        for s in self.per.values() {
+            match (prev, sessions.last_mut()) {
+                (Some(p), Some(run)) if s.at - p <= IDLE_GAP_S => run.push(*s),
+                _ => sessions.push(vec![*s]),
+            }
+            prev = Some(s.at);
+        }
+        sessions
     }
 
     /// The rate figures and the per-second counts of the whole seconds.
     fn rate(&self) -> (RateProfile, Vec<u64>) {
-        let mut sessions: Vec<Vec<(u64, (u64, u64, u64))>> = Vec::new();
-        let mut prev: Option<u64> = None;
-        for (&sec, &v) in &self.per {
-            match (prev, sessions.last_mut()) {
-                (Some(p), Some(s)) if sec - p <= IDLE_GAP_S => s.push((sec, v)),
-                _ => sessions.push(vec![(sec, v)]),
-            }
-            prev = Some(sec);
-        }
+        let sessions = self.sessions();
         let (mut events_after_first, mut span_us) = (0u64, 0u64);
         let mut counts = Vec::new();
         for s in &sessions {
-            let (Some(first), Some(last)) = (s.first(), s.last()) else {
-                continue;
-            };
-            let n: u64 = s.iter().map(|(_, v)| v.0).sum();
-            events_after_first += n - 1;
-            span_us += last.1 .2 - first.1 .1;
-            let by_sec: HashMap<u64, u64> = s.iter().map(|(sec, v)| (*sec, v.0)).collect();
-            let (a, b) = (first.0, last.0);
-            let whole = if b - a >= 2 { a + 1..=b - 1 } else { a..=b };
-            counts.extend(whole.map(|sec| by_sec.get(&sec).copied().unwrap_or(0)));
+            let (n, span, c) = session_figures(s);
+            events_after_first += n;
+            span_us += span;
+            counts.extend(c);
         }
         let mut sorted = counts.clone();
         sorted.sort_unstable();
@@ -291,127 +322,194 @@ fn rate_steps(counts: &[u64], seed: u64) -> Vec<u64> {
     steps
 }
 
+/// One bin of the payload histogram as it fills: events, shortest and longest length.
+#[derive(Debug, Clone, Copy)]
+struct Bin {
+    events: u64,
+    min: u64,
+    max: u64,
+}
+
+/// What a pass over the log counts.
+struct Tally {
+    entities: HashMap<String, u64>,
+    scopes: HashMap<String, u64>,
+    kinds: HashMap<EventKind, u64>,
+    bins: BTreeMap<u64, Bin>,
+    sizes: hdrhistogram::Histogram<u64>,
+    seconds: Seconds,
+    events: u64,
+    system: u64,
+    caused: u64,
+    correlated: u64,
+    first_ts: u64,
+    last_ts: u64,
+    payload_sum: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            entities: HashMap::new(),
+            scopes: HashMap::new(),
+            kinds: HashMap::new(),
+            bins: BTreeMap::new(),
+            sizes: super::histogram(),
+            seconds: Seconds::default(),
+            events: 0,
+            system: 0,
+            caused: 0,
+            correlated: 0,
+            first_ts: u64::MAX,
+            last_ts: 0,
+            payload_sum: 0,
+        }
+    }
+
+    /// Counts one event (the store's own apart).
+    fn add(&mut self, e: crate::event::Event) {
+        if e.kind.is_system() {
+            self.system += 1;
+            return;
+        }
+        self.events += 1;
+        let ts = e.timestamp_us;
+        (self.first_ts, self.last_ts) = (self.first_ts.min(ts), self.last_ts.max(ts));
+        self.seconds.add(ts);
+        *self.entities.entry(e.coordinate.entity).or_default() += 1;
+        *self.scopes.entry(e.coordinate.scope).or_default() += 1;
+        *self.kinds.entry(e.kind).or_default() += 1;
+        self.caused += u64::from(e.causation.is_some());
+        self.correlated += u64::from(e.correlation != e.id);
+        let len = e.payload.len() as u64;
+        self.payload_sum += len;
+        let _ = self.sizes.record(len.max(1));
+        let (lo, _) = bin_of(len);
+        let b = self.bins.entry(lo).or_insert(Bin {
+            events: 0,
+            min: len,
+            max: len,
+        });
+        (b.events, b.min, b.max) = (b.events + 1, b.min.min(len), b.max.max(len));
+    }
+
+    /// The payload figures and histogram.
+    fn payload(&self) -> PayloadProfile {
+        let total = self.events.max(1) as f64;
+        let histogram = self
+            .bins
+            .values()
+            .map(|b| PayloadBin {
+                min_bytes: u32::try_from(b.min).unwrap_or(u32::MAX),
+                max_bytes: u32::try_from(b.max).unwrap_or(u32::MAX),
+                share: round6(b.events as f64 / total),
+            })
+            .collect();
+        PayloadProfile {
+            min_bytes: self.bins.values().map(|b| b.min).min().unwrap_or(0),
+            mean_bytes: self.payload_sum as f64 / total,
+            p50_bytes: self.sizes.value_at_quantile(0.5),
+            p90_bytes: self.sizes.value_at_quantile(0.9),
+            p99_bytes: self.sizes.value_at_quantile(0.99),
+            max_bytes: self.bins.values().map(|b| b.max).max().unwrap_or(0),
+            histogram,
+        }
+    }
+
+    /// The [`MAX_KINDS`] most frequent kinds with their shares, most frequent first.
+    fn kinds(&self) -> Vec<KindShare> {
+        let total = self.events.max(1) as f64;
+        let mut list: Vec<(EventKind, u64)> = self.kinds.iter().map(|(k, n)| (*k, *n)).collect();
+        list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        list.truncate(MAX_KINDS);
+        list.iter()
+            .map(|(k, n)| KindShare {
+                category: k.category(),
+                code: k.code(),
+                share: round6(*n as f64 / total),
+            })
+            .collect()
+    }
+
+    /// Events per entity and the fitted skew.
+    fn entities(&self) -> EntityProfile {
+        let per_entity: Vec<u64> = self.entities.values().copied().collect();
+        let busiest = per_entity.iter().copied().max().unwrap_or(0);
+        let total = self.events.max(1) as f64;
+        EntityProfile {
+            count: per_entity.len() as u64,
+            skew: zipf::fit(&per_entity),
+            busiest_share: round6(busiest as f64 / total),
+            mean_events: total / per_entity.len().max(1) as f64,
+        }
+    }
+
+    fn finish(self, dir: PathBuf, since_us: Option<u64>) -> Profile {
+        let total = self.events.max(1) as f64;
+        let (rate, counts) = self.seconds.rate();
+        let payload = self.payload();
+        let kinds = self.kinds();
+        let entities = self.entities();
+        let causation_share = round6(self.caused as f64 / total);
+        let correlation_share = round6(self.correlated as f64 / total);
+        let defaults = WorkloadSpec::default();
+        let workload = WorkloadSpec {
+            entities: u32::try_from(entities.count).unwrap_or(u32::MAX),
+            entity_skew: round6(entities.skew.s),
+            scopes: u32::try_from(self.scopes.len()).unwrap_or(u32::MAX),
+            causation_share,
+            correlation_share: Some(correlation_share),
+            payload_min_bytes: u32::try_from(payload.min_bytes).unwrap_or(u32::MAX),
+            payload_max_bytes: u32::try_from(payload.max_bytes).unwrap_or(u32::MAX),
+            payload_sizes: payload.histogram.clone(),
+            kinds: kinds.clone(),
+            target_rate: rate.mean_per_s.round() as u64,
+            rate_steps: rate_steps(&counts, defaults.seed),
+            ..defaults
+        };
+        Profile {
+            dir,
+            events: self.events,
+            system_events: self.system,
+            since_us,
+            first_timestamp_us: self.first_ts,
+            last_timestamp_us: self.last_ts,
+            rate,
+            entities,
+            scopes: self.scopes.len() as u64,
+            payload,
+            kinds,
+            causation_share,
+            correlation_share,
+            not_recorded: NOT_RECORDED.into_iter().collect(),
+            workload,
+        }
+    }
+}
+
 /// Profiles `store`; with `since_us`, only events with a timestamp at or after it.
 pub fn profile_store(store: &Store, since_us: Option<u64>) -> Result<Profile, ProfileError> {
     let dir = store.dir().to_path_buf();
-    let mut entities: HashMap<String, u64> = HashMap::new();
-    let mut scopes: HashMap<String, u64> = HashMap::new();
-    let mut kinds: HashMap<EventKind, u64> = HashMap::new();
-    let mut bins: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    let mut sizes = super::histogram();
-    let mut seconds = Seconds::default();
-    let (mut events, mut system, mut caused, mut correlated) = (0u64, 0u64, 0u64, 0u64);
-    let (mut first_ts, mut last_ts, mut payload_sum) = (u64::MAX, 0u64, 0u64);
+    let mut tally = Tally::new();
     for e in store.query_iter(&Region::all()) {
         let e = e.map_err(|source| ProfileError::Read {
             dir: dir.clone(),
             source,
         })?;
-        if since_us.is_some_and(|s| e.timestamp_us < s) {
-            continue;
+        if since_us.is_none_or(|s| e.timestamp_us >= s) {
+            tally.add(e);
         }
-        if e.kind.is_system() {
-            system += 1;
-            continue;
-        }
-        events += 1;
-        let ts = e.timestamp_us;
-        (first_ts, last_ts) = (first_ts.min(ts), last_ts.max(ts));
-        seconds.add(ts);
-        *entities.entry(e.coordinate.entity).or_default() += 1;
-        *scopes.entry(e.coordinate.scope).or_default() += 1;
-        *kinds.entry(e.kind).or_default() += 1;
-        caused += u64::from(e.causation.is_some());
-        correlated += u64::from(e.correlation != e.id);
-        let len = e.payload.len() as u64;
-        payload_sum += len;
-        let _ = sizes.record(len.max(1));
-        let (lo, _) = bin_of(len);
-        let b = bins.entry(lo).or_insert((0, len, len));
-        (b.0, b.1, b.2) = (b.0 + 1, b.1.min(len), b.2.max(len));
     }
-    if events == 0 {
+    if tally.events == 0 {
         let why = match since_us {
             Some(s) => format!(
-                "no events at or after {} µs since the epoch (the --since window) to profile",
-                s
+                "no events at or after {s} µs since the epoch (the --since window) to profile"
             ),
             None => "the store holds no events to profile".to_string(),
         };
         return Err(ProfileError::Empty { dir, why });
     }
-    let (rate, counts) = seconds.rate();
-    let per_entity: Vec<u64> = entities.values().copied().collect();
-    let skew = zipf::fit(&per_entity);
-    let busiest = per_entity.iter().copied().max().unwrap_or(0);
-    let total = events as f64;
-    let histogram: Vec<PayloadBin> = bins
-        .values()
-        .map(|&(n, lo, hi)| PayloadBin {
-            min_bytes: u32::try_from(lo).unwrap_or(u32::MAX),
-            max_bytes: u32::try_from(hi).unwrap_or(u32::MAX),
-            share: round6(n as f64 / total),
-        })
-        .collect();
-    let mut kind_list: Vec<(EventKind, u64)> = kinds.into_iter().collect();
-    kind_list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    kind_list.truncate(MAX_KINDS);
-    let kinds: Vec<KindShare> = kind_list
-        .iter()
-        .map(|(k, n)| KindShare {
-            category: k.category(),
-            code: k.code(),
-            share: round6(*n as f64 / total),
-        })
-        .collect();
-    let payload = PayloadProfile {
-        min_bytes: bins.values().map(|b| b.1).min().unwrap_or(0),
-        mean_bytes: payload_sum as f64 / total,
-        p50_bytes: sizes.value_at_quantile(0.5),
-        p90_bytes: sizes.value_at_quantile(0.9),
-        p99_bytes: sizes.value_at_quantile(0.99),
-        max_bytes: bins.values().map(|b| b.2).max().unwrap_or(0),
-        histogram,
-    };
-    let defaults = WorkloadSpec::default();
-    let causation_share = round6(caused as f64 / total);
-    let correlation_share = round6(correlated as f64 / total);
-    let workload = WorkloadSpec {
-        entities: u32::try_from(entities.len()).unwrap_or(u32::MAX),
-        entity_skew: round6(skew.s),
-        scopes: u32::try_from(scopes.len()).unwrap_or(u32::MAX),
-        causation_share,
-        correlation_share: Some(correlation_share),
-        payload_min_bytes: u32::try_from(payload.min_bytes).unwrap_or(u32::MAX),
-        payload_max_bytes: u32::try_from(payload.max_bytes).unwrap_or(u32::MAX),
-        payload_sizes: payload.histogram.clone(),
-        kinds: kinds.clone(),
-        target_rate: rate.mean_per_s.round() as u64,
-        rate_steps: rate_steps(&counts, defaults.seed),
-        ..defaults
-    };
-    Ok(Profile {
-        dir,
-        events,
-        system_events: system,
-        since_us,
-        first_timestamp_us: first_ts,
-        last_timestamp_us: last_ts,
-        rate,
-        entities: EntityProfile {
-            count: entities.len() as u64,
-            skew,
-            busiest_share: round6(busiest as f64 / total),
-            mean_events: total / entities.len().max(1) as f64,
-        },
-        scopes: scopes.len() as u64,
-        payload,
-        kinds,
-        causation_share,
-        correlation_share,
-        not_recorded: NOT_RECORDED.into_iter().collect(),
-        workload,
-    })
+    Ok(tally.finish(dir, since_us))
 }
 
 impl Profile {
