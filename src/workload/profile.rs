@@ -585,8 +585,9 @@ mod tests {
         assert_eq!(bin_of(0), (0, 0));
         assert_eq!(bin_of(7), (7, 7));
         assert_eq!(bin_of(8), (8, 9));
-        assert_eq!(bin_of(72), (72, 79));
-        assert_eq!(bin_of(79), (72, 79));
+        assert_eq!(bin_of(72), (64, 79));
+        assert_eq!(bin_of(79), (64, 79));
+        assert_eq!(bin_of(80), (80, 95));
         assert_eq!(bin_of(1000), (896, 1023));
     }
 
