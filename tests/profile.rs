@@ -137,6 +137,42 @@ fn a_store_written_with_known_rate_skew_and_sizes_profiles_back_to_them_within_t
 }
 
 #[test]
+fn a_bursty_store_profiles_to_its_mean_rate_and_its_one_second_burst() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("bursty");
+    // Three quiet seconds and a burst, twice: mean 2,000 events/s, the 1 s burst 5,000.
+    ok_json(&[
+        "bench",
+        path(&store),
+        "--duration",
+        "8s",
+        "--json",
+        "--set",
+        "workload.rate_steps=[1000, 1000, 1000, 5000]",
+        "--set",
+        "workload.min_free_disk=0",
+    ])?;
+    let p = ok_json(&["profile", path(&store), "--json"])?;
+    within_ok("mean rate", f(&p, "rate.mean_per_s")?, 2000.0, 0.10)?;
+    within_ok(
+        "per-second p50",
+        f(&p, "rate.per_second_p50")?,
+        1000.0,
+        0.10,
+    )?;
+    within_ok("1 s burst p99", f(&p, "rate.per_second_p99")?, 5000.0, 0.10)?;
+    let steps = p["workload"]["rate_steps"]
+        .as_array()
+        .ok_or("no rate_steps")?;
+    let bursts = steps
+        .iter()
+        .filter(|s| s.as_f64().is_some_and(|r| r > 4500.0))
+        .count();
+    assert_eq!(bursts, 2, "two bursts in {steps:?}");
+    Ok(())
+}
+
+#[test]
 fn the_toml_profile_is_a_preset_whose_workload_a_bench_replays_to_the_same_profile() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (original, replay) = (dir.path().join("original"), dir.path().join("replay"));

@@ -86,8 +86,8 @@ pub struct RateProfile {
     /// Events per second over the sessions: events after each session's first, over the
     /// sessions' spans (first to last timestamp), summed.
     pub mean_per_s: f64,
-    /// Percentiles of the events counted in each whole wall-clock second of a session
-    /// (a session's first and last second are partial and left out when it has 3 or more).
+    /// Percentiles of the events counted in each whole second of a session, seconds
+    /// counted from the session's first event (its last second, partial, left out).
     pub per_second_p50: u64,
     /// The 1 s burst: 99th percentile of the per-second counts.
     pub per_second_p99: u64,
@@ -197,77 +197,82 @@ fn bin_of(len: u64) -> (u64, u64) {
     (lo, lo + width - 1)
 }
 
-/// The events of one wall-clock second.
-#[derive(Debug, Clone, Copy)]
-struct Second {
-    /// The second (since the epoch).
-    at: u64,
-    events: u64,
+/// A run of events without a gap over [`IDLE_GAP_S`], counted per second from its first
+/// event (so a workload that changes its rate every second, counted from its start, is
+/// counted in the same seconds).
+#[derive(Debug, Clone)]
+struct Session {
     first_us: u64,
     last_us: u64,
+    events: u64,
+    /// Events in each second since `first_us`.
+    counts: Vec<u64>,
 }
 
-/// Accumulates per-second counts and sessions.
+impl Session {
+    fn new(ts: u64) -> Self {
+        Self {
+            first_us: ts,
+            last_us: ts,
+            events: 0,
+            counts: Vec::new(),
+        }
+    }
+
+    /// Whether `ts` belongs to this session: within [`IDLE_GAP_S`] of its last event, and
+    /// not that far before its first (a clock set back starts another).
+    fn holds(&self, ts: u64) -> bool {
+        let gap = IDLE_GAP_S * 1_000_000;
+        ts <= self.last_us.saturating_add(gap) && ts.saturating_add(gap) >= self.first_us
+    }
+
+    fn add(&mut self, ts: u64) {
+        let i = (ts.saturating_sub(self.first_us) / 1_000_000) as usize;
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += 1;
+        self.events += 1;
+        self.last_us = self.last_us.max(ts);
+    }
+
+    /// The counts of the whole seconds: the last one ends at the last event, partial, and
+    /// is left out when there are others.
+    fn whole_seconds(&self) -> &[u64] {
+        match self.counts.len() {
+            0 | 1 => &self.counts,
+            n => &self.counts[..n - 1],
+        }
+    }
+}
+
+/// Accumulates sessions, in the order the log holds the events.
 #[derive(Default)]
 struct Seconds {
-    per: BTreeMap<u64, Second>,
-}
-
-/// A session's share of the rate: events after its first, its span, and the counts of its
-/// whole seconds (the first and last are partial and left out when it has 3 or more).
-fn session_figures(s: &[Second]) -> (u64, u64, Vec<u64>) {
-    let (Some(first), Some(last)) = (s.first(), s.last()) else {
-        return (0, 0, Vec::new());
-    };
-    let n: u64 = s.iter().map(|x| x.events).sum();
-    let by_sec: HashMap<u64, u64> = s.iter().map(|x| (x.at, x.events)).collect();
-    let (a, b) = (first.at, last.at);
-    let whole = if b - a >= 2 { a + 1..=b - 1 } else { a..=b };
-    let counts = whole
-        .map(|sec| by_sec.get(&sec).copied().unwrap_or(0))
-        .collect();
-    (n - 1, last.last_us - first.first_us, counts)
+    sessions: Vec<Session>,
 }
 
 impl Seconds {
     fn add(&mut self, ts: u64) {
-        let at = ts / 1_000_000;
-        let e = self.per.entry(at).or_insert(Second {
-            at,
-            events: 0,
-            first_us: ts,
-            last_us: ts,
-        });
-        e.events += 1;
-        e.first_us = e.first_us.min(ts);
-        e.last_us = e.last_us.max(ts);
-    }
-
-    /// Runs of seconds without a gap over [`IDLE_GAP_S`].
-    fn sessions(&self) -> Vec<Vec<Second>> {
-        let mut sessions: Vec<Vec<Second>> = Vec::new();
-        let mut prev: Option<u64> = None;
-        for s in self.per.values() {
-            match (prev, sessions.last_mut()) {
-                (Some(p), Some(run)) if s.at - p <= IDLE_GAP_S => run.push(*s),
-                _ => sessions.push(vec![*s]),
+        match self.sessions.last_mut() {
+            Some(s) if s.holds(ts) => s.add(ts),
+            _ => {
+                let mut s = Session::new(ts);
+                s.add(ts);
+                self.sessions.push(s);
             }
-            prev = Some(s.at);
         }
-        sessions
     }
 
     /// The rate figures and the per-second counts of the whole seconds.
     fn rate(&self) -> (RateProfile, Vec<u64>) {
-        let sessions = self.sessions();
-        let (mut events_after_first, mut span_us) = (0u64, 0u64);
-        let mut counts = Vec::new();
-        for s in &sessions {
-            let (n, span, c) = session_figures(s);
-            events_after_first += n;
-            span_us += span;
-            counts.extend(c);
-        }
+        let events_after_first: u64 = self.sessions.iter().map(|s| s.events - 1).sum();
+        let span_us: u64 = self.sessions.iter().map(|s| s.last_us - s.first_us).sum();
+        let counts: Vec<u64> = self
+            .sessions
+            .iter()
+            .flat_map(|s| s.whole_seconds().iter().copied())
+            .collect();
         let mut sorted = counts.clone();
         sorted.sort_unstable();
         let q = |p: f64| quantile(&sorted, p);
@@ -281,7 +286,7 @@ impl Seconds {
             per_second_p99: q(0.99),
             per_second_max: sorted.last().copied().unwrap_or(0),
             seconds: sorted.len() as u64,
-            sessions: sessions.len() as u64,
+            sessions: self.sessions.len() as u64,
             active_s: span_us as f64 / 1e6,
         };
         (rate, counts)
@@ -592,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn seconds_split_into_sessions_at_idle_gaps_and_drop_partial_ends() {
+    fn seconds_split_into_sessions_at_idle_gaps_and_count_from_each_sessions_first_event() {
         let mut s = Seconds::default();
         // 5 events/s for 10 s starting mid-second, then silence, then 3 events.
         for i in 0..50u64 {
@@ -605,6 +610,20 @@ mod tests {
         assert_eq!(r.sessions, 2);
         assert_eq!(r.per_second_max, 5, "{counts:?}");
         assert!((r.mean_per_s - 5.0).abs() < 0.3, "{r:?}");
+        // Steps of 2 and 8 events a second from a start mid-second: counted from the
+        // session's first event, the seconds are the steps (wall-clock seconds would mix
+        // two steps each).
+        let t0 = 3_000_300_000u64;
+        for (k, rate) in [2u64, 8, 2, 8, 2].into_iter().enumerate() {
+            for j in 0..rate {
+                s.add(t0 + k as u64 * 1_000_000 + j * 1_000_000 / rate);
+            }
+        }
+        let (r, counts) = s.rate();
+        assert_eq!(r.sessions, 3);
+        let mut want = vec![5u64; 9];
+        want.extend([3, 2, 8, 2, 8]);
+        assert_eq!(counts, want);
     }
 
     #[test]
