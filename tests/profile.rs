@@ -20,6 +20,16 @@ const ENTITIES: f64 = 300.0;
 const SIZES: &str = "workload.payload_sizes=[{min_bytes=100,max_bytes=200,share=0.75},{min_bytes=1000,max_bytes=1200,share=0.25}]";
 const MEAN_BYTES: f64 = 0.75 * 150.0 + 0.25 * 1100.0;
 
+/// The tests that time a workload run one at a time: run side by side on a small machine,
+/// the engine, not the target rate, would set their throughput.
+static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timed() -> std::sync::MutexGuard<'static, ()> {
+    TIMED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn ok_json(args: &[&str]) -> Res<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
         .args(args)
@@ -114,6 +124,7 @@ fn within_ok(what: &str, got: f64, want: f64, tolerance: f64) -> TestResult {
 #[test]
 fn a_store_written_with_known_rate_skew_and_sizes_profiles_back_to_them_within_ten_percent(
 ) -> TestResult {
+    let _one_at_a_time = timed();
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("known");
     let bench = write_known_store(&store, 6)?;
@@ -138,6 +149,7 @@ fn a_store_written_with_known_rate_skew_and_sizes_profiles_back_to_them_within_t
 
 #[test]
 fn a_bursty_store_profiles_to_its_mean_rate_and_its_one_second_burst() -> TestResult {
+    let _one_at_a_time = timed();
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("bursty");
     // Three quiet seconds and a burst, twice: mean 2,000 events/s, the 1 s burst 5,000.
@@ -174,6 +186,7 @@ fn a_bursty_store_profiles_to_its_mean_rate_and_its_one_second_burst() -> TestRe
 
 #[test]
 fn the_toml_profile_is_a_preset_whose_workload_a_bench_replays_to_the_same_profile() -> TestResult {
+    let _one_at_a_time = timed();
     let dir = tempfile::tempdir()?;
     let (original, replay) = (dir.path().join("original"), dir.path().join("replay"));
     write_known_store(&original, 5)?;
@@ -186,6 +199,8 @@ fn the_toml_profile_is_a_preset_whose_workload_a_bench_replays_to_the_same_profi
     assert!(toml.contains("durable_share: not recorded"), "{toml}");
     let file = dir.path().join("profile.toml");
     std::fs::write(&file, &toml)?;
+    // The workbench (`batpak-tui DIR --preset FILE`) loads it as any preset file.
+    assert_eq!(Preset::load(path(&file), &[])?.workload, preset.workload);
     let bench = ok_json(&[
         "bench",
         path(&replay),
@@ -218,6 +233,46 @@ fn the_toml_profile_is_a_preset_whose_workload_a_bench_replays_to_the_same_profi
         ENTITIES,
         0.10,
     )?;
+    Ok(())
+}
+
+#[test]
+fn bench_profile_dir_replays_the_rate_of_the_store_it_profiles_and_refuses_a_workload_file_too(
+) -> TestResult {
+    let _one_at_a_time = timed();
+    let dir = tempfile::tempdir()?;
+    let (original, replay) = (dir.path().join("original"), dir.path().join("replay"));
+    write_known_store(&original, 4)?;
+    let bench = ok_json(&[
+        "bench",
+        path(&replay),
+        "--profile",
+        path(&original),
+        "--set",
+        "workload.min_free_disk=0",
+        "--duration",
+        "3s",
+        "--json",
+    ])?;
+    within_ok(
+        "replayed throughput",
+        f(&bench, "throughput_events_per_s")?,
+        RATE,
+        0.05,
+    )?;
+    let (code, out) = tui(&[
+        "bench",
+        path(&replay),
+        "--profile",
+        path(&original),
+        "--workload",
+        "w.toml",
+    ])?;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("--workload") && out.contains("--profile"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -395,6 +450,7 @@ impl Sample {
 #[test]
 #[ignore = "runs for two minutes"]
 fn a_fixed_rate_run_holds_its_rate_from_10_s_to_120_s() -> TestResult {
+    let _one_at_a_time = timed();
     let dir = tempfile::tempdir()?;
     let spec = WorkloadSpec {
         target_rate: 5000,
