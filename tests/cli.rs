@@ -149,7 +149,10 @@ fn bench_json_reports_every_documented_key_and_marks_the_directory() -> TestResu
     let v: serde_json::Value = serde_json::from_str(&out)?;
     for key in [
         "throughput_events_per_s",
+        "target_rate_events_per_s",
         "append_latency_us",
+        "read_latency_us",
+        "reads_per_s",
         "sync_latency_us",
         "events_per_sync",
         "bytes_per_event",

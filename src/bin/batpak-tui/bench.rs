@@ -66,7 +66,12 @@ pub struct WearRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     throughput_events_per_s: f64,
+    /// The open-loop target (mean of `rate_steps` when given); `None` when closed loop.
+    target_rate_events_per_s: Option<f64>,
     append_latency_us: Latency,
+    /// Each reader operation, over bounded windows (`workload::READ_WINDOW`).
+    read_latency_us: Latency,
+    reads_per_s: f64,
     sync_latency_us: Latency,
     events_per_sync: f64,
     bytes_per_event: f64,
@@ -213,7 +218,10 @@ pub fn run(
     let secs = elapsed.as_secs_f64();
     Ok(BenchResult {
         throughput_events_per_s: ws.appended as f64 / elapsed.as_secs_f64().max(1e-9),
+        target_rate_events_per_s: target_rate(&preset.workload),
         append_latency_us: Latency::of(&ws.latency_us),
+        read_latency_us: Latency::of(&ws.read_latency_us),
+        reads_per_s: ws.reads as f64 / secs.max(1e-9),
         sync_latency_us: Latency::of(&stats.histograms.sync_us),
         events_per_sync: stats.synced_events as f64 / stats.syncs.max(1) as f64,
         bytes_per_event: segment_bytes as f64 / stats.events.max(1) as f64,
@@ -227,6 +235,15 @@ pub fn run(
         denials: ws.denied,
         config: preset.store.clone(),
     })
+}
+
+/// The open-loop rate a workload aims at, if it is open loop.
+fn target_rate(w: &batpak::preset::WorkloadSpec) -> Option<f64> {
+    if w.rate_steps.is_empty() {
+        (w.target_rate > 0).then_some(w.target_rate as f64)
+    } else {
+        Some(w.rate_steps.iter().sum::<u64>() as f64 / w.rate_steps.len() as f64)
+    }
 }
 
 fn per_s(r: &BenchResult, class: FileClass) -> f64 {
@@ -275,6 +292,15 @@ fn rows(r: &BenchResult) -> Vec<Figure> {
         latency("append p50", r.append_latency_us.p50),
         latency("append p99", r.append_latency_us.p99),
         latency("append p999", r.append_latency_us.p999),
+        (
+            "target rate",
+            r.target_rate_events_per_s.unwrap_or(0.0),
+            r.target_rate_events_per_s
+                .map_or("closed loop".into(), |t| format!("{t:.0} events/s")),
+        ),
+        ratio("reads/s", r.reads_per_s),
+        latency("read p50", r.read_latency_us.p50),
+        latency("read p99", r.read_latency_us.p99),
         latency("sync p50", r.sync_latency_us.p50),
         latency("sync p99", r.sync_latency_us.p99),
         fig(
