@@ -292,13 +292,16 @@ fn rows(r: &BenchResult) -> Vec<Figure> {
         latency("append p50", r.append_latency_us.p50),
         latency("append p99", r.append_latency_us.p99),
         latency("append p999", r.append_latency_us.p999),
-        (
-            "target rate",
-            r.target_rate_events_per_s.unwrap_or(0.0),
-            r.target_rate_events_per_s
-                .map_or("closed loop".into(), |t| format!("{t:.0} events/s")),
-        ),
-        ratio("reads/s", r.reads_per_s),
+        Figure {
+            name: "target rate",
+            unit: "events/s",
+            value: r.target_rate_events_per_s,
+            text: r
+                .target_rate_events_per_s
+                .map_or("closed loop".into(), |t| units::rate_of(t, "events")),
+            better: TradeOff("the workload's setting, not a result"),
+        },
+        per_sec("reads/s", r.reads_per_s, Higher),
         latency("read p50", r.read_latency_us.p50),
         latency("read p99", r.read_latency_us.p99),
         latency("sync p50", r.sync_latency_us.p50),
