@@ -149,7 +149,10 @@ fn bench_json_reports_every_documented_key_and_marks_the_directory() -> TestResu
     let v: serde_json::Value = serde_json::from_str(&out)?;
     for key in [
         "throughput_events_per_s",
+        "target_rate_events_per_s",
         "append_latency_us",
+        "read_latency_us",
+        "reads_per_s",
         "sync_latency_us",
         "events_per_sync",
         "bytes_per_event",
@@ -192,7 +195,7 @@ fn bench_refuses_a_directory_of_real_data_without_allow_existing_data() -> TestR
 }
 
 #[test]
-fn compare_runs_both_presets_and_prints_ratios() -> TestResult {
+fn compare_runs_both_presets_on_one_workload_and_says_which_is_better_per_figure() -> TestResult {
     let parent = tempfile::tempdir()?;
     let runs = parent.path().join("runs");
     let (ok, out, err) = batpak_tui(&[
@@ -205,11 +208,71 @@ fn compare_runs_both_presets_and_prints_ratios() -> TestResult {
         &runs.display().to_string(),
     ])?;
     assert!(ok, "{err}");
+    assert!(out.contains("both ran the [workload] of embedded"), "{out}");
+    let header = out.lines().nth(1).unwrap_or_default();
     assert!(
-        out.contains("b / a") && out.contains("throughput") && out.contains("events per sync"),
+        header.contains("embedded") && header.contains("server") && header.contains("better"),
+        "{out}"
+    );
+    let throughput = out
+        .lines()
+        .find(|l| l.starts_with("throughput"))
+        .unwrap_or_default();
+    assert!(
+        throughput.contains("x better") || throughput.contains("about the same"),
+        "{out}"
+    );
+    assert!(
+        out.contains("events per sync") && !out.contains("b / a"),
         "{out}"
     );
     assert!(!runs.exists(), "run directories are removed without --keep");
+    Ok(())
+}
+
+#[test]
+fn compare_json_names_both_sides_by_preset_or_file_and_the_shared_workload() -> TestResult {
+    let parent = tempfile::tempdir()?;
+    let runs = parent.path().join("runs");
+    let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/server.toml");
+    let (ok, out, err) = batpak_tui(&[
+        "compare",
+        "embedded",
+        &server.display().to_string(),
+        "--workload",
+        "server",
+        "--duration",
+        "300ms",
+        "--dir",
+        &runs.display().to_string(),
+        "--json",
+    ])?;
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(v.get("a").is_none() && v.get("b").is_none(), "{out}");
+    assert_eq!(v["sides"][0]["name"], "embedded");
+    assert_eq!(v["sides"][1]["name"], "server");
+    assert_eq!(v["workload_from"], "server");
+    let server_workload = batpak::preset::Preset::load("server", &[])?.workload;
+    assert_eq!(v["workload"], serde_json::to_value(server_workload)?);
+    let figures = v["figures"].as_array().cloned().unwrap_or_default();
+    let throughput = figures
+        .iter()
+        .find(|f| f["figure"] == "throughput")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(throughput["better_when"], "higher");
+    assert!(
+        throughput["values"]["embedded"].is_f64() && throughput["values"]["server"].is_f64(),
+        "{throughput}"
+    );
+    assert!(
+        ["embedded", "server"]
+            .map(serde_json::Value::from)
+            .contains(&throughput["better"])
+            || throughput["better"].is_null(),
+        "{throughput}"
+    );
     Ok(())
 }
 

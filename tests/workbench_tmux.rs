@@ -114,12 +114,13 @@ fn events_in(verify_line: &str) -> u64 {
         .split(": ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.replace(',', "").parse().ok())
         .unwrap_or(0)
 }
 
 #[test]
-fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quits() -> TestResult {
+fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_is_asked_before_a_switch_drops_the_edit_and_quits(
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let tmux = Tmux::start(dir.path(), "session", "./data")?;
     tmux.wait_for("PAUSED (space runs)")?;
@@ -129,9 +130,9 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quit
     tmux.keys(&["p"])?;
     tmux.wait_for("server (built-in)")?;
     tmux.keys(&["j", "j", "Enter"])?;
-    tmux.wait_for("preset server")?;
+    tmux.wait_for("switched to server")?;
     tmux.keys(&["9"])?;
-    let screen = tmux.wait_for("switched to server")?;
+    let screen = tmux.wait_for("Config: preset server")?;
     assert!(
         screen.contains("16384 commands"),
         "server's channel capacity shown:\n{screen}"
@@ -168,7 +169,19 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_and_quit
         snippet.starts_with("let mut config = StoreConfig::new(\"./data\");"),
         "{snippet}"
     );
-    tmux.keys(&["Escape", "q"])?;
+    tmux.keys(&["Escape", "p"])?;
+    tmux.wait_for("default (built-in)")?;
+    tmux.keys(&["Enter"])?;
+    let asked = tmux.wait_for("Switch preset and drop the edits?")?;
+    assert!(
+        asked.contains("and drops 1 edit (writer_channel_capacity = 64; 1 applied)."),
+        "{asked}"
+    );
+    tmux.keys(&["Enter"])?;
+    tmux.wait_for("switched to default; 1 edit dropped")?;
+    tmux.keys(&["1", "f"])?;
+    tmux.wait_for("fixed scale [f]")?;
+    tmux.keys(&["q"])?;
     let start = Instant::now();
     while tmux.alive() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));

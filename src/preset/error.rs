@@ -62,6 +62,32 @@ impl PresetError {
         }
     }
 
+    /// A `[workload]` value that parsed but cannot run, at the line of its key (the
+    /// `[workload]` header, or line 1, when the key is not found).
+    pub(crate) fn from_spec(e: &super::SpecError, text: &str, file: &str) -> Self {
+        let key = e.field.split(['[', '.']).next().unwrap_or_default();
+        let mut in_workload = false;
+        let mut line = None;
+        for (n, l) in text.lines().enumerate() {
+            let t = l.trim();
+            if t.starts_with('[') {
+                in_workload = t.starts_with("[workload") || t.starts_with("[[workload");
+                if in_workload && line.is_none() {
+                    line = Some(n + 1);
+                }
+            } else if in_workload && t.split('=').next().map(str::trim) == Some(key) {
+                line = Some(n + 1);
+            }
+        }
+        Self::Invalid {
+            file: clip(file),
+            line: line.unwrap_or(1),
+            field: Some(clip(&format!("workload.{}", e.field))),
+            message: clip(&e.message),
+            suggestion: None,
+        }
+    }
+
     pub(crate) fn from_set(e: &toml::de::Error, set: &str) -> Self {
         let message = e.message().trim().to_string();
         let suggestion =

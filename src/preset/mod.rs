@@ -25,7 +25,7 @@ use crate::config::{RestartPolicy, StoreConfig, SyncMode};
 pub use error::PresetError;
 pub use export::{rust_snippet, toml_text};
 pub use size::Size;
-pub use spec::{GateSpec, ReadMix, WorkloadSpec};
+pub use spec::{BatchShare, GateSpec, KindShare, PayloadBin, ReadMix, SpecError, WorkloadSpec};
 
 /// The built-in presets, also shipped as `presets/*.toml`.
 pub const BUILTIN: [(&str, &str); 3] = [
@@ -117,7 +117,13 @@ pub struct Preset {
 impl Preset {
     /// Parses preset text; `origin` (a file name or `builtin:NAME`) is named in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, PresetError> {
-        toml::from_str(text).map_err(|e| PresetError::from_toml(&e, text, origin))
+        let preset: Self =
+            toml::from_str(text).map_err(|e| PresetError::from_toml(&e, text, origin))?;
+        preset
+            .workload
+            .validate()
+            .map_err(|e| PresetError::from_spec(&e, text, origin))?;
+        Ok(preset)
     }
 
     /// A built-in preset by name.
@@ -168,10 +174,16 @@ impl Preset {
             Self::deserialize(toml::Value::Table(table.clone()))
                 .map_err(|e| PresetError::from_set(&e, set))?;
         }
-        Self::deserialize(toml::Value::Table(table)).map_err(|e| PresetError::Set {
+        let preset =
+            Self::deserialize(toml::Value::Table(table)).map_err(|e| PresetError::Set {
+                set: sets.join(" "),
+                reason: e.to_string(),
+            })?;
+        preset.workload.validate().map_err(|e| PresetError::Set {
             set: sets.join(" "),
-            reason: e.to_string(),
-        })
+            reason: format!("field `workload.{}`: {}", e.field, e.message),
+        })?;
+        Ok(preset)
     }
 
     /// The store configuration for `dir`.

@@ -10,7 +10,9 @@
 //! paused, resumed and pointed at a reopened store, and it is deterministic for a seed.
 
 mod disk;
+pub mod profile;
 mod threads;
+pub mod zipf;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +25,7 @@ use crate::preset::{GateSpec, WorkloadSpec};
 use crate::store::Store;
 
 pub use disk::{available_bytes, is_workload_dir, mark_dir, wipe, WipeError, MARK_FILE};
-pub use threads::Rng;
+pub use threads::{data_len_for, Rng, QUERY_WINDOW, READ_WINDOW};
 
 /// Kind of the proposals built to be denied (no cause, where `[gates]` requires one).
 pub const DENIED_KIND: crate::EventKind = crate::EventKind::new(9, 9);
@@ -53,6 +55,8 @@ pub struct WorkloadStats {
     pub received: u64,
     /// Append latency in microseconds, from the intended start (open loop) or the call.
     pub latency_us: Histogram<u64>,
+    /// Latency of each reader operation in microseconds (see [`READ_WINDOW`]).
+    pub read_latency_us: Histogram<u64>,
     /// Why the workload stopped itself, if it did.
     pub stopped: Option<String>,
     /// Paused right now.
@@ -69,6 +73,7 @@ impl std::fmt::Debug for WorkloadStats {
             .field("received", &self.received)
             .field("latency_p50_us", &self.latency_us.value_at_quantile(0.5))
             .field("latency_p99_us", &self.latency_us.value_at_quantile(0.99))
+            .field("read_p99_us", &self.read_latency_us.value_at_quantile(0.99))
             .field("stopped", &self.stopped)
             .field("paused", &self.paused)
             .finish()
@@ -83,6 +88,7 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     pub counters: Counters,
     pub latency: Mutex<Histogram<u64>>,
+    pub read_latency: Mutex<Histogram<u64>>,
     pub stopped: Mutex<Option<String>>,
 }
 
@@ -121,7 +127,7 @@ impl std::fmt::Debug for Workload {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     crate::store::telemetry::histogram(3_600_000_000)
 }
 
@@ -142,6 +148,7 @@ impl Workload {
             stop: AtomicBool::new(false),
             counters: Counters::default(),
             latency: Mutex::new(histogram()),
+            read_latency: Mutex::new(histogram()),
             stopped: Mutex::new(None),
         });
         let threads = threads::spawn_all(&shared)?;
@@ -207,6 +214,12 @@ impl Workload {
             latency_us: self
                 .shared
                 .latency
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            read_latency_us: self
+                .shared
+                .read_latency
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),

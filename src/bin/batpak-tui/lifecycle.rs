@@ -9,7 +9,7 @@ use batpak::prelude::*;
 use batpak::store::{CompactionReport, RetentionPolicy};
 use batpak::OpenError;
 
-use crate::units::{bar, bytes};
+use crate::units::{bar, bytes, count, duration};
 
 /// Opens `dir` read-write, or read-only when another process holds it (saying so).
 fn open_any(dir: &Path, json: bool) -> Result<Store, Box<dyn Error>> {
@@ -61,7 +61,7 @@ impl Progress {
         let (d, t) = if self.bytes {
             (bytes(done), bytes(total))
         } else {
-            (done.to_string(), total.to_string())
+            (count(done), count(total))
         };
         eprint!("\r{what} {} {d} / {t}   ", bar(f, 30));
         let _ = std::io::stderr().flush();
@@ -92,7 +92,7 @@ pub fn snapshot(dir: &Path, dest: &Path, json: bool) -> Result<(), Box<dyn Error
     } else {
         println!(
             "snapshot of {} in {}: {} segments ({} hard-linked), {} of segments, {} copied, \
-             every event up to sequence {} included, {:.1} ms",
+             every event up to sequence {} included, {}",
             dir.display(),
             dest.display(),
             report.segments,
@@ -100,7 +100,7 @@ pub fn snapshot(dir: &Path, dest: &Path, json: bool) -> Result<(), Box<dyn Error
             bytes(report.bytes),
             bytes(report.copied_bytes),
             report.durable_sequence,
-            report.elapsed.as_secs_f64() * 1000.0
+            duration(report.elapsed)
         );
     }
     Ok(())
@@ -159,7 +159,7 @@ fn print_compaction(dir: &Path, r: &CompactionReport, json: bool) {
         "{}: {verb} {} events from {} segments, {} reclaimed ({} -> {}); {} causal chains cut; \
          {} entities lose events{}",
         dir.display(),
-        r.events_removed,
+        count(r.events_removed),
         r.segments_touched.len(),
         bytes(r.bytes_reclaimed()),
         bytes(r.bytes_before),
@@ -174,9 +174,9 @@ fn print_compaction(dir: &Path, r: &CompactionReport, json: bool) {
     );
     if !r.dry_run && !r.segments_touched.is_empty() {
         println!(
-            "appends waited {:.1} ms while the new files took effect; {:.1} ms in all",
-            r.writer_pause.as_secs_f64() * 1000.0,
-            r.elapsed.as_secs_f64() * 1000.0
+            "appends waited {} while the new files took effect; {} in all",
+            duration(r.writer_pause),
+            duration(r.elapsed)
         );
     }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod inspect;
 mod lifecycle;
+mod profile;
 mod units;
 mod workbench;
 
@@ -82,13 +83,43 @@ enum Command {
         /// Print JSON (no progress bar).
         #[arg(long)]
         json: bool,
+        /// Run the `[workload]` table of this file (a preset, or `profile --toml` output)
+        /// instead of the preset's; `--set workload.*` still applies.
+        #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+        workload: Option<PathBuf>,
+        /// Profile the store in this directory (read-only) and run its workload.
+        #[arg(long, value_name = "DIR")]
+        profile: Option<PathBuf>,
+        /// With --profile: only the events of the last DUR.
+        #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
+        since: Option<std::time::Duration>,
     },
-    /// Run two presets on fresh subdirectories and print them side by side with ratios.
+    /// Read a store (read-only, also while another process holds it) and describe its
+    /// workload: arrival rate, events per entity (Zipf fit), scopes, payload sizes, kinds,
+    /// causal shares; `--toml` writes it as a `[workload]` table `bench --workload` replays.
+    Profile {
+        /// The data directory.
+        dir: PathBuf,
+        /// Only events of the last DUR (by the system clock): 30s, 15m, 12h, 7d.
+        #[arg(long, value_parser = bench::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Print the whole profile as JSON.
+        #[arg(long, conflicts_with = "toml")]
+        json: bool,
+        /// Print a preset file holding the `[workload]` table.
+        #[arg(long)]
+        toml: bool,
+    },
+    /// Run two presets on the same workload in fresh subdirectories and say, figure by
+    /// figure, which is better.
     Compare {
         /// The first preset.
         a: String,
         /// The second preset.
         b: String,
+        /// The preset whose [workload] both run (default: the first).
+        #[arg(long)]
+        workload: Option<String>,
         /// How long each runs.
         #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
         duration: std::time::Duration,
@@ -263,17 +294,17 @@ fn verify(dir: &std::path::Path, expect_head: Option<&str>, json: bool) -> ExitC
             format!("{} problems", report.problems.len())
         };
         let removed = if report.removed > 0 {
-            format!(" ({} removed by compaction)", report.removed)
+            format!(" ({} removed by compaction)", units::count(report.removed))
         } else {
             String::new()
         };
         println!(
-            "{}: {} events{removed} in {} segments and {} cached projections checked in {:.1} ms: {verdict}",
+            "{}: {} events{removed} in {} segments and {} cached projections checked in {}: {verdict}",
             dir.display(),
-            report.events,
-            report.segments,
-            report.cache_values,
-            report.elapsed.as_secs_f64() * 1000.0
+            units::count(report.events),
+            units::count(report.segments as u64),
+            units::count(report.cache_values),
+            units::duration(report.elapsed)
         );
         if let Some(head) = &report.chain_head {
             println!(
@@ -348,18 +379,39 @@ fn main() -> ExitCode {
             duration,
             allow_existing_data,
             json,
-        } => batpak::preset::Preset::load(&preset, &sets)
+            workload,
+            profile,
+            since,
+        } => batpak::preset::Preset::load(&preset, &[])
             .map_err(Into::into)
+            .and_then(|mut p| {
+                p.workload = profile::workload(&p, workload.as_deref(), profile.as_deref(), since)?;
+                Ok(p.with_sets(&sets)?)
+            })
             .and_then(|p| bench::run(&dir, &p, duration, json, allow_existing_data))
             .and_then(|r| bench::print(&r, json)),
+        Command::Profile {
+            dir,
+            since,
+            json,
+            toml,
+        } => {
+            let out = match (json, toml) {
+                (true, _) => profile::Output::Json,
+                (_, true) => profile::Output::Toml,
+                _ => profile::Output::Text,
+            };
+            profile::profile(&dir, since, out)
+        }
         Command::Compare {
             a,
             b,
+            workload,
             duration,
             dir,
             keep,
             json,
-        } => bench::compare(&a, &b, duration, &dir, keep, json),
+        } => bench::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {

@@ -59,6 +59,65 @@ pub enum LatencyKind {
     Sync,
 }
 
+/// The charts that keep a scale of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chart {
+    Throughput,
+    ChannelDepth,
+    BlockedSends,
+    MapHits,
+    MapMisses,
+    MapEvictions,
+    Latency,
+}
+
+/// How tall the charts' scales are: automatic (each chart's shown maximum, rounded up to
+/// a round number) or fixed with `f` (each chart keeps the largest scale it has shown
+/// since, or its natural maximum where it has one: the channel's capacity, all of the
+/// samples), so a slower run looks smaller than a faster one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scales {
+    pub fixed: bool,
+    held: [f64; 7],
+}
+
+impl Scales {
+    /// The top of `chart`'s scale for data peaking at `peak`; `ceiling` is the chart's
+    /// natural maximum, if it has one.
+    pub fn top(&mut self, chart: Chart, peak: f64, ceiling: Option<f64>) -> f64 {
+        let auto = round_up(peak);
+        if !self.fixed {
+            return auto;
+        }
+        if let Some(c) = ceiling.filter(|c| *c > 0.0) {
+            return c;
+        }
+        let held = &mut self.held[chart as usize];
+        *held = held.max(auto);
+        *held
+    }
+
+    /// Between automatic and fixed; a fixed scale starts from what is shown now.
+    pub fn toggle(&mut self) {
+        self.fixed = !self.fixed;
+        self.held = [0.0; 7];
+    }
+}
+
+/// The round number (1, 1.5, 2, 3, 4, 5, 6 or 8 times a power of ten) at or above `v`;
+/// at least 1.
+pub fn round_up(v: f64) -> f64 {
+    if !v.is_finite() || v <= 1.0 {
+        return 1.0;
+    }
+    let power = 10f64.powf(v.log10().floor());
+    [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&top| top >= v * (1.0 - 1e-12))
+        .unwrap_or(10.0 * power)
+}
+
 /// What the frame loop does after a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -81,7 +140,7 @@ pub enum Action {
 }
 
 /// Every key and what it does, for the help overlay.
-pub const KEYS: [(&str, &str); 18] = [
+pub const KEYS: [(&str, &str); 19] = [
     ("q  Ctrl-C", "quit (closes the store cleanly)"),
     ("?", "this help (Esc closes it)"),
     ("Tab  Shift-Tab", "next / previous pane"),
@@ -90,6 +149,7 @@ pub const KEYS: [(&str, &str); 18] = [
     ("g  G", "top / bottom of the table"),
     ("space", "run / pause the workload"),
     ("s", "latency pane: append or sync latency"),
+    ("f", "charts: fixed scale (compare runs) / auto scale"),
     ("r", "reset the engine's statistics"),
     ("/", "causal: search an entity (Enter sets, Esc clears)"),
     (
@@ -125,6 +185,9 @@ pub struct CausalUi {
 pub struct Picker {
     pub items: Vec<PresetSource>,
     pub selected: usize,
+    /// The preset picked while the config holds edits: switching drops them, so the
+    /// picker asks first (Enter switches, Esc keeps the edits and closes the picker).
+    pub confirm: Option<PresetSource>,
 }
 
 /// The view state.
@@ -142,6 +205,10 @@ pub struct App {
     pub picker: Option<Picker>,
     /// The last export, shown until Esc.
     pub exported: Option<Exported>,
+    /// The charts' scales.
+    pub scales: Scales,
+    /// A one-off outcome (a preset switch) said in the status line until the next key.
+    pub notice: Option<String>,
 }
 
 impl App {
@@ -156,6 +223,8 @@ impl App {
             presets_dir: None,
             picker: None,
             exported: None,
+            scales: Scales::default(),
+            notice: None,
         }
     }
 }
@@ -166,6 +235,7 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Action::None;
         }
+        self.notice = None;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl && key.code == KeyCode::Char('c') {
             return Action::Quit;
@@ -197,6 +267,7 @@ impl App {
                 a.picker = Some(Picker {
                     items: super::files::presets(a.presets_dir.as_deref()),
                     selected: 0,
+                    confirm: None,
                 })
             }),
             KeyCode::Char('e') => Action::Export,
@@ -218,6 +289,7 @@ impl App {
                 self.redraw(|a| a.scroll[a.pane.index()] = usize::MAX / 2)
             }
             KeyCode::Char(' ') => Action::ToggleRun,
+            KeyCode::Char('f') => self.redraw(|a| a.scales.toggle()),
             KeyCode::Char('r') => Action::ResetStats,
             KeyCode::Char('s') if self.pane == Pane::Latency => self.redraw(|a| {
                 a.latency = match a.latency {
@@ -304,18 +376,35 @@ impl App {
 
     /// Keys of the preset picker.
     fn picking(&mut self, code: KeyCode) -> Action {
+        let edits = !self.config.edits().is_empty();
         let Some(p) = self.picker.as_mut() else {
             return Action::None;
         };
+        if let Some(chosen) = &p.confirm {
+            match code {
+                KeyCode::Enter | KeyCode::Char('y') => {
+                    let value = chosen.value.clone();
+                    self.picker = None;
+                    return Action::SwitchPreset(value);
+                }
+                KeyCode::Esc | KeyCode::Char('n') => self.picker = None,
+                _ => return Action::None,
+            }
+            return Action::Redraw;
+        }
         match code {
             KeyCode::Char('j') | KeyCode::Down => {
                 p.selected = (p.selected + 1).min(p.items.len().saturating_sub(1));
             }
             KeyCode::Char('k') | KeyCode::Up => p.selected = p.selected.saturating_sub(1),
             KeyCode::Enter => {
-                let value = p.items.get(p.selected).map(|s| s.value.clone());
+                let chosen = p.items.get(p.selected).cloned();
+                if edits && chosen.is_some() {
+                    p.confirm = chosen;
+                    return Action::Redraw;
+                }
                 self.picker = None;
-                return value.map_or(Action::Redraw, Action::SwitchPreset);
+                return chosen.map_or(Action::Redraw, |c| Action::SwitchPreset(c.value));
             }
             KeyCode::Esc | KeyCode::Char('p') | KeyCode::Char('q') => self.picker = None,
             _ => return Action::None,
@@ -560,5 +649,76 @@ mod tests {
         assert_eq!(a.causal.focus, None);
         press(&mut a, KeyCode::Esc, &m);
         assert_eq!(a.causal.entity, None, "Esc clears the search");
+    }
+
+    #[test]
+    fn picking_a_preset_with_edits_asks_first_enter_switches_and_esc_keeps_the_edits() {
+        let mut a = app();
+        a.config.set("fd_budget=128");
+        let pick_server = |a: &mut App| {
+            on(a, key(KeyCode::Char('p')));
+            on(a, key(KeyCode::Char('j')));
+            on(a, key(KeyCode::Char('j')));
+            on(a, key(KeyCode::Enter))
+        };
+        assert_eq!(pick_server(&mut a), Action::Redraw, "no switch yet");
+        let asked = a.picker.as_ref().and_then(|p| p.confirm.clone());
+        assert_eq!(asked.map(|c| c.value), Some("server".to_string()));
+        assert_eq!(on(&mut a, key(KeyCode::Esc)), Action::Redraw);
+        assert!(a.picker.is_none());
+        assert_eq!(a.config.edits().len(), 1, "Esc keeps the edit");
+        pick_server(&mut a);
+        assert_eq!(
+            on(&mut a, key(KeyCode::Enter)),
+            Action::SwitchPreset("server".into())
+        );
+        assert!(a.picker.is_none());
+    }
+
+    #[test]
+    fn f_switches_every_chart_between_auto_and_fixed_scale() {
+        let mut a = app();
+        assert!(!a.scales.fixed);
+        assert_eq!(on(&mut a, key(KeyCode::Char('f'))), Action::Redraw);
+        assert!(a.scales.fixed);
+        on(&mut a, key(KeyCode::Char('f')));
+        assert!(!a.scales.fixed);
+    }
+
+    #[test]
+    fn a_fixed_scale_keeps_its_top_so_a_slower_run_draws_shorter() {
+        let mut s = Scales::default();
+        assert_eq!(s.top(Chart::Throughput, 3_900.0, None), 4_000.0, "auto");
+        s.toggle();
+        assert_eq!(s.top(Chart::Throughput, 55_000.0, None), 60_000.0);
+        assert_eq!(
+            s.top(Chart::Throughput, 3_900.0, None),
+            60_000.0,
+            "the fixed scale keeps the fast run's top"
+        );
+        assert_eq!(
+            s.top(Chart::ChannelDepth, 3.0, Some(4_096.0)),
+            4_096.0,
+            "a chart with a natural maximum is fixed at it"
+        );
+        s.toggle();
+        assert_eq!(s.top(Chart::Throughput, 3_900.0, None), 4_000.0);
+    }
+
+    #[test]
+    fn scales_round_up_to_numbers_that_read_well() {
+        let tops: Vec<f64> = [0.0, 1.2, 7.0, 151.0, 3_900.0, 55_000.0, 1_234_567.0]
+            .into_iter()
+            .map(round_up)
+            .collect();
+        assert_eq!(tops, [1.0, 1.5, 8.0, 200.0, 4_000.0, 60_000.0, 1_500_000.0]);
+    }
+
+    #[test]
+    fn any_key_clears_a_notice_in_the_status_line() {
+        let mut a = app();
+        a.notice = Some("switched to server".into());
+        on(&mut a, key(KeyCode::Char('x')));
+        assert_eq!(a.notice, None);
     }
 }

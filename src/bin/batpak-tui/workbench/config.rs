@@ -111,6 +111,16 @@ impl Field {
         }
     }
 
+    /// The value in `s` with its unit, as the table shows it: `64 files`, `16.0 MiB`.
+    pub fn shown(&self, s: &StoreSection) -> String {
+        let v = self.show(s);
+        match self.unit {
+            "" | "bytes" => v,
+            _ if v.parse::<u64>().is_err() => v,
+            unit => format!("{v} {unit}"),
+        }
+    }
+
     /// The `--set` text that steps the value up (`up`) or down.
     fn stepped(&self, s: &StoreSection, up: bool) -> String {
         let v = match self.kind {
@@ -130,6 +140,31 @@ impl Field {
         };
         format!("{}={v}", self.path)
     }
+}
+
+/// A field changed from the loaded preset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub path: &'static str,
+    /// The edited value, as the pane shows it.
+    pub value: String,
+    /// The value is in force in the running store.
+    pub applied: bool,
+}
+
+/// `2 edits (fd_budget = 128, sync_mode = SyncData; 1 applied)`.
+pub fn describe(edits: &[Edit]) -> String {
+    let list: Vec<String> = edits
+        .iter()
+        .map(|e| format!("{} = {}", e.path, e.value))
+        .collect();
+    let applied = edits.iter().filter(|e| e.applied).count();
+    format!(
+        "{} edit{} ({}; {applied} applied)",
+        edits.len(),
+        if edits.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
 }
 
 /// What the user is editing.
@@ -204,6 +239,26 @@ impl ConfigState {
         self.set(&set);
     }
 
+    /// Fields changed from the loaded preset, edited or already applied: what switching
+    /// to another preset drops.
+    pub fn edits(&self) -> Vec<Edit> {
+        FIELDS
+            .iter()
+            .filter_map(|f| {
+                let (base, edited, applied) = (
+                    f.show(&self.base.store),
+                    f.show(&self.edited.store),
+                    f.show(&self.applied.store),
+                );
+                (edited != base || applied != base).then(|| Edit {
+                    path: f.path,
+                    value: edited.clone(),
+                    applied: applied == edited,
+                })
+            })
+            .collect()
+    }
+
     /// Fields whose edited value differs from the one in force, and those of them that
     /// need a reopen.
     pub fn pending(&self) -> (Vec<&'static str>, Vec<&'static str>) {
@@ -263,5 +318,26 @@ mod tests {
         );
         c.set_typed("64");
         assert_eq!(c.pending().1, vec!["writer_channel_capacity"]);
+    }
+
+    #[test]
+    fn edits_name_each_changed_field_its_value_and_how_many_are_in_force() {
+        let mut c = state();
+        assert!(c.edits().is_empty(), "a fresh preset has no edits");
+        c.set("fd_budget=128");
+        c.applied = c.edited.clone();
+        c.set("sync_mode=\"SyncData\"");
+        let edits = c.edits();
+        assert_eq!(
+            describe(&edits),
+            "2 edits (fd_budget = 128, sync_mode = SyncData; 1 applied)"
+        );
+        c.set("fd_budget=64");
+        c.set("sync_mode=\"SyncAll\"");
+        assert_eq!(
+            describe(&c.edits()),
+            "1 edit (fd_budget = 64; 0 applied)",
+            "an applied edit set back is still dropped by a switch: the store runs 128"
+        );
     }
 }

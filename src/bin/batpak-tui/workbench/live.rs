@@ -15,7 +15,7 @@ use batpak::{Store, StoreConfig};
 
 use super::app::{Action, App, Pane};
 use super::causal::{self, CausalView};
-use super::config::ConfigState;
+use super::config::{describe, ConfigState, Edit};
 use super::files;
 use super::model::{Inputs, Model, Sample};
 
@@ -120,6 +120,7 @@ impl Live {
             self.window.pop_front();
         }
         self.window.push_back(now);
+        self.model.history.fps = self.fps as u32;
         self.model.history.add(&sample);
         let mut changed = sample != self.model.sample;
         self.model.sample = sample;
@@ -158,7 +159,7 @@ impl Live {
                 self.window.clear();
             }
             Action::Apply => app.config.message = Some(self.apply(&mut app.config)),
-            Action::SwitchPreset(value) => self.switch(&value, &mut app.config),
+            Action::SwitchPreset(value) => app.notice = Some(self.switch(&value, &mut app.config)),
             Action::Export => {
                 return match files::export(&app.config.edited, &self.dir, Path::new(".")) {
                     Ok(e) => {
@@ -239,12 +240,14 @@ impl Live {
     }
 
     /// Closes the store and opens it with another preset (its gates and workload too).
-    fn switch(&mut self, value: &str, c: &mut ConfigState) {
+    /// The config pane's message says in full what happened, edits dropped included; the
+    /// returned notice says it in short for the status line.
+    fn switch(&mut self, value: &str, c: &mut ConfigState) -> String {
         let preset = match Preset::load(value, &[]) {
             Ok(p) => p,
             Err(e) => {
                 c.message = Some(format!("cannot load {value}: {e}"));
-                return;
+                return format!("{value} not loaded; nothing changed");
             }
         };
         let start = Instant::now();
@@ -253,22 +256,25 @@ impl Live {
             let _ = close_engine(w);
         }
         let name = value.to_string();
-        let message = match open_engine(&self.dir, &preset, paused) {
+        let (message, notice) = match open_engine(&self.dir, &preset, paused) {
             Ok(w) => {
                 self.workload = Some(w);
                 self.gates = preset.gates.clone();
                 self.preset = name.clone();
+                let dropped = c.edits();
                 *c = ConfigState::new(&name, preset);
-                format!(
-                    "switched to {name} in {:.0} ms",
-                    start.elapsed().as_secs_f64() * 1e3
-                )
+                let took = start.elapsed().as_secs_f64() * 1e3;
+                switched(&name, took, &dropped)
             }
-            Err(e) => format!("cannot open the store with {name}: {e}"),
+            Err(e) => (
+                format!("cannot open the store with {name}: {e}"),
+                format!("{name} did not open the store (see the config pane)"),
+            ),
         };
         c.message = Some(message);
         self.set_current();
         self.window.clear();
+        notice
     }
 
     /// Stops the workload and closes the store.
@@ -278,4 +284,26 @@ impl Live {
         }
         Ok(())
     }
+}
+
+/// What a switch to `name` that took `took_ms` and dropped `dropped` says: in full for the
+/// config pane, in short for the status line.
+fn switched(name: &str, took_ms: f64, dropped: &[Edit]) -> (String, String) {
+    if dropped.is_empty() {
+        return (
+            format!("switched to {name} in {took_ms:.0} ms"),
+            format!("switched to {name}"),
+        );
+    }
+    let n = dropped.len();
+    (
+        format!(
+            "switched to {name} in {took_ms:.0} ms; dropped {}",
+            describe(dropped)
+        ),
+        format!(
+            "switched to {name}; {n} edit{} dropped",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
 }

@@ -311,6 +311,9 @@ impl Sample {
 /// Recent values of what the charts show, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// Frames per second the points were taken at (a fixture without it: 4).
+    #[serde(default = "four")]
+    pub fps: u32,
     pub throughput: VecDeque<u64>,
     pub blocked_per_sec: VecDeque<u64>,
     pub channel_depth: VecDeque<u64>,
@@ -319,6 +322,10 @@ pub struct History {
     pub map_evictions: VecDeque<u64>,
     #[serde(skip)]
     last_maps: Option<(u64, u64, u64)>,
+}
+
+fn four() -> u32 {
+    4
 }
 
 fn push(q: &mut VecDeque<u64>, v: u64) {

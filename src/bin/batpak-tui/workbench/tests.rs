@@ -354,3 +354,179 @@ fn the_overview_says_what_the_open_repaired_and_what_it_found_missing() {
         "{text}"
     );
 }
+
+#[test]
+fn the_help_shows_every_key_and_what_it_does_whole_at_80x24() {
+    let model = fixture();
+    let mut help = App {
+        help: true,
+        ..app()
+    };
+    let text = render(&model, &mut help, 80, 24);
+    for (keys, what) in super::app::KEYS {
+        let whole = text
+            .lines()
+            .any(|l| l.contains(what) && l.contains(keys.trim()));
+        assert!(whole, "{keys:?} {what:?} is cut or missing:\n{text}");
+    }
+}
+
+#[test]
+fn the_causal_pane_shows_seven_digit_ids_whole_and_a_deep_tree_row_says_its_depth() {
+    let mut model = fixture();
+    let big = |seq: u64| seq + 5_650_000;
+    let Some(focus) = model.causal.focus.as_mut() else {
+        panic!("the fixture has a causal tree");
+    };
+    for r in focus
+        .ancestors
+        .iter_mut()
+        .chain(focus.tree.iter_mut().map(|(_, r)| r))
+    {
+        r.seq = big(r.seq);
+        r.cause = r.cause.map(big);
+        r.entity = "tenant-with-a-long-name/order:123456789".into();
+    }
+    if let Some((depth, _)) = focus.tree.last_mut() {
+        *depth = 9;
+    }
+    let ids: Vec<u64> = focus
+        .ancestors
+        .iter()
+        .chain(focus.tree.iter().map(|(_, r)| r))
+        .map(|r| r.seq)
+        .collect();
+    let mut one = App {
+        pane: Pane::Causal,
+        ..app()
+    };
+    let text = render(&model, &mut one, 80, 24);
+    for id in ids {
+        assert!(
+            text.contains(&format!("#{id} ")),
+            "#{id} is cut or missing:\n{text}"
+        );
+    }
+    assert!(text.contains("     9└─#"), "the depth is written:\n{text}");
+}
+
+#[test]
+fn the_config_pane_at_80x24_shows_edited_values_and_the_presets_whole() {
+    let model = fixture();
+    let mut edited = App {
+        pane: Pane::Config,
+        ..app()
+    };
+    edited.config.set("sync_every_n_events=50");
+    edited.config.set("fd_budget=128");
+    let text = render(&model, &mut edited, 80, 24);
+    let row = |field: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("{field} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("sync_every_n_events").contains("50 events*")
+            && row("sync_every_n_events").contains("1000 events"),
+        "{text}"
+    );
+    assert!(
+        row("fd_budget").contains("128 files*") && row("fd_budget").contains("64 files"),
+        "{text}"
+    );
+    assert!(
+        text.contains("segment_max_bytes: default 256 MiB"),
+        "the column left out is said for the selected field:\n{text}"
+    );
+    let mut plain = App {
+        pane: Pane::Config,
+        ..app()
+    };
+    let text = render(&model, &mut plain, 80, 24);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("field") && l.contains("default") && l.contains("applies")),
+        "without edits the default column fits:\n{text}"
+    );
+}
+
+#[test]
+fn picking_a_preset_with_edits_says_what_the_switch_drops_before_it_happens() {
+    let model = fixture();
+    let mut a = app();
+    a.config.set("fd_budget=128");
+    a.picker = Some(super::app::Picker {
+        items: super::files::presets(None),
+        selected: 2,
+        confirm: Some(super::files::PresetSource {
+            label: "server".into(),
+            value: "server".into(),
+        }),
+    });
+    let text = render(&model, &mut a, 80, 24);
+    for said in [
+        "Switching to server reopens the store with its values",
+        "and drops 1 edit (fd_budget = 128; 0 applied).",
+        "Enter switches   Esc keeps the edits",
+    ] {
+        assert!(text.contains(said), "{said:?} missing:\n{text}");
+    }
+}
+
+#[test]
+fn switching_preset_says_in_the_status_line_how_many_edits_it_dropped(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut live = Live::start(
+        &dir.path().join("data"),
+        "default",
+        &Preset::default(),
+        4,
+        true,
+    )?;
+    let mut ui = app();
+    ui.config.set("fd_budget=128");
+    ui.config.set("sync_every_n_events=50");
+    live.act(super::app::Action::SwitchPreset("server".into()), &mut ui);
+    assert_eq!(
+        ui.notice.as_deref(),
+        Some("switched to server; 2 edits dropped")
+    );
+    let message = ui.config.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("dropped 2 edits (sync_every_n_events = 50, fd_budget = 128; 0 applied)"),
+        "{message}"
+    );
+    live.tick(&mut ui);
+    live.model.sample.dir = "./data".into();
+    let text = render(&live.model, &mut ui, 80, 24);
+    let status = text.lines().last().unwrap_or_default();
+    assert!(
+        status.contains("switched to server; 2 edits dropped"),
+        "{status}"
+    );
+    live.finish()?;
+    Ok(())
+}
+
+#[test]
+fn a_fixed_scale_draws_a_slow_run_shorter_than_a_fast_one_and_auto_fills_the_chart() {
+    let mut model = fixture();
+    let mut one = App::new(ConfigState::new("default", Preset::default()));
+    let full = |text: &str| text.matches('█').count();
+    model.history.throughput = std::iter::repeat_n(55_000, 60).collect();
+    one.scales.toggle();
+    let fast = render_one(&model, &mut one, 80, 24);
+    model.history.throughput = std::iter::repeat_n(3_900, 60).collect();
+    let slow = render_one(&model, &mut one, 80, 24);
+    assert!(fast.contains("60k/s┤") && slow.contains("60k/s┤"), "{slow}");
+    assert!(slow.contains("fixed scale [f]"), "{slow}");
+    assert!(full(&slow) * 5 < full(&fast), "{fast}\n{slow}");
+    one.scales.toggle();
+    let auto = render_one(&model, &mut one, 80, 24);
+    assert!(
+        auto.contains("4k/s┤") && auto.contains("auto scale [f]"),
+        "{auto}"
+    );
+}

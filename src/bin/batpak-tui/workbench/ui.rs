@@ -3,11 +3,12 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Row, Table, Tabs};
+use ratatui::widgets::{Clear, Paragraph, Row, Table, Tabs, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, Pane, Picker, KEYS};
-use super::files::Exported;
+use super::config::describe;
+use super::files::{Exported, PresetSource};
 use super::panes::{self, block, Ctx};
 use super::text::clean;
 
@@ -22,18 +23,25 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, cx: &Ctx<'_>) {
     if area.width < MIN.0 || area.height < MIN.1 {
         return too_small(f, area);
     }
-    let [body, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    // The tab bar says which pane the keys act on, in the grid too.
+    tab_bar(f, tabs, app, cx);
     if area.width >= GRID.0 && area.height >= GRID.1 {
         grid(f, body, app, cx);
     } else {
-        let [tabs, pane] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
-        tab_bar(f, tabs, app, cx);
-        panes::draw(f, pane, app.pane, app, cx);
+        panes::draw(f, body, app.pane, app, cx);
     }
     status_line(f, status, app, cx);
     if let Some(p) = &app.picker {
-        picker(f, area, p, cx);
+        match &p.confirm {
+            Some(chosen) => confirm_switch(f, area, chosen, app, cx),
+            None => picker(f, area, p, cx),
+        }
     } else if let Some(e) = &app.exported {
         exported(f, area, e, cx);
     }
@@ -116,7 +124,13 @@ fn status_line(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
     spans.push(if s.running {
         Span::styled("RUNNING", th.good())
     } else {
-        Span::styled("PAUSED (space runs)", th.warn())
+        // A notice needs the room of the hint.
+        let hint = if app.notice.is_some() {
+            ""
+        } else {
+            " (space runs)"
+        };
+        Span::styled(format!("PAUSED{hint}"), th.warn())
     });
     if let Some(why) = &s.workload_stopped {
         spans.push(Span::styled(
@@ -141,23 +155,30 @@ fn status_line(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
             th.bad(),
         ));
     }
-    spans.push(Span::styled("  ? help  q quit", th.dim()));
+    match &app.notice {
+        Some(n) => spans.push(Span::styled(format!("  {}", clean(n, 80)), th.warn())),
+        None => spans.push(Span::styled("  ? help  q quit", th.dim())),
+    }
     f.render_widget(Line::from(spans), area);
 }
 
+/// The key table, as wide as its longest line (never cut: 80x24 holds it).
 fn help(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
-    let w = 62.min(area.width);
-    let h = (KEYS.len() as u16 + 2).min(area.height);
-    let rect = Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    );
+    let keys = KEYS
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    let what = KEYS
+        .iter()
+        .map(|(_, w)| w.chars().count())
+        .max()
+        .unwrap_or(0) as u16;
+    let rect = centred(area, keys + 1 + what + 2, KEYS.len() as u16 + 2);
     let rows = KEYS
         .iter()
         .map(|(k, what)| Row::new(vec![Span::styled(*k, cx.theme.title()), Span::raw(*what)]));
-    let table = Table::new(rows, [Constraint::Length(15), Constraint::Min(10)])
+    let table = Table::new(rows, [Constraint::Length(keys), Constraint::Min(10)])
         .block(block("Keys".into(), &cx.theme));
     f.render_widget(Clear, rect);
     f.render_widget(table, rect);
@@ -190,6 +211,34 @@ fn picker(f: &mut Frame<'_>, area: Rect, p: &Picker, cx: &Ctx<'_>) {
     ));
     f.render_widget(Clear, rect);
     f.render_widget(table, rect);
+}
+
+/// Switching presets drops the edits: said before it happens.
+fn confirm_switch(f: &mut Frame<'_>, area: Rect, chosen: &PresetSource, app: &App, cx: &Ctx<'_>) {
+    let th = &cx.theme;
+    let text = vec![
+        Line::from(format!(
+            "Switching to {} reopens the store with its values",
+            clean(&chosen.value, 40),
+        )),
+        Line::from(format!("and drops {}.", describe(&app.config.edits()))),
+        Line::from(""),
+        Line::from(Span::styled(
+            "Enter switches   Esc keeps the edits (then e exports them)",
+            th.dim(),
+        )),
+    ];
+    let width = area.width.saturating_sub(8).min(72);
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let lines: usize = text.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let rect = centred(area, width, lines as u16 + 2);
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(block("Switch preset and drop the edits?".into(), th)),
+        rect,
+    );
 }
 
 fn exported(f: &mut Frame<'_>, area: Rect, e: &Exported, cx: &Ctx<'_>) {

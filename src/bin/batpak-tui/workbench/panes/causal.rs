@@ -11,18 +11,45 @@ use crate::workbench::app::App;
 use crate::workbench::causal::EventRow;
 use crate::workbench::text::clean;
 
-fn cells<'a>(indent: String, r: &EventRow, cx: &Ctx<'_>) -> Vec<Span<'a>> {
+/// The longest entity shown whole in the list (the details below show it in full).
+const ENTITY: usize = 24;
+
+/// A row's cells as text: event (with its tree indent), kind, entity, cause, payload.
+fn texts(indent: String, r: &EventRow, cx: &Ctx<'_>) -> [String; 5] {
+    [
+        format!("{indent}#{}", r.seq),
+        r.kind.clone(),
+        clean(&r.entity, ENTITY),
+        r.cause.map_or("root".into(), |c| {
+            format!("{}#{c}", cx.theme.sym("← ", "<-"))
+        }),
+        r.payload.clone(),
+    ]
+}
+
+/// Deepest level indented by its own two cells; below it the depth is written in the
+/// indent instead, so a deep tree cannot crowd the ids out of their column.
+const INDENT: usize = 4;
+
+/// The indent of a tree row `depth` (1 and more) levels below the focus.
+fn tree_indent(depth: usize, branch: &str) -> String {
+    if depth <= INDENT {
+        format!("{}{branch}", "  ".repeat(depth - 1))
+    } else {
+        format!("{:>w$}{branch}", depth, w = 2 * (INDENT - 1))
+    }
+}
+
+/// A row's cells, styled.
+fn cells<'a>(t: [String; 5], cx: &Ctx<'_>) -> Vec<Span<'a>> {
     let th = &cx.theme;
+    let [event, kind, entity, cause, payload] = t;
     vec![
-        Span::raw(format!("{indent}#{}", r.seq)),
-        Span::styled(r.kind.clone(), th.dim()),
-        Span::raw(r.entity.clone()),
-        Span::styled(
-            r.cause
-                .map_or("root".into(), |c| format!("{}#{c}", th.sym("← ", "<-"))),
-            th.dim(),
-        ),
-        Span::raw(r.payload.clone()),
+        Span::raw(event),
+        Span::styled(kind, th.dim()),
+        Span::raw(entity),
+        Span::styled(cause, th.dim()),
+        Span::raw(payload),
     ]
 }
 
@@ -47,48 +74,56 @@ pub fn causal(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     };
     let inner = framed(f, area, title, th);
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(inner);
-    let mut rows: Vec<(Row<'_>, &EventRow)> = Vec::new();
+    // (cells, row style, event) for every row; ids are never cut, so the id columns are
+    // as wide as their widest entry.
+    let mut found: Vec<([String; 5], Option<ratatui::style::Style>, &EventRow)> = Vec::new();
     match &v.focus {
         Some(fo) => {
             for r in &fo.ancestors {
-                rows.push((
-                    Row::new(cells(th.sym("↑ ", "^ ").into(), r, cx)).style(th.dim()),
-                    r,
-                ));
+                found.push((texts(th.sym("↑ ", "^ ").into(), r, cx), Some(th.dim()), r));
             }
             let branch = if th.ascii { "`-" } else { "└─" };
             for (depth, r) in &fo.tree {
                 let indent = match depth {
                     0 => th.sym("● ", "* ").to_string(),
-                    d => format!("{}{branch}", "  ".repeat(*d as usize - 1)),
+                    d => tree_indent(*d as usize, branch),
                 };
-                let row = Row::new(cells(indent, r, cx));
-                rows.push((
-                    if *depth == 0 {
-                        row.style(th.title())
-                    } else {
-                        row
-                    },
-                    r,
-                ));
+                let style = (*depth == 0).then(|| th.title());
+                found.push((texts(indent, r, cx), style, r));
             }
         }
-        None => rows.extend(
+        None => found.extend(
             v.recent
                 .iter()
-                .map(|r| (Row::new(cells(String::new(), r, cx)), r)),
+                .map(|r| (texts(String::new(), r, cx), None, r)),
         ),
     }
-    let selected = ui.selected.min(rows.len().saturating_sub(1));
-    let chosen = rows.get(selected).map(|(_, r)| (*r).clone());
+    let header = ["event", "kind", "entity", "cause", "payload"];
+    let width = |i: usize| {
+        found
+            .iter()
+            .map(|(t, _, _)| t[i].chars().count())
+            .chain(std::iter::once(header[i].len()))
+            .max()
+            .unwrap_or(0) as u16
+    };
     let widths = [
-        Constraint::Length(16),
-        Constraint::Length(6),
-        Constraint::Length(14),
-        Constraint::Length(9),
+        Constraint::Length(width(0)),
+        Constraint::Length(width(1)),
+        Constraint::Length(width(2)),
+        Constraint::Length(width(3)),
         Constraint::Min(10),
     ];
-    let header = Row::new(["event", "kind", "entity", "cause", "payload"]).style(th.dim());
+    let rows: Vec<(Row<'_>, &EventRow)> = found
+        .into_iter()
+        .map(|(t, style, r)| match style {
+            Some(s) => (Row::new(cells(t, cx)).style(s), r),
+            None => (Row::new(cells(t, cx)), r),
+        })
+        .collect();
+    let selected = ui.selected.min(rows.len().saturating_sub(1));
+    let chosen = rows.get(selected).map(|(_, r)| (*r).clone());
+    let header = Row::new(header).style(th.dim());
     let table = Table::new(rows.into_iter().map(|(r, _)| r), widths)
         .header(header)
         .row_highlight_style(th.selected());

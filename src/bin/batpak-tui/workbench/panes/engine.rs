@@ -5,12 +5,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{block, count, framed, gauge_line, kv, level, line, micros, rate, spark, Ctx};
-use crate::units::bytes;
-use crate::workbench::app::{App, Pane};
+use super::{
+    block, count, framed, gauge_line, kv, level, line, micros, rate, time_chart, Ctx, Series,
+};
+use crate::units::{bytes, decimal, times};
+use crate::workbench::app::{App, Chart, Pane};
 
 /// Throughput, latency, sync rate and the loss window.
-pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+pub fn overview(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let (s, th) = (&cx.model.sample, &cx.theme);
     let inner = framed(f, area, "Overview".into(), th);
     let [head, chart, wear, opened, loss] = Layout::vertical([
@@ -29,12 +31,21 @@ pub fn overview(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
         ]),
         line(vec![
             kv("syncs", rate(s.syncs_per_sec), th),
-            kv("events/sync", format!("{:.1}", s.events_per_sync), th),
+            kv("events/sync", decimal(s.events_per_sync), th),
             kv("events", count(s.events), th),
         ]),
     ];
     f.render_widget(Paragraph::new(head_lines), head);
-    f.render_widget(spark(&cx.model.history.throughput, chart.width, th), chart);
+    let series = Series {
+        title: "events appended per second",
+        values: &cx.model.history.throughput,
+        scale_by: 1.0,
+        suffix: "/s",
+        chart: Chart::Throughput,
+        ceiling: None,
+        style: th.good(),
+    };
+    time_chart(f, chart, &series, &mut app.scales, cx);
     f.render_widget(Paragraph::new(wear_lines(cx)), wear);
     f.render_widget(Paragraph::new(opened_line(cx)), opened);
     f.render_widget(Paragraph::new(loss_lines(cx)), loss);
@@ -70,12 +81,10 @@ fn wear_lines<'a>(cx: &Ctx<'a>) -> Vec<Line<'a>> {
     } else {
         "to storage (est.)"
     };
-    let per_event = w.storage_bytes_per_event.map_or("-".to_string(), |b| {
-        format!("{} B", count(b.round() as u64))
-    });
-    let amp = w
-        .write_amplification
-        .map_or("-".to_string(), |a| format!("{a:.1}x"));
+    let per_event = w
+        .storage_bytes_per_event
+        .map_or("-".to_string(), |b| bytes(b.round() as u64));
+    let amp = w.write_amplification.map_or("-".to_string(), times);
     let mut syncs = vec![Span::styled("syncs ", th.dim())];
     for (class, per_sec) in &w.syncs_per_sec {
         syncs.extend(kv(class.as_str(), rate(*per_sec), th));
@@ -176,13 +185,13 @@ pub fn segments(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
 }
 
 /// Open and mapped files against the budget; map cache hits, misses, evictions.
-pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+pub fn fd(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let (s, th, h) = (&cx.model.sample, &cx.theme, &cx.model.history);
     let inner = framed(f, area, "FD budget".into(), th);
     let used = s.open_files + s.mapped;
     let fill = used as f64 / f64::from(s.fd_budget.max(1));
     let [text, a, b, c] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(2),
         Constraint::Min(1),
         Constraint::Min(1),
         Constraint::Min(1),
@@ -203,13 +212,43 @@ pub fn fd(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
             kv("misses", count(s.map_misses), th),
             kv("evictions", count(s.map_evictions), th),
         ]),
-        Line::from(Span::styled(
-            "per frame: hits / misses / evictions",
-            th.dim(),
-        )),
     ];
     f.render_widget(Paragraph::new(lines), text);
-    f.render_widget(spark(&h.map_hits, a.width, th), a);
-    f.render_widget(spark(&h.map_misses, b.width, th).style(th.warn()), b);
-    f.render_widget(spark(&h.map_evictions, c.width, th).style(th.bad()), c);
+    // The history holds counts per frame; the charts show them per second.
+    let per_s = f64::from(h.fps.max(1));
+    let charts = [
+        (
+            "map hits per second",
+            &h.map_hits,
+            Chart::MapHits,
+            th.good(),
+            a,
+        ),
+        (
+            "map misses per second",
+            &h.map_misses,
+            Chart::MapMisses,
+            th.warn(),
+            b,
+        ),
+        (
+            "map evictions per second",
+            &h.map_evictions,
+            Chart::MapEvictions,
+            th.bad(),
+            c,
+        ),
+    ];
+    for (title, values, chart, style, rect) in charts {
+        let series = Series {
+            title,
+            values,
+            scale_by: per_s,
+            suffix: "/s",
+            chart,
+            ceiling: None,
+            style,
+        };
+        time_chart(f, rect, &series, &mut app.scales, cx);
+    }
 }

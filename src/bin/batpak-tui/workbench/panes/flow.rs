@@ -5,19 +5,20 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{count, framed, gauge_line, kv, line, micros, rate, spark, Ctx};
-use crate::workbench::app::{App, LatencyKind};
+use super::{
+    axis_line, count, framed, gauge_line, kv, line, micros, rate, time_chart, Ctx, Series,
+};
+use crate::units::{decimal, percent, short};
+use crate::workbench::app::{App, Chart, LatencyKind};
 
 /// Depth against capacity, high-water mark, blocked sends and time blocked.
-pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
+pub fn channel(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let (s, th, h) = (&cx.model.sample, &cx.theme, &cx.model.history);
     let inner = framed(f, area, "Channel back-pressure".into(), th);
     let fill = s.channel_depth as f64 / s.channel_capacity.max(1) as f64;
-    let [text, depth_label, depth, blocked_label, blocked] = Layout::vertical([
+    let [text, depth, blocked] = Layout::vertical([
         Constraint::Length(2),
-        Constraint::Length(1),
         Constraint::Min(1),
-        Constraint::Length(1),
         Constraint::Min(1),
     ])
     .areas(inner);
@@ -36,24 +37,30 @@ pub fn channel(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
         line(vec![
             kv("blocked sends", rate(s.blocked_sends_per_sec), th),
             kv("total", count(s.blocked_sends), th),
-            kv(
-                "time blocked",
-                format!("{:.1} %", s.blocked_share * 100.0),
-                th,
-            ),
+            kv("time blocked", percent(s.blocked_share), th),
         ]),
     ];
     f.render_widget(Paragraph::new(lines), text);
-    f.render_widget(Span::styled("depth", th.dim()), depth_label);
-    f.render_widget(spark(&h.channel_depth, depth.width, th), depth);
-    f.render_widget(
-        Span::styled("blocked sends per second", th.dim()),
-        blocked_label,
-    );
-    f.render_widget(
-        spark(&h.blocked_per_sec, blocked.width, th).style(th.warn()),
-        blocked,
-    );
+    let depth_series = Series {
+        title: "commands queued to the writer",
+        values: &h.channel_depth,
+        scale_by: 1.0,
+        suffix: "",
+        chart: Chart::ChannelDepth,
+        ceiling: Some(s.channel_capacity as f64),
+        style: th.good(),
+    };
+    time_chart(f, depth, &depth_series, &mut app.scales, cx);
+    let blocked_series = Series {
+        title: "sends that blocked per second",
+        values: &h.blocked_per_sec,
+        scale_by: 1.0,
+        suffix: "/s",
+        chart: Chart::BlockedSends,
+        ceiling: None,
+        style: th.warn(),
+    };
+    time_chart(f, blocked, &blocked_series, &mut app.scales, cx);
 }
 
 /// Histogram bars of append or sync latency with percentiles.
@@ -81,18 +88,31 @@ pub fn latency(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         line(vec![
             kv("samples", count(l.count), th),
             kv("syncs", rate(s.syncs_per_sec), th),
-            kv("events/sync", format!("{:.1}", s.events_per_sync), th),
+            kv("events/sync", decimal(s.events_per_sync), th),
+            kv(
+                "scale",
+                if app.scales.fixed {
+                    "fixed [f]"
+                } else {
+                    "auto [f]"
+                }
+                .into(),
+                th,
+            ),
         ]),
     ];
-    let rows = inner.height.saturating_sub(2) as usize;
+    // Two lines of figures above, the axis below.
+    let rows = inner.height.saturating_sub(3) as usize;
     let shown = bars(&l.buckets, rows);
-    let top = shown.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let total = l.count.max(1) as f64;
+    let peak = shown.iter().map(|b| b.1).max().unwrap_or(0) as f64 / total * 100.0;
+    let top = app.scales.top(Chart::Latency, peak, Some(100.0));
     let width = inner.width.saturating_sub(24) as usize;
-    for (upper, n) in shown {
-        let fill = n as f64 / top as f64;
+    for (upper, n) in &shown {
+        let fill = *n as f64 / total * 100.0 / top;
         lines.push(Line::from(vec![
             Span::styled(
-                format!("{}{:>9} ", th.sym("≤", "<="), micros(upper)),
+                format!("{}{:>9} ", th.sym("≤", "<="), micros(*upper)),
                 th.dim(),
             ),
             Span::styled(
@@ -101,8 +121,24 @@ pub fn latency(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
                     .to_string(),
                 th.good(),
             ),
-            Span::raw(format!(" {}", count(n))),
+            Span::raw(format!(" {}", count(*n))),
         ]));
+    }
+    if l.count > 0 {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{:>10}{} of samples",
+                "",
+                axis_line(
+                    width + 1,
+                    "0",
+                    &format!("{} %", short(top / 2.0)),
+                    &format!("{} %", short(top)),
+                    th
+                )
+            ),
+            th.dim(),
+        )));
     }
     if l.count == 0 {
         lines.push(Line::from(Span::styled(

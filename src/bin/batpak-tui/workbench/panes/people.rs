@@ -6,7 +6,7 @@ use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{block, count, framed, kv, level, line, Ctx};
-use crate::units::bytes;
+use crate::units::{bytes, percent};
 use crate::workbench::app::{App, Pane};
 use crate::workbench::text::clean;
 
@@ -83,7 +83,7 @@ pub fn system(f: &mut Frame<'_>, area: Rect, cx: &Ctx<'_>) {
     let lines = vec![
         line(vec![
             kv("RSS", bytes(s.rss_bytes), th),
-            kv("CPU", format!("{:.1} %", s.cpu_percent), th),
+            kv("CPU", percent(f64::from(s.cpu_percent) / 100.0), th),
             kv("open fds", fds, th),
         ]),
         line(vec![
