@@ -54,23 +54,22 @@ impl Writer {
         Ok(())
     }
 
-    /// The link of a new event of `entity`, remembered as the entity's latest.
+    /// The link of a new event of `entity` in a segment of format `version`, remembered as
+    /// the entity's latest.
     pub(super) fn link(
         &mut self,
         idx: &Index,
-        entity: u32,
+        (entity, version): (u32, u16),
         e: &Linked,
         item: &Item,
     ) -> Result<[u8; 8], String> {
         let prev = self.entity_prev(idx, entity)?;
-        let version = self.active.as_ref().and_then(|a| a.chain.link_version());
         let content = Content {
             entity: item.entity().as_bytes(),
             scope: item.scope().as_bytes(),
             bypass: item.bypass().map(str::as_bytes),
             payload: item.payload(),
         };
-        let version = version.ok_or("an event linked in a segment without a chain")?;
         let link = chain::link(version, &prev, e, &content);
         if let Some(slot) = self.links.get_mut(entity as usize) {
             *slot = Some(link);

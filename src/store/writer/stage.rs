@@ -92,7 +92,6 @@ impl Writer {
                 plans.push(Plan::Duplicate(seq));
                 continue;
             }
-            let entity = None;
             if item.options().expected.is_some() {
                 let actual = staged_entities
                     .iter()
@@ -109,7 +108,7 @@ impl Writer {
             let (cause, correlation) = self.resolve_causal(idx, item)?;
             let ts = self.now;
             plans.push(Plan::New {
-                entity,
+                entity: None, // looked up by `prepare_links`
                 ts,
                 cause,
                 correlation,
@@ -197,16 +196,13 @@ impl Writer {
             correlation,
             key: item.options().idempotency_key,
         };
-        let chained = self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.chain.link_version().is_some());
-        let link = match chained {
-            true => Some(
-                self.link(idx, entity, &linked, item)
+        let version = self.active.as_ref().and_then(|a| a.chain.link_version());
+        let link = match version {
+            Some(version) => Some(
+                self.link(idx, (entity, version), &linked, item)
                     .map_err(StageError::Io)?,
             ),
-            false => None,
+            None => None,
         };
         let a = self
             .active
