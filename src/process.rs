@@ -22,7 +22,8 @@ pub struct ProcessStats {
 
 /// Samples this process every `interval` on a named background thread.
 pub struct ProcessSampler {
-    latest: Arc<Mutex<Option<ProcessStats>>>,
+    /// The latest sample and the peaks over every sample.
+    latest: Arc<Mutex<Option<(ProcessStats, ProcessStats)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -58,8 +59,11 @@ impl ProcessSampler {
             .spawn(move || {
                 let mut sys = System::new();
                 while !s.load(Ordering::Relaxed) {
-                    let got = sample(&mut sys, pid);
-                    *l.lock().unwrap_or_else(PoisonError::into_inner) = got;
+                    if let Some(got) = sample(&mut sys, pid) {
+                        let mut l = l.lock().unwrap_or_else(PoisonError::into_inner);
+                        let peak = l.map_or(got, |(_, p)| peaks(p, got));
+                        *l = Some((got, peak));
+                    }
                     let mut slept = Duration::ZERO;
                     while slept < interval && !s.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(50));
@@ -76,8 +80,46 @@ impl ProcessSampler {
 
     /// The most recent sample, if one was taken.
     pub fn latest(&self) -> Option<ProcessStats> {
-        *self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|(l, _)| l)
     }
+
+    /// The highest resident memory, CPU and descriptor count of any sample so far; the
+    /// resident figure is at least the kernel's high-water mark (`VmHWM`) where Linux
+    /// has it, which also sees peaks between samples.
+    pub fn peak(&self) -> Option<ProcessStats> {
+        let peak = self
+            .latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|(_, p)| p)?;
+        Some(ProcessStats {
+            rss_bytes: peak.rss_bytes.max(peak_rss_bytes().unwrap_or(0)),
+            ..peak
+        })
+    }
+}
+
+/// The larger of each figure.
+fn peaks(a: ProcessStats, b: ProcessStats) -> ProcessStats {
+    ProcessStats {
+        rss_bytes: a.rss_bytes.max(b.rss_bytes),
+        cpu_percent: a.cpu_percent.max(b.cpu_percent),
+        open_fds: match (a.open_fds, b.open_fds) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        },
+    }
+}
+
+/// The process's resident high-water mark (`VmHWM` of `/proc/self/status`), Linux only.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Drop for ProcessSampler {

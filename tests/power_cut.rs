@@ -119,6 +119,60 @@ fn every_event_acknowledged_as_durable_survives_a_simulated_power_cut() -> TestR
     Ok(())
 }
 
+/// (acknowledged events the cut took, the loss window the store reported just before)
+fn cut_after_reading_the_loss_window(seed: u64, sync_every: u32) -> Res<(u64, u64)> {
+    let mut rng = Rng::new(seed);
+    let fs = SimFs::new();
+    let store = Arc::new(open(&fs, sync_every)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        let mut prng = Rng::new(rng.next_u64());
+        std::thread::spawn(move || produce(&store, &mut prng, &stop))
+    };
+    let cut_after = fs.operations() + 20 + rng.below(400);
+    while fs.operations() < cut_after && !producer.is_finished() {
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let oracle = producer.join().map_err(|_| "producer panicked")?;
+    let stats = store.stats();
+    let bound = u64::from(sync_every - 1);
+    assert!(
+        stats.loss_peak_events <= bound && stats.acked_unsynced <= bound,
+        "seed {seed}: the loss window ({} now, {} at most) exceeds sync_every_n_events - 1 = {bound}",
+        stats.acked_unsynced,
+        stats.loss_peak_events
+    );
+    let after = fs.power_cut(rng.next_u64());
+    drop(store);
+    let store = open(&after, sync_every)?;
+    let seen = oracle
+        .check(&store.query(&Region::all())?, Crash::Power)
+        .map_err(|e| format!("seed {seed}: {e}"))?;
+    Ok((seen.lost_unsynced, stats.acked_unsynced))
+}
+
+#[test]
+fn a_power_cut_never_takes_more_acknowledged_events_than_the_loss_window_the_store_reported(
+) -> TestResult {
+    let mut took_some = false;
+    for seed in 0..120 {
+        let sync_every = [2, 7, 50][seed as usize % 3];
+        let (lost, window) = cut_after_reading_the_loss_window(1_000 + seed, sync_every)?;
+        assert!(
+            lost <= window,
+            "seed {seed}: the cut took {lost} acknowledged events, the store reported {window} at risk"
+        );
+        took_some |= lost > 0;
+    }
+    assert!(
+        took_some,
+        "no cut took an unsynced event: the simulation is not biting"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_full_disk_poisons_the_store_with_a_clear_error_and_a_reopen_after_freeing_space_keeps_every_acked_event(
 ) -> TestResult {

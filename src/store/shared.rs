@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     pub durable_seq: AtomicU64,
     /// Newest sequence whose receipt was sent (receipts go out in order).
     pub acked_seq: AtomicU64,
+    /// Bytes written to segment files since open (never reset; the loss window's bytes
+    /// are differences of it).
+    pub appended_total: AtomicU64,
     /// Producers waiting for a sync right now (for group commit).
     pub sync_waiters: super::ticket::SyncWaiters,
     /// Odd while a compaction replaces segment files, bumped again once the new index is
@@ -101,6 +104,7 @@ impl Shared {
             written_seq: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             acked_seq: AtomicU64::new(0),
+            appended_total: AtomicU64::new(0),
             layout: AtomicU64::new(0),
             sync_waiters: Default::default(),
             subs: Mutex::new(Vec::new()),

@@ -65,6 +65,11 @@ pub struct Stats {
     pub synced_events: u64,
     /// Deepest the writer channel has been.
     pub channel_high_water: usize,
+    /// The largest loss window seen the moment before a sync completed: acknowledged
+    /// events a power cut then would have lost (since open or the last reset; exact).
+    pub loss_peak_events: u64,
+    /// The bytes of that window (exact; its own largest, not necessarily the same sync's).
+    pub loss_peak_bytes: u64,
     /// Time since the last completed sync, if any.
     pub since_last_sync: Option<Duration>,
     /// Projection cache.
@@ -279,6 +284,8 @@ pub(crate) fn collect(shared: &Shared, tx: Option<&Sender<Command>>) -> Stats {
         histograms: t.histograms(),
         synced_events: ld(&c.synced_events),
         channel_high_water: t.high_water.load(Ordering::Relaxed),
+        loss_peak_events: t.loss_peak.0.load(Ordering::Relaxed),
+        loss_peak_bytes: t.loss_peak.1.load(Ordering::Relaxed),
         since_last_sync: t.since_last_sync(),
         cache: Default::default(),
         gates: GateStats::default(),

@@ -24,9 +24,17 @@ pub struct Histograms {
     pub events_per_sync: Histogram<u64>,
     /// Bytes made durable per sync.
     pub bytes_per_sync: Histogram<u64>,
+    /// Acknowledged events not yet durable the moment before each sync completed: what a
+    /// power cut at the worst point of each stretch between syncs would have lost. Three
+    /// significant digits; `Stats::loss_peak_events` is the exact largest.
+    pub loss_events: Histogram<u64>,
+    /// The bytes of those events (with the frames written among them).
+    pub loss_bytes: Histogram<u64>,
 }
 
 /// A histogram of 1..=`max` with 2 significant digits.
+///
+/// Zero can be recorded too (it counts in the lowest bucket).
 pub(crate) fn histogram(max: u64) -> Histogram<u64> {
     Histogram::new_with_bounds(1, max, 2).expect("constant histogram bounds are valid")
 }
@@ -38,6 +46,10 @@ impl Default for Histograms {
             sync_us: histogram(MAX_MICROS),
             events_per_sync: histogram(1 << 32),
             bytes_per_sync: histogram(1 << 40),
+            loss_events: Histogram::new_with_bounds(1, 1 << 32, 3)
+                .expect("constant histogram bounds are valid"),
+            loss_bytes: Histogram::new_with_bounds(1, 1 << 40, 3)
+                .expect("constant histogram bounds are valid"),
         }
     }
 }
@@ -58,6 +70,8 @@ impl Histograms {
             sync_us: diff(&self.sync_us, &earlier.sync_us),
             events_per_sync: diff(&self.events_per_sync, &earlier.events_per_sync),
             bytes_per_sync: diff(&self.bytes_per_sync, &earlier.bytes_per_sync),
+            loss_events: diff(&self.loss_events, &earlier.loss_events),
+            loss_bytes: diff(&self.loss_bytes, &earlier.loss_bytes),
         }
     }
 }
@@ -66,6 +80,8 @@ pub(crate) struct Telemetry {
     pub enabled: bool,
     hist: Mutex<Histograms>,
     pub high_water: AtomicUsize,
+    /// The largest loss window seen (events, bytes), kept exactly (the histograms round).
+    pub loss_peak: (AtomicU64, AtomicU64),
     origin: Instant,
     /// Microseconds after `origin` of the last completed sync (0 = none yet).
     last_sync: AtomicU64,
@@ -79,6 +95,7 @@ impl Telemetry {
             enabled,
             hist: Mutex::new(Histograms::default()),
             high_water: AtomicUsize::new(0),
+            loss_peak: (AtomicU64::new(0), AtomicU64::new(0)),
             origin: Instant::now(),
             last_sync: AtomicU64::new(0),
             reset_at: AtomicU64::new(0),
@@ -119,6 +136,18 @@ impl Telemetry {
         let _ = h.bytes_per_sync.record(bytes.max(1));
     }
 
+    /// Records the loss window the moment before a sync completed.
+    pub fn record_exposure(&self, events: u64, bytes: u64) {
+        self.loss_peak.0.fetch_max(events, Ordering::Relaxed);
+        self.loss_peak.1.fetch_max(bytes, Ordering::Relaxed);
+        if !self.enabled {
+            return;
+        }
+        let mut h = self.hist.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = h.loss_events.record(events);
+        let _ = h.loss_bytes.record(bytes);
+    }
+
     pub fn note_depth(&self, depth: usize) {
         self.high_water.fetch_max(depth, Ordering::Relaxed);
     }
@@ -150,6 +179,8 @@ impl Telemetry {
     pub fn reset(&self) {
         *self.hist.lock().unwrap_or_else(PoisonError::into_inner) = Histograms::default();
         self.high_water.store(0, Ordering::Relaxed);
+        self.loss_peak.0.store(0, Ordering::Relaxed);
+        self.loss_peak.1.store(0, Ordering::Relaxed);
         self.reset_at
             .store(self.origin.elapsed().as_micros() as u64, Ordering::Relaxed);
     }

@@ -1,6 +1,8 @@
 //! `batpak-tui`: the workbench (`batpak-tui [DIR]`) and its headless commands.
 
 mod bench;
+mod compare;
+mod figures;
 mod inspect;
 mod lifecycle;
 mod profile;
@@ -93,6 +95,10 @@ enum Command {
         /// With --profile: only the events of the last DUR.
         #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
         since: Option<std::time::Duration>,
+        /// Run the `[store]` table of this file (a preset, or what `tune` exported)
+        /// instead of the preset's; `--set` still applies.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Read a store (read-only, also while another process holds it) and describe its
     /// workload: arrival rate, events per entity (Zipf fit), scopes, payload sizes, kinds,
@@ -231,6 +237,15 @@ enum Format {
 /// A size: `16 MiB` (binary), `16 MB` (decimal) or bytes.
 fn parse_size(s: &str) -> Result<u64, String> {
     batpak::preset::Size::parse(s).map(|z| z.0)
+}
+
+/// A preset file read for its `[store]` table (`bench --config`).
+fn config_file(
+    file: &std::path::Path,
+) -> Result<batpak::preset::Preset, Box<dyn std::error::Error>> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {name}: {e}"))?;
+    Ok(batpak::preset::Preset::parse(&text, &name)?)
 }
 
 fn export(
@@ -382,10 +397,14 @@ fn main() -> ExitCode {
             workload,
             profile,
             since,
+            config,
         } => batpak::preset::Preset::load(&preset, &[])
             .map_err(Into::into)
             .and_then(|mut p| {
                 p.workload = profile::workload(&p, workload.as_deref(), profile.as_deref(), since)?;
+                if let Some(file) = &config {
+                    p.store = config_file(file)?.store;
+                }
                 Ok(p.with_sets(&sets)?)
             })
             .and_then(|p| bench::run(&dir, &p, duration, json, allow_existing_data))
@@ -411,7 +430,7 @@ fn main() -> ExitCode {
             dir,
             keep,
             json,
-        } => bench::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
+        } => compare::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {

@@ -112,9 +112,9 @@ impl Writer {
             h.update(&self.buf);
         }
         let stats = &self.shared.stats;
-        stats
-            .bytes_written
-            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        let n = self.buf.len() as u64;
+        stats.bytes_written.fetch_add(n, Ordering::Relaxed);
+        self.shared.appended_total.fetch_add(n, Ordering::Relaxed);
         stats.writes.fetch_add(1, Ordering::Relaxed);
         self.buf.clear();
         Ok(())

@@ -251,6 +251,7 @@ impl Writer {
             seg: a.no,
             len: a.len,
             seq: self.next_seq.saturating_sub(1),
+            total: self.shared.appended_total.load(Ordering::Relaxed),
             mode: self.cfg.sync_mode,
         })
     }
@@ -402,9 +403,11 @@ impl Writer {
 
     /// Keeps a staged command until its batch is written and handed to the syncer.
     fn hold(&mut self, done: Done, durable: bool) {
+        let written = self.shared.appended_total.load(Ordering::Relaxed);
         self.done.push(Held {
             done,
             last_seq: self.next_seq.saturating_sub(1),
+            end_total: written + self.buf.len() as u64,
             durable,
         });
     }

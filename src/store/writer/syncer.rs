@@ -80,6 +80,8 @@ impl Done {
 pub(crate) struct Held {
     pub done: Done,
     pub last_seq: u64,
+    /// `Shared::appended_total` once its bytes are written.
+    pub end_total: u64,
     /// Its caller waits for the sync (a durable append, `Store::sync`).
     pub durable: bool,
 }
@@ -91,6 +93,8 @@ pub(crate) struct Target {
     pub seg: u32,
     pub len: u64,
     pub seq: u64,
+    /// `Shared::appended_total` at `len`.
+    pub total: u64,
     pub mode: SyncMode,
 }
 
@@ -99,6 +103,9 @@ pub(crate) struct State {
     /// Newest sequence and position a completed sync covers.
     synced_seq: u64,
     synced: (u32, u64),
+    /// `Shared::appended_total` a completed sync covers, and at the newest receipt sent.
+    synced_total: u64,
+    acked_total: u64,
     target: Option<Target>,
     every: u64,
     in_flight: bool,
@@ -144,6 +151,8 @@ impl Syncer {
                 held: VecDeque::new(),
                 synced_seq,
                 synced,
+                synced_total: 0,
+                acked_total: 0,
                 target: None,
                 every: 1,
                 in_flight: false,
@@ -352,8 +361,10 @@ impl Ctl {
             held.into_iter().for_each(|h| h.done.fail(&msg));
             return Err(msg);
         }
+        self.note_exposure(&st, before.1);
         st.synced_seq = st.synced_seq.max(t.seq);
         st.synced = st.synced.max((t.seg, t.len));
+        st.synced_total = st.synced_total.max(t.total);
         self.shared.durable_seq.fetch_max(t.seq, Ordering::AcqRel);
         let events = t.seq.saturating_sub(before.1);
         let bytes = match before.0 {
@@ -373,6 +384,16 @@ impl Ctl {
             .sync_group
             .store(st.last_cover, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Records the loss window as it stood the moment before a sync completed: what a
+    /// power cut then would have lost of the acknowledged events (and their bytes). The
+    /// window only grows between syncs, so this is the peak of each stretch.
+    fn note_exposure(&self, st: &State, synced_seq_before: u64) {
+        let acked = self.shared.acked_seq.load(Ordering::Acquire);
+        let events = acked.saturating_sub(synced_seq_before);
+        let bytes = st.acked_total.saturating_sub(st.synced_total);
+        self.shared.telemetry.record_exposure(events, bytes);
     }
 
     fn note_sync(&self, took: Duration, events: u64, bytes: u64) {
@@ -400,18 +421,28 @@ impl Ctl {
         if n == 0 {
             return 0;
         }
-        let State { held, stamps, .. } = st;
+        let State {
+            held,
+            stamps,
+            acked_total,
+            ..
+        } = st;
         stamps.extend(held.iter().take(n).filter_map(|h| h.done.stamp()));
         if !stamps.is_empty() {
             self.shared.telemetry.record_appends(Instant::now(), stamps);
             stamps.clear();
         }
-        let mut acked = 0;
+        // The newest acknowledged sequence is published before the receipts go out, so
+        // that a caller holding a receipt never reads a loss window without its event.
+        if let Some(last) = held.get(n - 1) {
+            self.shared
+                .acked_seq
+                .fetch_max(last.last_seq, Ordering::AcqRel);
+            *acked_total = (*acked_total).max(last.end_total);
+        }
         for h in held.drain(..n) {
-            acked = h.last_seq;
             h.done.send(h.last_seq <= synced_seq);
         }
-        self.shared.acked_seq.fetch_max(acked, Ordering::AcqRel);
         n
     }
 }
