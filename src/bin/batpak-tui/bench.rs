@@ -112,7 +112,7 @@ pub struct ClassRow {
 }
 
 /// What the run asked of the storage medium.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WearRow {
     /// Bytes the log appended (everything written to segment files).
     pub log_bytes: u64,

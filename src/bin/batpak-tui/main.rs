@@ -6,6 +6,7 @@ mod figures;
 mod inspect;
 mod lifecycle;
 mod profile;
+mod tune;
 mod units;
 mod workbench;
 
@@ -136,6 +137,46 @@ enum Command {
         #[arg(long)]
         keep: bool,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the StoreConfig fields that matter (sync cadence and mode, channel and
+    /// broadcast capacities, segment size, fd budget, cache map size) for the fastest
+    /// configuration inside a budget, on scratch stores in DIR; print the Pareto front,
+    /// the pick with its margins and what binds it, and prove it with a fresh bench.
+    Tune {
+        /// Where the scratch stores and the exported preset go (on the disk under test).
+        #[arg(default_value = "./batpak-tune")]
+        dir: PathBuf,
+        /// The preset whose workload and [store] the search starts from.
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Run the `[workload]` table of this file instead of the preset's.
+        #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+        workload: Option<PathBuf>,
+        /// Profile the store in this directory (read-only) and run its workload.
+        #[arg(long, value_name = "DIR")]
+        profile: Option<PathBuf>,
+        /// With --profile: only the events of the last DUR.
+        #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
+        since: Option<std::time::Duration>,
+        /// Override a field of the workload or the starting [store]: `workload.producers=4`.
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+        /// The limits: 'loss<=100, p99<=2ms, rss<=64MiB, fds<=16, disk<=1GiB, wear<=300B'
+        /// (loss in events or a size; wear in bytes sent to storage per event, or 3x).
+        #[arg(long, default_value = "", value_parser = tune::Budget::parse)]
+        budget: tune::Budget,
+        /// The whole time box, proof included: 5m, 90s.
+        #[arg(long, default_value = "5m", value_parser = bench::parse_duration)]
+        time: std::time::Duration,
+        /// Each run's duration (default: a hundredth of --time, 1s to 10s).
+        #[arg(long, value_parser = bench::parse_duration)]
+        run: Option<std::time::Duration>,
+        /// Runs per configuration, to know its noise.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=20))]
+        repeats: u8,
+        /// Print JSON (no progress bar).
         #[arg(long)]
         json: bool,
     },
@@ -431,6 +472,41 @@ fn main() -> ExitCode {
             keep,
             json,
         } => compare::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
+        Command::Tune {
+            dir,
+            preset,
+            workload,
+            profile,
+            since,
+            sets,
+            budget,
+            time,
+            run,
+            repeats,
+            json,
+        } => batpak::preset::Preset::load(&preset, &[])
+            .map_err(Into::into)
+            .and_then(|mut p| {
+                p.workload = profile::workload(&p, workload.as_deref(), profile.as_deref(), since)?;
+                Ok(p.with_sets(&sets)?)
+            })
+            .and_then(|p| {
+                let from = match (&workload, &profile) {
+                    (Some(f), _) => f.display().to_string(),
+                    (_, Some(d)) => format!("the profile of {}", d.display()),
+                    _ => preset.clone(),
+                };
+                tune::tune(tune::Args {
+                    dir,
+                    preset: p,
+                    from,
+                    budget,
+                    time,
+                    trial: run,
+                    repeats: usize::from(repeats),
+                    json,
+                })
+            }),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {

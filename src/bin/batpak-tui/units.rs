@@ -109,6 +109,16 @@ pub fn times(v: f64) -> String {
     }
 }
 
+/// A span as a clock reads it: `0:52`, `4:05`, `1:02:30`.
+pub fn clock(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
