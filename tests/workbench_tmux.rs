@@ -66,13 +66,22 @@ impl Tmux {
 
     /// Waits until the screen shows `text`; fails with the screen it last saw.
     fn wait_for(&self, text: &str) -> Result<String, Box<dyn std::error::Error>> {
+        self.wait_long(text, Duration::from_secs(20))
+    }
+
+    /// `wait_for` with a longer patience, for what takes whole benchmark runs.
+    fn wait_long(
+        &self,
+        text: &str,
+        patience: Duration,
+    ) -> Result<String, Box<dyn std::error::Error>> {
         let start = Instant::now();
         loop {
             let s = self.screen();
             if s.contains(text) {
                 return Ok(s);
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > patience {
                 return Err(format!("the screen never showed {text:?}; it showed:\n{s}").into());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -238,6 +247,66 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
     assert!(
         events_in(&report) >= acked,
         "{acked} events were acknowledged before the hang-up: {report}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_tune_pane_searches_within_a_typed_budget_shows_the_configurations_and_applies_the_picked_one(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tmux = Tmux::start(dir.path(), "tune", "./data --preset embedded")?;
+    tmux.wait_for("PAUSED (space runs)")?;
+    tmux.keys(&["0"])?;
+    tmux.wait_for("Tune: idle")?;
+    tmux.wait_for("budget loss<=9")?;
+    tmux.keys(&["b"])?;
+    tmux.wait_for("Enter sets, Esc drops")?;
+    tmux.keys(&["BSpace"; 7])?;
+    tmux.run(&["send-keys", "-t", "wb", "-l", "loss<=20, p99<=500ms"])?;
+    tmux.keys(&["Enter"])?;
+    tmux.wait_for("budget loss<=20, p99<=500ms")?;
+    tmux.keys(&["t"])?;
+    tmux.wait_for("Tune: searching")?;
+    // The configuration in force runs first (three fresh benches of about 2 s), then
+    // the search's first step.
+    let patience = Duration::from_secs(90);
+    let screen = tmux.wait_long("(in force)", patience)?;
+    assert!(screen.contains("events/s vs append p99"), "{screen}");
+    assert!(
+        screen.contains("ms p99") || screen.contains("µs p99"),
+        "the x axis has its unit:\n{screen}"
+    );
+    tmux.wait_long("sync_every_n_events=", patience)?;
+    tmux.keys(&["x"])?;
+    let done = tmux.wait_for("Tune: done")?;
+    assert!(done.contains("│> "), "what binds the pick is said:\n{done}");
+    // Pick the row that changes something, and apply it.
+    let rows: Vec<&str> = done
+        .lines()
+        .skip_while(|l| !l.contains("changes vs in force"))
+        .skip(1)
+        .take_while(|l| l.contains(" events") || l.contains("/s "))
+        .collect();
+    let at = rows
+        .iter()
+        .position(|l| l.contains("sync_every_n_events="))
+        .ok_or_else(|| format!("no row changes the sync cadence:\n{done}"))?;
+    tmux.keys(&vec!["j"; at])?;
+    tmux.keys(&["Enter"])?;
+    let applied = tmux.wait_for(": applied live: sync_every_n_events")?;
+    assert!(applied.contains("trial "), "{applied}");
+    tmux.keys(&["q"])?;
+    let start = Instant::now();
+    while tmux.alive() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!tmux.alive(), "q ends the workbench");
+    verify_clean(&dir.path().join("data"))?;
+    let scratch = dir.path().join("data.tune");
+    assert!(
+        !scratch.join("run").exists(),
+        "the scratch store was left behind"
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! point and the caps (`space`), the search climbs from there (`search`), and the report
 //! says what it found (`report`).
 
+mod background;
 mod budget;
 mod report;
 mod search;
@@ -21,9 +22,13 @@ use std::time::{Duration, Instant};
 use batpak::preset::Preset;
 use serde::Serialize;
 
-pub use budget::Budget;
+pub use background::{Background, Progress};
+pub use budget::{Budget, Item};
+pub use report::front as report_front;
 use report::{Margin, Point, Unmet};
 use search::Search;
+pub use search::Trial;
+pub use space::diff;
 use trial::Bench;
 
 use crate::bench::BenchResult;

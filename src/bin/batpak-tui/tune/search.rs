@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use batpak::preset::{Preset, StoreSection};
@@ -12,6 +13,7 @@ use batpak::preset::{Preset, StoreSection};
 use super::budget::Budget;
 use super::space::{self, KNOBS};
 use super::trial::{Bench, Measured, RunError};
+use super::Progress;
 use crate::bench::BenchResult;
 use crate::units;
 
@@ -119,6 +121,8 @@ pub struct Search<'a> {
     pub interrupted: bool,
     /// Whether it ended because a pass moved nothing.
     pub converged: bool,
+    /// Where a watcher (the workbench's Tune pane) reads the search as it goes.
+    pub shared: Option<Arc<Mutex<Progress>>>,
     started: Instant,
     deadline: Instant,
     runs: usize,
@@ -146,18 +150,25 @@ impl<'a> Search<'a> {
             best: None,
             interrupted: false,
             converged: false,
+            shared: None,
             started: Instant::now(),
             deadline,
             runs: 0,
         }
     }
 
-    /// Runs the search from `start`.
+    /// Runs the search: first the workload's own configuration (what the pick is measured
+    /// against), then from `start` (the rules' starting point) on.
     pub fn run(&mut self, start: StoreSection) {
+        let own = self.base.store.clone();
+        if own != start && self.trial(&own).is_none() {
+            return;
+        }
         let Some(first) = self.trial(&start) else {
             return;
         };
         self.best = Some(first);
+        self.publish();
         loop {
             let mut moved = false;
             for k in 0..KNOBS.len() {
@@ -206,6 +217,7 @@ impl<'a> Search<'a> {
                     to: next,
                 });
                 self.best = Some(t);
+                self.publish();
                 moved = true;
             }
             if moved {
@@ -267,6 +279,7 @@ impl<'a> Search<'a> {
                 }
             }
             self.runs += 1;
+            self.publish();
         }
         let _ = std::fs::remove_file(&config);
         Some(self.push(measured, error))
@@ -279,7 +292,20 @@ impl<'a> Search<'a> {
             measured,
             error,
         });
+        self.publish();
         self.trials.len() - 1
+    }
+
+    /// Copies what the search knows to its watcher, if it has one.
+    fn publish(&self) {
+        if let Some(shared) = &self.shared {
+            let mut p = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            p.trials.clone_from(&self.trials);
+            p.best = self.best;
+            p.runs = self.runs;
+            p.started = self.started;
+            p.deadline = self.deadline;
+        }
     }
 
     /// The progress line: bar, time, configurations and runs, the best so far, ETA.

@@ -18,10 +18,11 @@ pub enum Pane {
     Gates,
     System,
     Config,
+    Tune,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 9] = [
+    pub const ALL: [Pane; 10] = [
         Pane::Overview,
         Pane::Segments,
         Pane::Fd,
@@ -31,6 +32,7 @@ impl Pane {
         Pane::Gates,
         Pane::System,
         Pane::Config,
+        Pane::Tune,
     ];
 
     pub fn title(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Pane {
             Pane::Gates => "Gates",
             Pane::System => "Subscribers/cache/system",
             Pane::Config => "Config",
+            Pane::Tune => "Tune",
         }
     }
 
@@ -135,16 +138,23 @@ pub enum Action {
     SwitchPreset(String),
     /// Write the snippet and the preset file.
     Export,
+    /// Search for the best configuration inside this budget (the text `tune --budget`
+    /// takes).
+    StartTune(String),
+    /// Stop the search; what it found stays.
+    StopTune,
+    /// Apply the configuration of this trial of the search.
+    ApplyTrial(usize),
     /// Close the store and leave.
     Quit,
 }
 
 /// Every key and what it does, for the help overlay.
-pub const KEYS: [(&str, &str); 19] = [
+pub const KEYS: [(&str, &str); 21] = [
     ("q  Ctrl-C", "quit (closes the store cleanly)"),
     ("?", "this help (Esc closes it)"),
     ("Tab  Shift-Tab", "next / previous pane"),
-    ("1-9", "go to a pane"),
+    ("1-9 0", "go to a pane"),
     ("j k  Down Up", "scroll the table / select a field"),
     ("g  G", "top / bottom of the table"),
     ("space", "run / pause the workload"),
@@ -161,6 +171,8 @@ pub const KEYS: [(&str, &str); 19] = [
     ("Enter", "config: type a value (Enter sets, Esc drops)"),
     ("+  -", "config: double / halve, toggle sync mode"),
     ("a", "config: apply (live now, others by a reopen)"),
+    ("t  x  b", "tune: search / stop / edit the budget"),
+    ("Enter", "tune: apply the picked point (j k pick it)"),
     ("", ""),
     ("", "--color, NO_COLOR, --ascii: see --help"),
 ];
@@ -197,8 +209,9 @@ pub struct App {
     pub help: bool,
     pub latency: LatencyKind,
     /// First row shown in each pane's table.
-    pub scroll: [usize; 9],
+    pub scroll: [usize; 10],
     pub config: ConfigState,
+    pub tune: super::tuning::TuneUi,
     pub causal: CausalUi,
     /// Where presets are looked for besides the built-ins and `./presets/`.
     pub presets_dir: Option<std::path::PathBuf>,
@@ -217,7 +230,14 @@ impl App {
             pane: Pane::Overview,
             help: false,
             latency: LatencyKind::Append,
-            scroll: [0; 9],
+            scroll: [0; 10],
+            tune: super::tuning::TuneUi {
+                budget: format!(
+                    "loss<={}",
+                    config.applied.store.sync_every_n_events.saturating_sub(1)
+                ),
+                ..Default::default()
+            },
             config,
             causal: CausalUi::default(),
             presets_dir: None,
@@ -243,6 +263,9 @@ impl App {
         if self.config.input.is_some() {
             return self.typing(key.code);
         }
+        if self.tune.input.is_some() {
+            return self.budget_typing(key.code);
+        }
         if self.causal.search.is_some() {
             return self.searching(key.code);
         }
@@ -251,6 +274,11 @@ impl App {
         }
         if self.pane == Pane::Config {
             if let Some(a) = self.config_key(key.code) {
+                return a;
+            }
+        }
+        if self.pane == Pane::Tune && !self.help {
+            if let Some(a) = self.tune_key(key.code, model) {
                 return a;
             }
         }
@@ -278,8 +306,8 @@ impl App {
             KeyCode::Char('?') => self.redraw(|a| a.help = !a.help),
             KeyCode::Tab => self.redraw(|a| a.step(1)),
             KeyCode::BackTab => self.redraw(|a| a.step(Pane::ALL.len() - 1)),
-            KeyCode::Char(c @ '1'..='9') => {
-                let i = c as usize - '1' as usize;
+            KeyCode::Char(c @ '0'..='9') => {
+                let i = (c as usize + 9 - '0' as usize) % 10;
                 self.redraw(|a| a.pane = Pane::ALL[i])
             }
             KeyCode::Char('j') | KeyCode::Down => self.redraw(|a| a.scroll_by(1)),
@@ -346,6 +374,43 @@ impl App {
             _ => return None,
         }
         Some(Action::Redraw)
+    }
+
+    /// Keys of the tune pane: search, stop, budget, pick and apply a point.
+    fn tune_key(&mut self, code: KeyCode, model: &Model) -> Option<Action> {
+        let front = model.tune.front().len();
+        let t = &mut self.tune;
+        match code {
+            KeyCode::Char('t') if !model.tune.running => {
+                return Some(Action::StartTune(t.budget.clone()))
+            }
+            KeyCode::Char('x') if model.tune.running => return Some(Action::StopTune),
+            KeyCode::Char('b') => t.input = Some(t.budget.clone()),
+            KeyCode::Char('j') | KeyCode::Down => {
+                t.selected = (t.selected + 1).min(front.saturating_sub(1))
+            }
+            KeyCode::Char('k') | KeyCode::Up => t.selected = t.selected.saturating_sub(1),
+            KeyCode::Enter => {
+                let trial = model.tune.front().get(t.selected).map(|p| p.trial)?;
+                return Some(Action::ApplyTrial(trial));
+            }
+            _ => return None,
+        }
+        Some(Action::Redraw)
+    }
+
+    /// Keys while the tune budget is typed after `b`.
+    fn budget_typing(&mut self, code: KeyCode) -> Action {
+        let t = &mut self.tune;
+        match edit_line(&mut t.input, code, 120) {
+            Typed::Done(text) => match crate::tune::Budget::parse(&text) {
+                Ok(_) => t.budget = text.trim().to_string(),
+                Err(e) => self.notice = Some(e),
+            },
+            Typed::Ignored => return Action::None,
+            Typed::Edited => {}
+        }
+        Action::Redraw
     }
 
     /// Keys while an entity is typed after `/`.
@@ -513,9 +578,9 @@ mod tests {
         assert_eq!(a.pane, Pane::Segments);
         on(&mut a, key(KeyCode::BackTab));
         on(&mut a, key(KeyCode::BackTab));
-        assert_eq!(a.pane, Pane::Config, "Shift-Tab wraps around");
+        assert_eq!(a.pane, Pane::Tune, "Shift-Tab wraps around");
         for (i, p) in Pane::ALL.iter().enumerate() {
-            let digit = char::from(b'1' + i as u8);
+            let digit = char::from(b'0' + ((i + 1) % 10) as u8);
             on(&mut a, key(KeyCode::Char(digit)));
             assert_eq!(a.pane, *p, "key {digit}");
         }

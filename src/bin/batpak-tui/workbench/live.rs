@@ -18,6 +18,7 @@ use super::causal::{self, CausalView};
 use super::config::{describe, ConfigState, Edit};
 use super::files;
 use super::model::{Inputs, Model, Sample};
+use super::tuning::TuneView;
 
 /// The store the signal watchdog closes if the input loop is stuck.
 pub type Current = Arc<Mutex<Option<Arc<Store>>>>;
@@ -35,6 +36,8 @@ pub struct Live {
     fps: usize,
     pub model: Model,
     pub current: Current,
+    /// The Tune pane's search, once started.
+    tune: Option<crate::tune::Background>,
 }
 
 fn options(gates: Option<&batpak::preset::GateSpec>) -> OpenOptions {
@@ -86,6 +89,7 @@ impl Live {
             fps: fps as usize,
             model: Model::default(),
             current,
+            tune: None,
         })
     }
 
@@ -124,6 +128,11 @@ impl Live {
         self.model.history.add(&sample);
         let mut changed = sample != self.model.sample;
         self.model.sample = sample;
+        if let Some(t) = &self.tune {
+            let view = TuneView::build(&t.snapshot(), &app.config.applied.store);
+            changed |= view != self.model.tune;
+            self.model.tune = view;
+        }
         if app.pane == Pane::Causal {
             let c = &mut app.causal;
             let view = CausalView {
@@ -178,9 +187,54 @@ impl Live {
                     }
                 };
             }
+            Action::StartTune(budget) => app.notice = Some(self.start_tune(&budget, app)),
+            Action::StopTune => {
+                if let Some(t) = &self.tune {
+                    t.stop();
+                }
+            }
+            Action::ApplyTrial(trial) => {
+                let point = self.model.tune.points.iter().find(|p| p.trial == trial);
+                if let Some(p) = point {
+                    app.config.edited.store = p.store.clone();
+                    let outcome = self.apply(&mut app.config);
+                    app.notice = Some(format!("trial {trial}: {outcome}"));
+                    app.config.message = Some(outcome);
+                }
+            }
             Action::None | Action::Redraw | Action::Quit => {}
         }
         None
+    }
+
+    /// Starts a search for the configuration in force and its workload, within `budget`,
+    /// on scratch stores beside the data directory; pauses the workload meanwhile (its
+    /// load would be measured too). Returns what happened, for the status line.
+    fn start_tune(&mut self, budget: &str, app: &App) -> String {
+        let budget = match crate::tune::Budget::parse(budget) {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        if let Some(w) = &self.workload {
+            w.pause();
+        }
+        let mut scratch = self.dir.clone().into_os_string();
+        scratch.push(".tune");
+        self.tune = None;
+        let started = crate::tune::Background::start(
+            scratch.into(),
+            app.config.applied.clone(),
+            budget,
+            crate::workbench::tuning::TIME,
+            3,
+        );
+        match started {
+            Ok(t) => {
+                self.tune = Some(t);
+                "searching; the workload is paused meanwhile (x stops)".into()
+            }
+            Err(e) => format!("cannot tune: {e}"),
+        }
     }
 
     /// Applies the edited values: live fields at once, the others by a reopen while the

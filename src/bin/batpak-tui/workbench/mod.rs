@@ -16,6 +16,7 @@ mod term;
 mod tests;
 mod text;
 mod theme;
+mod tuning;
 mod ui;
 
 use std::error::Error;

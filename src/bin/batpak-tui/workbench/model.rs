@@ -357,4 +357,6 @@ pub struct Model {
     pub history: History,
     #[serde(default)]
     pub causal: super::causal::CausalView,
+    #[serde(default)]
+    pub tune: super::tuning::TuneView,
 }

@@ -173,6 +173,17 @@ fn every_pane_at_80x24_and_160x48_matches_its_snapshot() {
         render(&list, &mut causal, 80, 24)
     );
     insta::assert_snapshot!("dashboard_160x48", render(&model, &mut app(), 160, 48));
+    let mut searched = model.clone();
+    searched.tune = tune_view();
+    let mut tune = App {
+        pane: Pane::Tune,
+        ..app()
+    };
+    tune.tune.selected = 1;
+    insta::assert_snapshot!(
+        "pane10_tune_search_80x24",
+        render(&searched, &mut tune, 80, 24)
+    );
     let mut config = App {
         pane: Pane::Config,
         ..app()
@@ -529,4 +540,51 @@ fn a_fixed_scale_draws_a_slow_run_shorter_than_a_fast_one_and_auto_fills_the_cha
         auto.contains("4k/s┤") && auto.contains("auto scale [f]"),
         "{auto}"
     );
+}
+
+/// A search part way: the config in force, three steps up the sync cadence (the last
+/// outside a p99 budget of 3 ms) and a smaller channel.
+fn tune_view() -> crate::workbench::tuning::TuneView {
+    use crate::workbench::tuning::{TunePoint, TuneView};
+    let base = batpak::preset::Preset::builtin("embedded")
+        .map(|p| p.store)
+        .unwrap_or_else(|e| panic!("the embedded preset parses: {e}"));
+    let point = |trial, every: u32, throughput, p99_us, feasible, front| {
+        let mut store = base.clone();
+        store.sync_every_n_events = every;
+        TunePoint {
+            trial,
+            throughput,
+            p99_us,
+            loss_events: u64::from(every - 1),
+            rss_bytes: 9.5 * 1024.0 * 1024.0,
+            wear: 140.0,
+            feasible,
+            front,
+            changes: if every == 10 {
+                Vec::new()
+            } else {
+                vec![format!("sync_every_n_events={every}")]
+            },
+            store,
+        }
+    };
+    TuneView {
+        started: true,
+        running: true,
+        budget: "loss<=100 events, p99<=3.0 ms".into(),
+        p99_limit_us: Some(3_000.0),
+        status: "config 5, run 13, 0:41 of 3:00".into(),
+        outcome: None,
+        points: vec![
+            point(1, 10, 6_800.0, 470.0, true, true),
+            point(2, 16, 8_200.0, 610.0, true, true),
+            point(3, 32, 10_900.0, 1_400.0, true, true),
+            point(4, 64, 11_600.0, 2_200.0, true, true),
+            point(5, 101, 12_100.0, 3_600.0, false, true),
+            point(6, 32, 9_000.0, 1_900.0, true, false),
+        ],
+        best: Some(4),
+        current: Some(1),
+    }
 }

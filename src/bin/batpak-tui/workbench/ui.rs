@@ -62,7 +62,8 @@ fn too_small(f: &mut Frame<'_>, area: Rect) {
 fn tab_bar(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
     let titles = Pane::ALL.iter().enumerate().map(|(i, p)| {
         let short = match p {
-            Pane::System => "System",
+            Pane::System => "Sys",
+            Pane::Config => "Conf",
             Pane::Fd => "FD",
             Pane::Channel => "Chan",
             Pane::Latency => "Lat",
@@ -71,7 +72,7 @@ fn tab_bar(f: &mut Frame<'_>, area: Rect, app: &App, cx: &Ctx<'_>) {
             Pane::Overview => "Over",
             other => other.title(),
         };
-        format!("{} {short}", i + 1)
+        format!("{} {short}", (i + 1) % 10)
     });
     let selected = Pane::ALL.iter().position(|p| *p == app.pane);
     let tabs = Tabs::new(titles)
@@ -106,8 +107,8 @@ fn grid(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     for (pane, rect) in cells {
         panes::draw(f, rect, pane, app, cx);
     }
-    // The config and causal panes, when selected, take the bottom row.
-    if matches!(app.pane, Pane::Config | Pane::Causal) {
+    // The config, causal and tune panes, when selected, take the bottom row.
+    if matches!(app.pane, Pane::Config | Pane::Causal | Pane::Tune) {
         return panes::draw(f, bottom, app.pane, app, cx);
     }
     let [g, h] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(bottom);

@@ -6,6 +6,7 @@ mod config;
 mod engine;
 mod flow;
 mod people;
+mod tune;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -37,6 +38,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, pane: Pane, app: &mut App, cx: &Ctx<'
         Pane::Gates => people::gates(f, area, app, cx),
         Pane::System => people::system(f, area, cx),
         Pane::Config => config::config(f, area, app, cx),
+        Pane::Tune => tune::tune(f, area, app, cx),
     }
 }
 
