@@ -68,6 +68,30 @@ fn write_known_store(dir: &std::path::Path, seconds: u32) -> Res<Value> {
     ok_json(&args)
 }
 
+/// `bench REPLAY SOURCE VALUE` for `seconds` (SOURCE `--workload` or `--profile`),
+/// which must run at the rate of the store it replays.
+fn replay_bench(replay: &std::path::Path, source: (&str, &str), seconds: u32) -> Res<Value> {
+    let duration = format!("{seconds}s");
+    let bench = ok_json(&[
+        "bench",
+        path(replay),
+        source.0,
+        source.1,
+        "--set",
+        "workload.min_free_disk=0",
+        "--duration",
+        &duration,
+        "--json",
+    ])?;
+    within_ok(
+        "replayed throughput",
+        f(&bench, "throughput_events_per_s")?,
+        RATE,
+        0.05,
+    )?;
+    Ok(bench)
+}
+
 fn path(dir: &std::path::Path) -> &str {
     dir.to_str().unwrap_or_default()
 }
@@ -201,23 +225,7 @@ fn the_toml_profile_is_a_preset_whose_workload_a_bench_replays_to_the_same_profi
     std::fs::write(&file, &toml)?;
     // The workbench (`batpak-tui DIR --preset FILE`) loads it as any preset file.
     assert_eq!(Preset::load(path(&file), &[])?.workload, preset.workload);
-    let bench = ok_json(&[
-        "bench",
-        path(&replay),
-        "--workload",
-        path(&file),
-        "--set",
-        "workload.min_free_disk=0",
-        "--duration",
-        "5s",
-        "--json",
-    ])?;
-    within_ok(
-        "replayed throughput",
-        f(&bench, "throughput_events_per_s")?,
-        RATE,
-        0.05,
-    )?;
+    replay_bench(&replay, ("--workload", path(&file)), 5)?;
     let again = ok_json(&["profile", path(&replay), "--json"])?;
     within_ok("replayed rate", f(&again, "rate.mean_per_s")?, RATE, 0.10)?;
     within_ok("replayed Zipf s", f(&again, "entities.skew.s")?, SKEW, 0.10)?;
@@ -243,23 +251,7 @@ fn bench_profile_dir_replays_the_rate_of_the_store_it_profiles_and_refuses_a_wor
     let dir = tempfile::tempdir()?;
     let (original, replay) = (dir.path().join("original"), dir.path().join("replay"));
     write_known_store(&original, 4)?;
-    let bench = ok_json(&[
-        "bench",
-        path(&replay),
-        "--profile",
-        path(&original),
-        "--set",
-        "workload.min_free_disk=0",
-        "--duration",
-        "3s",
-        "--json",
-    ])?;
-    within_ok(
-        "replayed throughput",
-        f(&bench, "throughput_events_per_s")?,
-        RATE,
-        0.05,
-    )?;
+    replay_bench(&replay, ("--profile", path(&original)), 3)?;
     let (code, out) = tui(&[
         "bench",
         path(&replay),

@@ -1,7 +1,8 @@
 //! The search: coordinate climbing from the rules' starting point. Each pass moves one
 //! knob at a time a rung up (then down) for as long as a step is better beyond the noise
-//! and inside the budget; it ends when a pass moves nothing, the time box runs out or the
-//! user presses Ctrl-C. docs/design.md says why this and not successive halving.
+//! and inside the budget (a step level with the incumbent is looked past: one rung
+//! further is tried before the direction is given up); it ends when a pass moves nothing,
+//! the time box runs out or the user presses Ctrl-C. docs/design.md says why this and not successive halving.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,8 +162,12 @@ impl<'a> Search<'a> {
     /// against), then from `start` (the rules' starting point) on.
     pub fn run(&mut self, start: StoreSection) {
         let own = self.base.store.clone();
-        if own != start && self.trial(&own).is_none() {
-            return;
+        if own != start {
+            // Where the search stands if the time box ends before the start runs.
+            self.best = self.trial(&own);
+            if self.best.is_none() {
+                return;
+            }
         }
         let Some(first) = self.trial(&start) else {
             return;
@@ -208,13 +213,30 @@ impl<'a> Search<'a> {
                 let Some(t) = self.trial(&store) else {
                     return moved;
                 };
-                if !self.accepts(t, best) {
+                let step = if self.accepts(t, best) {
+                    Some((t, next))
+                } else if self.level(t, best) {
+                    // A plateau: within the noise of where the search stands. One rung
+                    // further may be clearly better (throughput often climbs in steps
+                    // smaller than the noise of one).
+                    let Some(further) = space::neighbour(&values, next, up) else {
+                        break;
+                    };
+                    (knob.set)(&mut store, further);
+                    let Some(t2) = self.trial(&store) else {
+                        return moved;
+                    };
+                    self.accepts(t2, best).then_some((t2, further))
+                } else {
+                    None
+                };
+                let Some((t, to)) = step else {
                     break;
-                }
+                };
                 self.moves.push(Move {
                     knob: k,
                     from: now,
-                    to: next,
+                    to,
                 });
                 self.best = Some(t);
                 self.publish();
@@ -240,6 +262,15 @@ impl<'a> Search<'a> {
             (false, true) => false,
             (false, false) => distance(c, self.budget) < 0.9 * distance(b, self.budget),
         }
+    }
+
+    /// Whether trial `t` is level with `best`: inside the budget and not worse beyond
+    /// the noise.
+    fn level(&self, t: usize, best: usize) -> bool {
+        let (c, b) = (&self.trials[t], &self.trials[best]);
+        c.feasible(self.budget)
+            && b.feasible(self.budget)
+            && !better(&b.measured, &c.measured)
     }
 
     /// The trial of `store`: an earlier one of the same configuration, or a new one run
