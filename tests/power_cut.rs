@@ -60,12 +60,13 @@ fn produce(store: &Store, rng: &mut Rng, stop: &AtomicBool) -> Oracle {
     oracle
 }
 
-/// (durable events checked, acknowledged events the cut took)
-fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
-    let mut rng = Rng::new(seed);
-    let fs = SimFs::new();
-    let sync_every = [1, 2, 7, 1000][rng.below(4) as usize];
-    let store = Arc::new(open(&fs, sync_every)?);
+/// Starts a producer on `store` and returns once the file system has done 20 to 420 more
+/// operations (or the producer stopped): the moment to cut.
+fn produce_a_while(
+    fs: &SimFs,
+    store: &Arc<Store>,
+    rng: &mut Rng,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<Oracle>) {
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
         let (store, stop) = (store.clone(), stop.clone());
@@ -76,6 +77,16 @@ fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
     while fs.operations() < cut_after && !producer.is_finished() {
         std::thread::yield_now();
     }
+    (stop, producer)
+}
+
+/// (durable events checked, acknowledged events the cut took)
+fn one_power_cut(seed: u64) -> Res<(u64, u64)> {
+    let mut rng = Rng::new(seed);
+    let fs = SimFs::new();
+    let sync_every = [1, 2, 7, 1000][rng.below(4) as usize];
+    let store = Arc::new(open(&fs, sync_every)?);
+    let (stop, producer) = produce_a_while(&fs, &store, &mut rng);
     let after = fs.power_cut(rng.next_u64());
     stop.store(true, Ordering::Relaxed);
     let oracle = producer.join().map_err(|_| "producer panicked")?;
@@ -124,16 +135,7 @@ fn cut_after_reading_the_loss_window(seed: u64, sync_every: u32) -> Res<(u64, u6
     let mut rng = Rng::new(seed);
     let fs = SimFs::new();
     let store = Arc::new(open(&fs, sync_every)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let producer = {
-        let (store, stop) = (store.clone(), stop.clone());
-        let mut prng = Rng::new(rng.next_u64());
-        std::thread::spawn(move || produce(&store, &mut prng, &stop))
-    };
-    let cut_after = fs.operations() + 20 + rng.below(400);
-    while fs.operations() < cut_after && !producer.is_finished() {
-        std::thread::yield_now();
-    }
+    let (stop, producer) = produce_a_while(&fs, &store, &mut rng);
     stop.store(true, Ordering::Relaxed);
     let oracle = producer.join().map_err(|_| "producer panicked")?;
     let stats = store.stats();

@@ -15,6 +15,11 @@ fn batpak_tui(args: &[&str]) -> Res<Output> {
         .output()?)
 }
 
+fn batpak_tui_owned(args: &[String]) -> Res<Output> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    batpak_tui(&args)
+}
+
 fn json(out: &Output) -> Res<Value> {
     serde_json::from_slice(&out.stdout).map_err(|e| {
         format!(
@@ -33,27 +38,38 @@ fn num(v: &Value, path: &str) -> Res<f64> {
         .ok_or_else(|| format!("no number at {path} in {v}").into())
 }
 
-#[test]
-fn tune_recommends_a_configuration_inside_the_budget_and_a_fresh_bench_of_its_export_confirms_it(
-) -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let scratch = dir.path().join("tune");
-    let s = scratch.to_str().ok_or("path")?;
-    let out = batpak_tui(&[
+/// `tune SCRATCH` on the embedded preset's workload: runs of 1 s, 2 repeats, JSON.
+fn tune_args(scratch: &std::path::Path, budget: &str, time: &str) -> Res<Vec<String>> {
+    let dir = scratch.to_str().ok_or("path")?;
+    Ok([
         "tune",
-        s,
+        dir,
         "--preset",
         "embedded",
         "--budget",
-        "loss<=20, p99<=200ms, fds<=64",
+        budget,
         "--time",
-        "24s",
+        time,
         "--run",
         "1s",
         "--repeats",
         "2",
         "--json",
-    ])?;
+    ]
+    .map(String::from)
+    .to_vec())
+}
+
+#[test]
+fn tune_recommends_a_configuration_inside_the_budget_and_a_fresh_bench_of_its_export_confirms_it(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scratch = dir.path().join("tune");
+    let out = batpak_tui_owned(&tune_args(
+        &scratch,
+        "loss<=20, p99<=200ms, fds<=64",
+        "24s",
+    )?)?;
     let r = json(&out)?;
     assert!(out.status.success(), "{r}");
     let rec = &r["recommended"];
@@ -106,21 +122,7 @@ fn tune_recommends_a_configuration_inside_the_budget_and_a_fresh_bench_of_its_ex
 fn a_budget_no_configuration_meets_is_refused_naming_the_item_and_the_nearest() -> TestResult {
     let dir = tempfile::tempdir()?;
     let scratch = dir.path().join("tune");
-    let out = batpak_tui(&[
-        "tune",
-        scratch.to_str().ok_or("path")?,
-        "--preset",
-        "embedded",
-        "--budget",
-        "loss<=50, p99<=1us",
-        "--time",
-        "8s",
-        "--run",
-        "1s",
-        "--repeats",
-        "2",
-        "--json",
-    ])?;
+    let out = batpak_tui_owned(&tune_args(&scratch, "loss<=50, p99<=1us", "8s")?)?;
     assert!(!out.status.success(), "an impossible budget was accepted");
     let r = json(&out)?;
     assert!(r["recommended"].is_null());
@@ -173,21 +175,7 @@ fn ctrl_c_stops_tune_with_the_best_configuration_so_far_and_leaves_no_bench_runn
     let dir = tempfile::tempdir()?;
     let scratch = dir.path().join("tune");
     let child = Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
-        .args([
-            "tune",
-            scratch.to_str().ok_or("path")?,
-            "--preset",
-            "embedded",
-            "--budget",
-            "loss<=50",
-            "--time",
-            "2m",
-            "--run",
-            "1s",
-            "--repeats",
-            "2",
-            "--json",
-        ])
+        .args(tune_args(&scratch, "loss<=50", "2m")?)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;

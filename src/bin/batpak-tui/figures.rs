@@ -46,6 +46,7 @@ pub fn rows(r: &BenchResult) -> Vec<Figure> {
     let latency = |name, v: u64| fig(name, "µs", v as f64, units::micros(v), Lower);
     let per_sec = |name, v: f64, better| fig(name, "per s", v, units::rate(v), better);
     let count = |name, v: u64| fig(name, "count", v as f64, units::count(v), Lower);
+    let events = |name, v: u64| fig(name, "events", v as f64, units::count(v), Lower);
     let size = |name, v: f64| fig(name, "bytes", v, units::bytes(v.round() as u64), Lower);
     vec![
         fig(
@@ -99,20 +100,8 @@ pub fn rows(r: &BenchResult) -> Vec<Figure> {
             per_s(r, FileClass::Other) + per_s(r, FileClass::Checkpoint),
             Lower,
         ),
-        fig(
-            "power-cut loss p99",
-            "events",
-            r.loss_window.power_cut_events.p99 as f64,
-            units::count(r.loss_window.power_cut_events.p99),
-            Lower,
-        ),
-        fig(
-            "power-cut loss max",
-            "events",
-            r.loss_window.power_cut_events.max as f64,
-            units::count(r.loss_window.power_cut_events.max),
-            Lower,
-        ),
+        events("power-cut loss p99", r.loss_window.power_cut_events.p99),
+        events("power-cut loss max", r.loss_window.power_cut_events.max),
         size("loss bytes p99", r.loss_window.power_cut_bytes.p99 as f64),
         fig(
             "peak memory",

@@ -71,12 +71,8 @@ enum Command {
     Bench {
         /// The data directory (created and marked as workload data if missing).
         dir: PathBuf,
-        /// A built-in preset (default, embedded, server) or a .toml file.
-        #[arg(long, default_value = "default")]
-        preset: String,
-        /// Override a field: `fd_budget=8` ([store]) or `workload.producers=4`.
-        #[arg(long = "set", value_name = "FIELD=VALUE")]
-        sets: Vec<String>,
+        #[command(flatten)]
+        source: Source,
         /// How long to run: 10s, 500ms, 2m.
         #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
         duration: std::time::Duration,
@@ -86,16 +82,6 @@ enum Command {
         /// Print JSON (no progress bar).
         #[arg(long)]
         json: bool,
-        /// Run the `[workload]` table of this file (a preset, or `profile --toml` output)
-        /// instead of the preset's; `--set workload.*` still applies.
-        #[arg(long, value_name = "FILE", conflicts_with = "profile")]
-        workload: Option<PathBuf>,
-        /// Profile the store in this directory (read-only) and run its workload.
-        #[arg(long, value_name = "DIR")]
-        profile: Option<PathBuf>,
-        /// With --profile: only the events of the last DUR.
-        #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
-        since: Option<std::time::Duration>,
         /// Run the `[store]` table of this file (a preset, or what `tune` exported)
         /// instead of the preset's; `--set` still applies.
         #[arg(long, value_name = "FILE")]
@@ -148,21 +134,8 @@ enum Command {
         /// Where the scratch stores and the exported preset go (on the disk under test).
         #[arg(default_value = "./batpak-tune")]
         dir: PathBuf,
-        /// The preset whose workload and [store] the search starts from.
-        #[arg(long, default_value = "default")]
-        preset: String,
-        /// Run the `[workload]` table of this file instead of the preset's.
-        #[arg(long, value_name = "FILE", conflicts_with = "profile")]
-        workload: Option<PathBuf>,
-        /// Profile the store in this directory (read-only) and run its workload.
-        #[arg(long, value_name = "DIR")]
-        profile: Option<PathBuf>,
-        /// With --profile: only the events of the last DUR.
-        #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
-        since: Option<std::time::Duration>,
-        /// Override a field of the workload or the starting [store]: `workload.producers=4`.
-        #[arg(long = "set", value_name = "FIELD=VALUE")]
-        sets: Vec<String>,
+        #[command(flatten)]
+        source: Source,
         /// The limits: 'loss<=100, p99<=2ms, rss<=64MiB, fds<=16, disk<=1GiB, wear<=300B'
         /// (loss in events or a size; wear in bytes sent to storage per event, or 3x).
         #[arg(long, default_value = "", value_parser = tune::Budget::parse)]
@@ -264,6 +237,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Where a run's preset and workload come from (`bench`, `tune`).
+#[derive(Debug, clap::Args)]
+struct Source {
+    /// A built-in preset (default, embedded, server) or a .toml file.
+    #[arg(long, default_value = "default")]
+    preset: String,
+    /// Override a field: `fd_budget=8` ([store]) or `workload.producers=4`.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    sets: Vec<String>,
+    /// Run the `[workload]` table of this file (a preset, or `profile --toml` output)
+    /// instead of the preset's; `--set workload.*` still applies.
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    workload: Option<PathBuf>,
+    /// Profile the store in this directory (read-only) and run its workload.
+    #[arg(long, value_name = "DIR")]
+    profile: Option<PathBuf>,
+    /// With --profile: only the events of the last DUR.
+    #[arg(long, value_parser = bench::parse_duration, requires = "profile")]
+    since: Option<std::time::Duration>,
+}
+
+impl Source {
+    /// The preset with its workload replaced as asked, `config`'s `[store]` if given,
+    /// then every `--set`.
+    fn load(
+        &self,
+        config: Option<&std::path::Path>,
+    ) -> Result<batpak::preset::Preset, Box<dyn std::error::Error>> {
+        let mut p = batpak::preset::Preset::load(&self.preset, &[])?;
+        p.workload = profile::workload(
+            &p,
+            self.workload.as_deref(),
+            self.profile.as_deref(),
+            self.since,
+        )?;
+        if let Some(file) = config {
+            p.store = config_file(file)?.store;
+        }
+        Ok(p.with_sets(&self.sets)?)
+    }
+
+    /// What the workload is, in words.
+    fn name(&self) -> String {
+        match (&self.workload, &self.profile) {
+            (Some(f), _) => f.display().to_string(),
+            (_, Some(d)) => format!("the profile of {}", d.display()),
+            _ => self.preset.clone(),
+        }
+    }
 }
 
 /// Export formats.
@@ -430,24 +454,13 @@ fn main() -> ExitCode {
         ),
         Command::Bench {
             dir,
-            preset,
-            sets,
+            source,
             duration,
             allow_existing_data,
             json,
-            workload,
-            profile,
-            since,
             config,
-        } => batpak::preset::Preset::load(&preset, &[])
-            .map_err(Into::into)
-            .and_then(|mut p| {
-                p.workload = profile::workload(&p, workload.as_deref(), profile.as_deref(), since)?;
-                if let Some(file) = &config {
-                    p.store = config_file(file)?.store;
-                }
-                Ok(p.with_sets(&sets)?)
-            })
+        } => source
+            .load(config.as_deref())
             .and_then(|p| bench::run(&dir, &p, duration, json, allow_existing_data))
             .and_then(|r| bench::print(&r, json)),
         Command::Profile {
@@ -474,39 +487,24 @@ fn main() -> ExitCode {
         } => compare::compare(&a, &b, workload.as_deref(), duration, &dir, keep, json),
         Command::Tune {
             dir,
-            preset,
-            workload,
-            profile,
-            since,
-            sets,
+            source,
             budget,
             time,
             run,
             repeats,
             json,
-        } => batpak::preset::Preset::load(&preset, &[])
-            .map_err(Into::into)
-            .and_then(|mut p| {
-                p.workload = profile::workload(&p, workload.as_deref(), profile.as_deref(), since)?;
-                Ok(p.with_sets(&sets)?)
+        } => source.load(None).and_then(|p| {
+            tune::tune(tune::Args {
+                dir,
+                preset: p,
+                from: source.name(),
+                budget,
+                time,
+                trial: run,
+                repeats: usize::from(repeats),
+                json,
             })
-            .and_then(|p| {
-                let from = match (&workload, &profile) {
-                    (Some(f), _) => f.display().to_string(),
-                    (_, Some(d)) => format!("the profile of {}", d.display()),
-                    _ => preset.clone(),
-                };
-                tune::tune(tune::Args {
-                    dir,
-                    preset: p,
-                    from,
-                    budget,
-                    time,
-                    trial: run,
-                    repeats: usize::from(repeats),
-                    json,
-                })
-            }),
+        }),
         Command::Wipe { dir, yes, json: _ } => bench::wipe(&dir, yes),
         Command::Verify { .. } => Ok(()),
         Command::Export {

@@ -354,7 +354,7 @@ fn print_front(front: &[Point], pick: Option<usize>) {
     println!("Pareto front (throughput x append p99 x power-cut loss x peak memory), with");
     println!("storage writes per event (wear); * inside the budget, > the pick:");
     println!(
-        "  {:>5} {:>16} {:>9} {:>7} {:>10} {:>7}  changes from the start",
+        "  {:>5} {:>16} {:>9} {:>7} {:>10} {:>7}  changes from the workload's config",
         "trial", "throughput", "p99", "loss", "memory", "wear"
     );
     for p in front.iter().take(12) {

@@ -268,9 +268,7 @@ impl<'a> Search<'a> {
     /// the noise.
     fn level(&self, t: usize, best: usize) -> bool {
         let (c, b) = (&self.trials[t], &self.trials[best]);
-        c.feasible(self.budget)
-            && b.feasible(self.budget)
-            && !better(&b.measured, &c.measured)
+        c.feasible(self.budget) && b.feasible(self.budget) && !better(&b.measured, &c.measured)
     }
 
     /// The trial of `store`: an earlier one of the same configuration, or a new one run
