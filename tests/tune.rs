@@ -67,7 +67,7 @@ fn tune_recommends_a_configuration_inside_the_budget_and_a_fresh_bench_of_its_ex
     let scratch = dir.path().join("tune");
     let out = batpak_tui_owned(&tune_args(
         &scratch,
-        "loss<=20, p99<=200ms, fds<=64",
+        "loss<=20, p99<=200ms, fds<=64, wear<=4000B",
         "24s",
     )?)?;
     let r = json(&out)?;
@@ -86,6 +86,8 @@ fn tune_recommends_a_configuration_inside_the_budget_and_a_fresh_bench_of_its_ex
     assert_eq!(r["proof"]["holds"], Value::Bool(true), "{}", r["proof"]);
     let rust = rec["rust"].as_str().ok_or("rust")?;
     assert!(rust.contains("StoreConfig::new"), "{rust}");
+    let written = std::fs::read_to_string(scratch.join("tuned.rs"))?;
+    assert_eq!(written, rust, "the snippet file holds the printed snippet");
 
     // Anyone can check the pick: bench the exported preset's [store].
     let tuned = scratch.join("tuned.toml");
@@ -203,6 +205,33 @@ fn ctrl_c_stops_tune_with_the_best_configuration_so_far_and_leaves_no_bench_runn
     assert!(
         !left.iter().any(|n| n == "run" || n.starts_with("trial-")),
         "scratch left behind: {left:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_tune_whose_every_run_fails_says_why_instead_of_blaming_the_budget() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let scratch = dir.path().join("tune");
+    let out = batpak_tui(&[
+        "tune",
+        scratch.to_str().ok_or("path")?,
+        "--preset",
+        "embedded",
+        "--set",
+        "workload.min_free_disk=\"1000 TiB\"",
+        "--time",
+        "6s",
+        "--run",
+        "1s",
+        "--repeats",
+        "2",
+    ])?;
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("a run failed: bench exited early") && stdout.contains("free space"),
+        "{stdout}"
     );
     Ok(())
 }

@@ -169,6 +169,10 @@ pub struct BenchResult {
     pub subscriber_drops: u64,
     /// Appends the gates refused.
     pub denials: u64,
+    /// Why the workload stopped before the run's end (a full disk, an error), if it did:
+    /// the figures then cover less than the run.
+    #[serde(default)]
+    pub stopped_early: Option<String>,
     /// The `[store]` table the run used.
     pub config: StoreSection,
 }
@@ -343,6 +347,7 @@ pub fn run(
         disk_bytes: disk_bytes(dir),
         subscriber_drops: stats.subscribers.iter().map(|s| s.dropped).sum(),
         denials: ws.denied,
+        stopped_early: ws.stopped.clone(),
         config: preset.store.clone(),
     })
 }

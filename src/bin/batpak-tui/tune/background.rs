@@ -128,7 +128,10 @@ fn search(
         None => {
             let (_, unmet) = report::unmet(&s);
             let words: Vec<String> = unmet.into_iter().map(|u| u.text).collect();
-            if words.is_empty() {
+            let failed = s.trials.iter().find_map(|t| t.error.clone());
+            if let (true, Some(why)) = (words.is_empty(), &failed) {
+                format!("no configuration ran: {why}")
+            } else if words.is_empty() {
                 "no configuration ran".to_string()
             } else {
                 words.join("; ")

@@ -90,6 +90,8 @@ struct Recommended {
 struct Infeasible {
     nearest: Option<Point>,
     unmet: Vec<Unmet>,
+    /// Why configurations failed to run at all (each reason once).
+    failures: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,7 +126,7 @@ fn prepare(dir: &Path) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     std::fs::write(
         dir.join(MARK),
         "scratch stores and results of batpak-tui tune\n",
@@ -183,6 +185,10 @@ pub fn tune(a: Args) -> Result<(), Box<dyn Error>> {
         print_report(&report, &s);
     }
     match (&report.recommended, &report.proof) {
+        (None, _) if s.trials.is_empty() && s.interrupted => {
+            Err("interrupted before any configuration finished".into())
+        }
+        (None, _) if s.trials.is_empty() => Err("the time box ended before any configuration ran: give --time more than --run x --repeats".into()),
         (None, _) => Err("no configuration met the budget (see above)".into()),
         (Some(_), Some(p)) if !p.holds => {
             Err("the proof run of the pick broke the budget (see above)".into())
@@ -213,6 +219,7 @@ fn finish(
         let toml = batpak::preset::toml_text(&p)?;
         std::fs::write(&file, &toml)?;
         let rust = batpak::preset::rust_snippet(&p.store_config("./data"));
+        std::fs::write(a.dir.join("tuned.rs"), &rust)?;
         if !s.interrupted {
             proof = Some(prove(a, bench, &file, proof_run)?);
         }
@@ -227,9 +234,16 @@ fn finish(
         });
     } else if let Some(start) = start {
         let (nearest, unmet) = report::unmet(s);
+        let mut failures: Vec<String> = Vec::new();
+        for e in s.trials.iter().filter_map(|t| t.error.clone()) {
+            if !failures.contains(&e) {
+                failures.push(e);
+            }
+        }
         infeasible = Some(Infeasible {
             nearest: nearest.map(|n| report::point(&s.trials[n], start, &a.budget)),
             unmet,
+            failures,
         });
     }
     Ok(Report {
@@ -333,6 +347,9 @@ fn print_report(r: &Report, s: &Search<'_>) {
         if let Some(n) = &inf.nearest {
             println!("nearest: trial {}: {}", n.trial, changes(&n.changes));
         }
+        for f in &inf.failures {
+            println!("  a run failed: {f}");
+        }
     }
     match (&r.proof, s.interrupted) {
         (Some(p), _) => print_proof(p),
@@ -394,7 +411,11 @@ fn print_pick(rec: &Recommended) {
     println!();
     println!("as Rust:");
     print!("{}", rec.rust);
-    println!("as a preset: {}", rec.preset_file.display());
+    println!(
+        "written to {} and {} (a preset: `bench --config` and the workbench's --preset take it)",
+        rec.preset_file.with_extension("rs").display(),
+        rec.preset_file.display()
+    );
 }
 
 fn print_proof(p: &Proof) {

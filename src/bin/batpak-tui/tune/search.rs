@@ -399,6 +399,7 @@ pub(crate) mod tests {
             disk_bytes: 0,
             subscriber_drops: 0,
             denials: 0,
+            stopped_early: None,
             config: batpak::preset::Preset::builtin("default")
                 .map(|p| p.store)
                 .expect("the default preset parses"),

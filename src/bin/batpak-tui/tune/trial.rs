@@ -152,8 +152,14 @@ impl Bench {
             )));
         }
         let out = std::fs::read(&out_path).unwrap_or_default();
-        serde_json::from_slice(&out)
-            .map_err(|e| RunError::Failed(format!("bench printed no result: {e}")))
+        let result: BenchResult = serde_json::from_slice(&out)
+            .map_err(|e| RunError::Failed(format!("bench printed no result: {e}")))?;
+        match &result.stopped_early {
+            Some(why) => Err(RunError::Failed(format!(
+                "bench exited early, its workload stopped: {why}"
+            ))),
+            None => Ok(result),
+        }
     }
 }
 

@@ -89,12 +89,18 @@ impl TuneView {
                 }
             })
             .collect();
+        let failed = p.trials.iter().filter(|t| t.error.is_some()).count();
+        let failed = if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        };
         let now = Instant::now();
         let spent = now.saturating_duration_since(p.started);
         let total = p.deadline.saturating_duration_since(p.started);
         let status = if p.running {
             format!(
-                "config {}, run {}, {} of {}",
+                "config {}, run {}, {} of {}{failed}",
                 p.trials.len() + 1,
                 p.runs + 1,
                 units::clock(spent),
