@@ -292,6 +292,8 @@ fn the_tune_pane_searches_within_a_typed_budget_shows_the_configurations_and_app
         .iter()
         .position(|l| l.contains("sync_every_n_events="))
         .ok_or_else(|| format!("no row changes the sync cadence:\n{done}"))?;
+    // The selection starts at the search's pick: to the top first, then down.
+    tmux.keys(&vec!["k"; rows.len()])?;
     tmux.keys(&vec!["j"; at])?;
     tmux.keys(&["Enter"])?;
     let applied = tmux.wait_for(": applied live: sync_every_n_events")?;

@@ -124,7 +124,13 @@ fn search(
     s.run(space::start(&preset.store, budget));
     let pick = s.best.map(|b| &s.trials[b]).filter(|t| t.feasible(budget));
     let outcome = match pick {
-        Some(t) => report::binding(&s, t),
+        Some(t) => {
+            let level = report::level_with(&s.trials, budget, t);
+            match report::level_words(&level) {
+                Some(w) => format!("{}. {w}", report::binding(&s, t)),
+                None => report::binding(&s, t),
+            }
+        }
         None => {
             let (_, unmet) = report::unmet(&s);
             let words: Vec<String> = unmet.into_iter().map(|u| u.text).collect();

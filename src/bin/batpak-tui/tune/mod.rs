@@ -81,6 +81,8 @@ struct Recommended {
     changes_from_start: Vec<String>,
     margins: Vec<Margin>,
     binding: String,
+    /// Trials inside the budget, faster by median, within the pick's noise.
+    level_with: Vec<usize>,
     preset_file: PathBuf,
     rust: String,
     toml: String,
@@ -228,6 +230,10 @@ fn finish(
             changes_from_start: space::diff(&a.preset.store, &pick.store),
             margins: report::margins(pick, &a.budget),
             binding: report::binding(s, pick),
+            level_with: report::level_with(&s.trials, &a.budget, pick)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
             preset_file: file,
             rust,
             toml,
@@ -408,6 +414,17 @@ fn print_pick(rec: &Recommended) {
         println!("  {}", m.text);
     }
     println!("binding: {}", rec.binding);
+    if !rec.level_with.is_empty() {
+        let ids: Vec<String> = rec
+            .level_with
+            .iter()
+            .map(|i| format!("trial {i}"))
+            .collect();
+        println!(
+            "within the noise: {} ran faster by median, not beyond the pick's spread; more --repeats would tell them apart",
+            ids.join(", ")
+        );
+    }
     println!();
     println!("as Rust:");
     print!("{}", rec.rust);

@@ -213,6 +213,36 @@ pub fn binding(s: &Search<'_>, pick: &Trial) -> String {
     format!("no budget item binds: no change the search tried was better beyond the noise{tail}")
 }
 
+/// Configurations inside the budget that ran faster than the pick by their medians but
+/// within its noise (not better by the search's rule): (trial, median events/s).
+pub fn level_with(trials: &[Trial], budget: &Budget, pick: &Trial) -> Vec<(usize, f64)> {
+    let thr = |t: &Trial| t.measured.median(|r| r.throughput_events_per_s);
+    let mut v: Vec<(usize, f64)> = trials
+        .iter()
+        .filter(|t| t.id != pick.id && t.feasible(budget))
+        .filter(|t| thr(t) > thr(pick) && !better(&t.measured, &pick.measured))
+        .map(|t| (t.id, thr(t)))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
+/// The words for `level_with`, if there is any.
+pub fn level_words(level: &[(usize, f64)]) -> Option<String> {
+    if level.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = level
+        .iter()
+        .take(3)
+        .map(|(id, t)| format!("trial {id} ({})", units::rate_of(*t, "events")))
+        .collect();
+    Some(format!(
+        "faster by median but within the pick's noise: {}; more repeats would tell them apart",
+        list.join(", ")
+    ))
+}
+
 /// For a budget nothing met: each item the nearest configuration breaks, with the best
 /// value any configuration reached for it.
 pub fn unmet(s: &Search<'_>) -> (Option<usize>, Vec<Unmet>) {

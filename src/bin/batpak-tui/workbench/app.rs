@@ -382,14 +382,19 @@ impl App {
         let t = &mut self.tune;
         match code {
             KeyCode::Char('t') if !model.tune.running => {
-                return Some(Action::StartTune(t.budget.clone()))
+                t.moved = false;
+                return Some(Action::StartTune(t.budget.clone()));
             }
             KeyCode::Char('x') if model.tune.running => return Some(Action::StopTune),
             KeyCode::Char('b') => t.input = Some(t.budget.clone()),
             KeyCode::Char('j') | KeyCode::Down => {
-                t.selected = (t.selected + 1).min(front.saturating_sub(1))
+                t.selected = (t.selected + 1).min(front.saturating_sub(1));
+                t.moved = true;
             }
-            KeyCode::Char('k') | KeyCode::Up => t.selected = t.selected.saturating_sub(1),
+            KeyCode::Char('k') | KeyCode::Up => {
+                t.selected = t.selected.saturating_sub(1);
+                t.moved = true;
+            }
             KeyCode::Enter => {
                 let trial = model.tune.front().get(t.selected).map(|p| p.trial)?;
                 return Some(Action::ApplyTrial(trial));

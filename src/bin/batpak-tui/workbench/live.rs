@@ -231,7 +231,7 @@ impl Live {
         match started {
             Ok(t) => {
                 self.tune = Some(t);
-                "searching; the workload is paused meanwhile (x stops)".into()
+                "searching, workload paused (x stops)".into()
             }
             Err(e) => format!("cannot tune: {e}"),
         }

@@ -149,6 +149,8 @@ fn compact(changes: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, Default)]
 pub struct TuneUi {
     pub selected: usize,
+    /// The user moved the selection: it no longer follows the search's pick.
+    pub moved: bool,
     /// The budget a search started with `t` keeps.
     pub budget: String,
     /// The budget being typed after `b`.

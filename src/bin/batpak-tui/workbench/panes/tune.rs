@@ -37,8 +37,8 @@ pub fn tune(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
     let [head, chart, list, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(6),
-        Constraint::Length(7),
-        Constraint::Length(2),
+        Constraint::Length(6),
+        Constraint::Length(3),
     ])
     .areas(inner);
     f.render_widget(Paragraph::new(head_line(app, v, th)), head);
@@ -46,7 +46,12 @@ pub fn tune(f: &mut Frame<'_>, area: Rect, app: &mut App, cx: &Ctx<'_>) {
         return intro(f, chart.union(list).union(foot), cx);
     }
     let front = v.front();
-    let sel = app.tune.selected.min(front.len().saturating_sub(1));
+    // Until the user moves it, the selection follows the search's pick.
+    let pick = front.iter().position(|p| Some(p.trial) == v.best);
+    let sel = match (app.tune.moved, pick) {
+        (false, Some(i)) => i,
+        _ => app.tune.selected.min(front.len().saturating_sub(1)),
+    };
     app.tune.selected = sel;
     let selected = front.get(sel).map(|p| p.trial);
     scatter(f, chart, v, selected, th);
@@ -76,9 +81,9 @@ fn head_line<'a>(app: &App, v: &TuneView, th: &Theme) -> Line<'a> {
     };
     Line::from(vec![
         Span::styled("budget ", th.dim()),
-        Span::raw(clean(&budget, 46)),
+        Span::raw(clean(&budget, 40)),
         Span::raw("  "),
-        Span::styled(clean(&v.status, 30), th.dim()),
+        Span::styled(clean(&v.status, 36), th.dim()),
     ])
 }
 
