@@ -230,10 +230,11 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
     tmux.run(&["kill-server"])?;
     let start = Instant::now();
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    while proc_dir.exists() && start.elapsed() < Duration::from_secs(8) {
+    while proc_dir.exists() && start.elapsed() < Duration::from_secs(40) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let took = start.elapsed();
+    eprintln!("the workbench ended {took:?} after its terminal went away");
     assert!(
         !proc_dir.exists(),
         "the workbench still runs {took:?} after its terminal went away"

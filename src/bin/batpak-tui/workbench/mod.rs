@@ -78,6 +78,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         frame_loop(&mut terminal, &mut live, &mut app, theme, fps, &stop)
     };
+    stop.closing();
     let closed = live.finish();
     stop.finished();
     looped?;

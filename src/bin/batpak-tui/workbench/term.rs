@@ -18,6 +18,9 @@ use signal_hook::iterator::Signals;
 
 /// How long the input loop gets to close the store itself after a signal.
 const GRACE: Duration = Duration::from_secs(3);
+/// How long a close the input loop has begun may take before the watchdog gives up on it
+/// (stopping the workload and syncing can take seconds on a loaded device).
+const CLOSING: Duration = Duration::from_secs(30);
 
 /// Puts the terminal back as it was (safe to call more than once).
 pub fn restore() {
@@ -65,6 +68,8 @@ impl Drop for Screen {
 #[derive(Clone, Default)]
 pub struct Stop {
     asked: Arc<AtomicBool>,
+    /// The input loop has begun closing the store.
+    closing: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
 }
 
@@ -75,6 +80,12 @@ impl Stop {
 
     pub fn ask(&self) {
         self.asked.store(true, Ordering::Release);
+    }
+
+    /// The input loop is closing the store: the watchdog waits for it rather than close
+    /// the store under it and exit half way.
+    pub fn closing(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 
     /// The input loop has closed the store: the watchdog has nothing left to do.
@@ -96,9 +107,17 @@ impl Stop {
                 }
                 me.ask();
                 let start = Instant::now();
-                while start.elapsed() < GRACE {
+                loop {
                     if me.done.load(Ordering::Acquire) {
                         return;
+                    }
+                    let patience = if me.closing.load(Ordering::Acquire) {
+                        GRACE + CLOSING
+                    } else {
+                        GRACE
+                    };
+                    if start.elapsed() >= patience {
+                        break;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
