@@ -224,6 +224,15 @@ pub enum SyncError {
     /// The store was already closed.
     #[error("store is closed")]
     Closed,
+    /// [`Store::wait_durable`](crate::Store::wait_durable) was given a sequence the store
+    /// has not written.
+    #[error("sequence {sequence} is not written yet (the newest written is {written})")]
+    NotWritten {
+        /// The sequence asked for.
+        sequence: u64,
+        /// The newest sequence written.
+        written: u64,
+    },
 }
 
 /// Why [`Store::snapshot`](crate::Store::snapshot) failed. Nothing in the source store is

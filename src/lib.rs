@@ -47,7 +47,7 @@ pub use event::{
 };
 pub use store::{
     BatchItem, CausalNode, CausalTree, CheckpointStatus, CloseReport, OpenOptions, RecoveryReport,
-    RecvError, Stats, Store, Subscription, Ticket, Walk, WalkError, WalkLimits,
+    RecvError, Stats, Store, Subscription, Ticket, TrySubmitError, Walk, WalkError, WalkLimits,
 };
 
 /// Everything a typical user needs: `use batpak::prelude::*;`.
@@ -60,6 +60,6 @@ pub mod prelude {
     pub use crate::gate::{Denial, Evaluation, Gate, GateSet, Proposal, StoreView};
     pub use crate::store::{
         BatchItem, CausalTree, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
-        WalkError, WalkLimits,
+        TrySubmitError, WalkError, WalkLimits,
     };
 }

@@ -197,3 +197,15 @@ pub(crate) enum Command {
     #[cfg(feature = "testkit")]
     InjectPanic,
 }
+
+/// Why [`Store::try_submit`](crate::Store::try_submit) queued nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySubmitError {
+    /// The writer channel is full: the item comes back, nothing was queued.
+    #[error("the writer channel is full")]
+    Full(BatchItem),
+    /// The append was refused (closed, poisoned, read-only, denied by a gate).
+    #[error(transparent)]
+    Refused(#[from] crate::error::AppendError),
+}

@@ -41,10 +41,11 @@ use crate::error::{AppendError, OpenError, SyncError};
 use crate::event::{AppendOptions, AppendReceipt, Coordinate, EventKind};
 use crate::fs::{FileSystem, LockGuard, StdFs};
 use crate::gate::{DecisionLog, GateSet};
+use command::TrySubmitError as TrySubmit;
 
 pub use causal::{CausalNode, CausalTree, TreeNode, Walk, WalkError, WalkLimits};
 pub use checkpoint::CheckpointStatus;
-pub use command::{BatchItem, CloseReport};
+pub use command::{BatchItem, CloseReport, TrySubmitError};
 
 /// Encodes a value the way payloads are encoded (MessagePack with field names).
 pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
@@ -407,6 +408,45 @@ impl Store {
             self.log_allowed(a, Some(r));
         }
         Ok(receipts)
+    }
+
+    /// Queues an append without ever blocking: when the writer channel is full the item
+    /// comes back in [`TrySubmitError::Full`](TrySubmit::Full) and nothing is queued, so a producer can shed
+    /// load or retry later instead of waiting. Gates run first, as for [`Store::submit_item`].
+    pub fn try_submit(&self, item: BatchItem) -> Result<Ticket, TrySubmit> {
+        let item = match self.gates {
+            None => item,
+            Some(_) => {
+                let (item, allowed) = self.admit(item)?;
+                self.log_allowed(allowed, None);
+                item
+            }
+        };
+        let tx = self.check_open()?;
+        let (reply, waiter) = ticket::append_pair();
+        let at = self.shared.telemetry.stamp();
+        let durable =
+            item.options().durable || self.shared.every_append_durable.load(Ordering::Relaxed);
+        match tx.try_send(Command::Append { item, reply, at }) {
+            Ok(()) => Ok(Ticket(waiter, durable.then(|| self.shared.clone()))),
+            Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed.into()),
+            Err(TrySendError::Full(Command::Append { item, .. })) => Err(TrySubmit::Full(item)),
+            Err(TrySendError::Full(_)) => Err(AppendError::Closed.into()),
+        }
+    }
+
+    /// Waits until the event at `sequence` is durable: returns at once when a sync already
+    /// covers it, else asks for one (as [`Store::sync`]) and waits for it. A sequence the
+    /// store has not written is [`SyncError::NotWritten`].
+    pub fn wait_durable(&self, sequence: u64) -> Result<(), SyncError> {
+        if self.shared.durable_seq.load(Ordering::Acquire) >= sequence {
+            return Ok(());
+        }
+        let written = self.shared.written_seq.load(Ordering::Acquire);
+        if sequence > written {
+            return Err(SyncError::NotWritten { sequence, written });
+        }
+        self.sync()
     }
 
     /// Makes every acknowledged event durable.
