@@ -204,7 +204,7 @@ pub(crate) enum Command {
 pub enum TrySubmitError {
     /// The writer channel is full: the item comes back, nothing was queued.
     #[error("the writer channel is full")]
-    Full(BatchItem),
+    Full(Box<BatchItem>),
     /// The append was refused (closed, poisoned, read-only, denied by a gate).
     #[error(transparent)]
     Refused(#[from] crate::error::AppendError),

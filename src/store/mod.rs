@@ -430,7 +430,9 @@ impl Store {
         match tx.try_send(Command::Append { item, reply, at }) {
             Ok(()) => Ok(Ticket(waiter, durable.then(|| self.shared.clone()))),
             Err(TrySendError::Disconnected(_)) => Err(AppendError::Closed.into()),
-            Err(TrySendError::Full(Command::Append { item, .. })) => Err(TrySubmit::Full(item)),
+            Err(TrySendError::Full(Command::Append { item, .. })) => {
+                Err(TrySubmit::Full(Box::new(item)))
+            }
             Err(TrySendError::Full(_)) => Err(AppendError::Closed.into()),
         }
     }
