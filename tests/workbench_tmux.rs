@@ -93,6 +93,15 @@ impl Tmux {
             .is_ok_and(|o| o.status.success())
     }
 
+    /// Waits up to `patience` for the session to end; whether it did.
+    fn gone_within(&self, patience: Duration) -> bool {
+        let start = Instant::now();
+        while self.alive() && start.elapsed() < patience {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        !self.alive()
+    }
+
     fn pane_pid(&self) -> Option<u32> {
         let o = self
             .run(&["display-message", "-p", "-t", "wb", "#{pane_pid}"])
@@ -191,11 +200,10 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_is_asked
     tmux.keys(&["1", "f"])?;
     tmux.wait_for("fixed scale [f]")?;
     tmux.keys(&["q"])?;
-    let start = Instant::now();
-    while tmux.alive() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!tmux.alive(), "q ends the workbench");
+    assert!(
+        tmux.gone_within(Duration::from_secs(10)),
+        "q ends the workbench"
+    );
     let data: PathBuf = dir.path().join("data");
     assert!(
         data.join("index.ckpt").exists(),
@@ -300,11 +308,10 @@ fn the_tune_pane_searches_within_a_typed_budget_shows_the_configurations_and_app
     let applied = tmux.wait_for(": applied live: sync_every_n_events")?;
     assert!(applied.contains("trial "), "{applied}");
     tmux.keys(&["q"])?;
-    let start = Instant::now();
-    while tmux.alive() && start.elapsed() < Duration::from_secs(15) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!tmux.alive(), "q ends the workbench");
+    assert!(
+        tmux.gone_within(Duration::from_secs(15)),
+        "q ends the workbench"
+    );
     verify_clean(&dir.path().join("data"))?;
     let scratch = dir.path().join("data.tune");
     assert!(

@@ -12,7 +12,7 @@ use batpak::preset::Preset;
 use super::budget::Budget;
 use super::search::{Search, Trial};
 use super::trial::Bench;
-use super::{prepare, report, run_time, space};
+use super::{report, run_time, scratch, space};
 
 /// What a running search has found so far.
 #[derive(Debug, Clone)]
@@ -52,16 +52,7 @@ impl Background {
         time: Duration,
         repeats: usize,
     ) -> Result<Self, String> {
-        prepare(&dir).map_err(|e| e.to_string())?;
-        let bench = Bench {
-            exe: std::env::current_exe().map_err(|e| e.to_string())?,
-            workload: dir.join("workload.toml"),
-            store_dir: dir.join("run"),
-            config_dir: dir.clone(),
-            duration: run_time(time),
-        };
-        let text = batpak::preset::toml_text(&preset).map_err(|e| e.to_string())?;
-        std::fs::write(&bench.workload, text).map_err(|e| e.to_string())?;
+        let bench = scratch(&dir, &preset, run_time(time)).map_err(|e| e.to_string())?;
         let now = Instant::now();
         let progress = Arc::new(Mutex::new(Progress {
             budget: budget.clone(),
@@ -144,10 +135,7 @@ fn search(
             }
         }
     };
-    let _ = batpak::workload::wipe(&bench.store_dir);
-    for f in ["run.json", "run.err"] {
-        let _ = std::fs::remove_file(bench.config_dir.join(f));
-    }
+    bench.clean();
     let mut p = shared.lock().unwrap_or_else(PoisonError::into_inner);
     p.running = false;
     p.outcome = Some(outcome);

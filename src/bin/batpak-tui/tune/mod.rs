@@ -24,11 +24,10 @@ use serde::Serialize;
 
 pub use background::{Background, Progress};
 pub use budget::{Budget, Item};
-pub use report::front as report_front;
+pub use report::{front as report_front, point as report_point};
 use report::{Margin, Point, Unmet};
 use search::Search;
 pub use search::Trial;
-pub use space::diff;
 use trial::Bench;
 
 use crate::bench::BenchResult;
@@ -136,20 +135,27 @@ fn prepare(dir: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Makes `dir` tune's and writes the workload every run replays: where runs of `run`
+/// each go.
+fn scratch(dir: &Path, preset: &Preset, run: Duration) -> Result<Bench, Box<dyn Error>> {
+    prepare(dir)?;
+    let bench = Bench {
+        exe: std::env::current_exe()?,
+        workload: dir.join("workload.toml"),
+        store_dir: dir.join("run"),
+        config_dir: dir.to_path_buf(),
+        duration: run,
+    };
+    std::fs::write(&bench.workload, batpak::preset::toml_text(preset)?)?;
+    Ok(bench)
+}
+
 /// Runs `tune`.
 pub fn tune(a: Args) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
-    prepare(&a.dir)?;
     let run = a.trial.unwrap_or_else(|| run_time(a.time));
     let proof_run = proof_time(a.time, run);
-    let bench = Bench {
-        exe: std::env::current_exe()?,
-        workload: a.dir.join("workload.toml"),
-        store_dir: a.dir.join("run"),
-        config_dir: a.dir.clone(),
-        duration: run,
-    };
-    std::fs::write(&bench.workload, batpak::preset::toml_text(&a.preset)?)?;
+    let bench = scratch(&a.dir, &a.preset, run)?;
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C once: stop and report the best so far. Twice: exit at once.
     signal_hook::flag::register_conditional_shutdown(
@@ -177,10 +183,7 @@ pub fn tune(a: Args) -> Result<(), Box<dyn Error>> {
         eprintln!();
     }
     let report = finish(&a, &s, &bench, proof_run, started)?;
-    let _ = batpak::workload::wipe(&bench.store_dir);
-    for f in ["run.json", "run.err"] {
-        let _ = std::fs::remove_file(a.dir.join(f));
-    }
+    bench.clean();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -226,7 +229,7 @@ fn finish(
             proof = Some(prove(a, bench, &file, proof_run)?);
         }
         recommended = Some(Recommended {
-            point: report::point(pick, start, &a.budget),
+            point: report::point(pick, &start.store, &a.budget),
             changes_from_start: space::diff(&a.preset.store, &pick.store),
             margins: report::margins(pick, &a.budget),
             binding: report::binding(s, pick),
@@ -247,7 +250,7 @@ fn finish(
             }
         }
         infeasible = Some(Infeasible {
-            nearest: nearest.map(|n| report::point(&s.trials[n], start, &a.budget)),
+            nearest: nearest.map(|n| report::point(&s.trials[n], &start.store, &a.budget)),
             unmet,
             failures,
         });

@@ -1,6 +1,7 @@
 //! What a search found, in figures and words: the Pareto front, the pick with its margin
 //! on every budget item, what binds it, and the nearest configuration when nothing fits.
 
+use batpak::preset::StoreSection;
 use serde::Serialize;
 
 use super::budget::{Budget, Item};
@@ -57,7 +58,8 @@ pub struct Unmet {
     pub text: String,
 }
 
-pub(super) fn point(t: &Trial, start: &Trial, budget: &Budget) -> Point {
+/// Trial `t` as a point, its changes said against `base`.
+pub fn point(t: &Trial, base: &StoreSection, budget: &Budget) -> Point {
     let m = &t.measured;
     let thr = |r: &crate::bench::BenchResult| r.throughput_events_per_s;
     Point {
@@ -69,7 +71,7 @@ pub(super) fn point(t: &Trial, start: &Trial, budget: &Budget) -> Point {
         rss_bytes: m.median(|r| r.rss_peak_bytes as f64),
         storage_bytes_per_event: m.median(|r| r.storage_bytes_per_event),
         feasible: t.feasible(budget),
-        changes: space::diff(&start.store, &t.store),
+        changes: space::diff(base, &t.store),
     }
 }
 
@@ -82,7 +84,7 @@ pub fn front(trials: &[Trial], budget: &Budget) -> Vec<Point> {
     let pts: Vec<Point> = trials
         .iter()
         .filter(|t| t.error.is_none() && !t.measured.runs.is_empty())
-        .map(|t| point(t, start, budget))
+        .map(|t| point(t, &start.store, budget))
         .collect();
     let key = |p: &Point| [-p.throughput, p.p99_us, p.loss_events as f64, p.rss_bytes];
     let dominates = |a: &Point, b: &Point| {

@@ -118,6 +118,14 @@ impl Bench {
         Ok(path)
     }
 
+    /// Removes the scratch store and the last run's output files (results stay).
+    pub fn clean(&self) {
+        let _ = batpak::workload::wipe(&self.store_dir);
+        for f in ["run.json", "run.err"] {
+            let _ = std::fs::remove_file(self.config_dir.join(f));
+        }
+    }
+
     /// Runs `config` once on a fresh store, in its own process group (so that Ctrl-C
     /// reaches only `tune`, which then stops the child).
     pub fn run_once(&self, config: &Path, stop: &AtomicBool) -> Result<BenchResult, RunError> {

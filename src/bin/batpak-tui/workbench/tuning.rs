@@ -74,17 +74,17 @@ impl TuneView {
         let points = ran
             .iter()
             .map(|t| {
-                let m = &t.measured;
+                let pt = tune::report_point(t, in_force, &p.budget);
                 TunePoint {
                     trial: t.id,
-                    throughput: m.median(|r| r.throughput_events_per_s),
-                    p99_us: m.median(|r| r.append_latency_us.p99 as f64),
-                    loss_events: m.worst(|r| r.loss_window.power_cut_bound_events as f64) as u64,
-                    rss_bytes: m.median(|r| r.rss_peak_bytes as f64),
-                    wear: m.median(|r| r.storage_bytes_per_event),
-                    feasible: t.feasible(&p.budget),
+                    throughput: pt.throughput,
+                    p99_us: pt.p99_us,
+                    loss_events: pt.loss_events,
+                    rss_bytes: pt.rss_bytes,
+                    wear: pt.storage_bytes_per_event,
+                    feasible: pt.feasible,
                     front: front.contains(&t.id),
-                    changes: compact(&tune::diff(in_force, &t.store)),
+                    changes: compact(&pt.changes),
                     store: t.store.clone(),
                 }
             })
