@@ -18,7 +18,8 @@ impl Tmux {
             socket: format!("batpak-{name}-{}", std::process::id()),
         };
         let bin = env!("CARGO_BIN_EXE_batpak-tui");
-        let cmd = format!("{bin} {args}");
+        // exec: the pane's process is the workbench itself, not a shell waiting on it.
+        let cmd = format!("exec {bin} {args}");
         let out = t.run(&[
             "new-session",
             "-d",
@@ -214,11 +215,15 @@ fn a_session_at_80x24_runs_switches_preset_edits_a_reopen_field_exports_is_asked
     Ok(())
 }
 
-#[test]
-fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_store_closed(
-) -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let tmux = Tmux::start(dir.path(), "hangup", "./data")?;
+/// Starts a benchmark in the workbench (`args` after the binary, tmux socket `name`), closes its terminal, and
+/// waits for the process to end. Returns the data dir and how many events the screen said
+/// were acknowledged just before.
+fn hang_up_under_a_benchmark(
+    dir: &Path,
+    name: &str,
+    args: &str,
+) -> Result<(PathBuf, u64), Box<dyn std::error::Error>> {
+    let tmux = Tmux::start(dir, name, args)?;
     tmux.wait_for("PAUSED")?;
     tmux.keys(&["Space"])?;
     tmux.wait_for("RUNNING")?;
@@ -247,7 +252,16 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
         !proc_dir.exists(),
         "the workbench still runs {took:?} after its terminal went away"
     );
-    let data = dir.path().join("data");
+    Ok((dir.join("data"), acked))
+}
+
+#[test]
+fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_store_closed(
+) -> TestResult {
+    // stderr is the terminal that goes away, as for a user over SSH: a complaint written
+    // to it on the way out must not stop the close.
+    let dir = tempfile::tempdir()?;
+    let (data, acked) = hang_up_under_a_benchmark(dir.path(), "hangup-tty", "./data")?;
     assert!(
         data.join("index.ckpt").exists(),
         "the store was closed (checkpoint written)"
@@ -256,6 +270,22 @@ fn closing_the_terminal_under_a_running_benchmark_ends_the_process_with_the_stor
     assert!(
         events_in(&report) >= acked,
         "{acked} events were acknowledged before the hang-up: {report}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hang_up_is_seen_by_the_frame_loop_which_closes_the_store_without_the_watchdog() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (data, _) = hang_up_under_a_benchmark(dir.path(), "hangup-log", "./data 2>stderr.txt")?;
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.txt"))?;
+    assert!(
+        !stderr.contains("did not close the store") && !stderr.contains("panicked"),
+        "the frame loop closed the store itself: {stderr}"
+    );
+    assert!(
+        data.join("index.ckpt").exists(),
+        "the store was closed (checkpoint written); stderr: {stderr}"
     );
     Ok(())
 }

@@ -10,6 +10,7 @@ mod tune;
 mod units;
 mod workbench;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -522,7 +523,9 @@ fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("batpak-tui: {e}");
+            // Not eprintln!: after a hang-up stderr may be a dead terminal, and a failed
+            // write must not turn the error into a panic.
+            let _ = writeln!(std::io::stderr(), "batpak-tui: {e}");
             ExitCode::FAILURE
         }
     }

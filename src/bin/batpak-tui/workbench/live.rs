@@ -40,6 +40,15 @@ pub struct Live {
     tune: Option<crate::tune::Background>,
 }
 
+impl Drop for Live {
+    /// A panic in the frame loop unwinds through here: the store still closes.
+    fn drop(&mut self) {
+        if let Some(w) = self.workload.take() {
+            let _ = close_engine(w);
+        }
+    }
+}
+
 fn options(gates: Option<&batpak::preset::GateSpec>) -> OpenOptions {
     OpenOptions {
         gates: gates.map(|g| g.build()),
@@ -62,10 +71,14 @@ fn open_engine(dir: &Path, preset: &Preset, paused: bool) -> Result<Workload, Bo
 }
 
 /// Stops the workload and closes its store.
-fn close_engine(w: Workload) -> Result<(), batpak::SyncError> {
+/// A close whose final sync or checkpoint failed is an error here, not a report to drop.
+fn close_engine(w: Workload) -> Result<(), String> {
     let store = w.store();
     w.stop();
-    store.close().map(drop)
+    match store.close() {
+        Ok(r) => r.error.map_or(Ok(()), Err),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Live {
@@ -306,9 +319,10 @@ impl Live {
         };
         let start = Instant::now();
         let paused = self.workload.as_ref().is_none_or(Workload::is_paused);
-        if let Some(w) = self.workload.take() {
-            let _ = close_engine(w);
-        }
+        let closed = match self.workload.take() {
+            Some(w) => close_engine(w),
+            None => Ok(()),
+        };
         let name = value.to_string();
         let (message, notice) = match open_engine(&self.dir, &preset, paused) {
             Ok(w) => {
@@ -325,6 +339,13 @@ impl Live {
                 format!("{name} did not open the store (see the config pane)"),
             ),
         };
+        let (message, notice) = match closed {
+            Ok(()) => (message, notice),
+            Err(e) => (
+                format!("{message}; closing the old store failed: {e}"),
+                format!("{notice}; the old close failed (see the config pane)"),
+            ),
+        };
         c.message = Some(message);
         self.set_current();
         self.window.clear();
@@ -334,7 +355,7 @@ impl Live {
     /// Stops the workload and closes the store.
     pub fn finish(mut self) -> Result<(), Box<dyn Error>> {
         if let Some(w) = self.workload.take() {
-            close_engine(w)?;
+            close_engine(w).map_err(|e| format!("closing the store failed: {e}"))?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod term;
 mod tests;
 mod text;
 mod theme;
+mod tty;
 mod tuning;
 mod ui;
 
@@ -66,8 +67,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if let Some(s) = store {
-            let _ = s.close();
+        match store {
+            Some(s) => s.close().map(drop).map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     })?;
     let theme = Theme::new(args.colors, args.ascii);
@@ -76,13 +78,24 @@ pub fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let looped = {
         let _screen = term::Screen::enter()?;
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        frame_loop(&mut terminal, &mut live, &mut app, theme, fps, &stop)
+        let looped = frame_loop(&mut terminal, &mut live, &mut app, theme, fps, &stop);
+        release(terminal);
+        looped
     };
     stop.closing();
     let closed = live.finish();
     stop.finished();
     looped?;
     closed
+}
+
+/// Drops the terminal without its complaint: ratatui's `Terminal` shows the cursor when
+/// dropped and `eprintln!`s when that fails, which panics when stderr is the terminal that
+/// just hung up, before the store is closed. The screen guard shows the cursor itself.
+fn release<B: Backend>(mut terminal: Terminal<B>) {
+    if terminal.show_cursor().is_err() {
+        std::mem::forget(terminal);
+    }
 }
 
 fn frame_loop<B: Backend + Write>(
@@ -97,28 +110,38 @@ where
     B::Error: Error + 'static,
 {
     let frame = Duration::from_secs(1) / fps;
+    let tty = tty::Tty::open();
     let mut dirty = true;
     let mut next = Instant::now();
     while !stop.asked() {
         next += frame;
         loop {
             let left = next.saturating_duration_since(Instant::now());
-            if !event::poll(left)? {
-                break;
+            let ready = tty.wait(left)?;
+            if ready == tty::Ready::Gone {
+                // The terminal hung up: close the store as after `q`.
+                return Ok(());
             }
-            match event::read()? {
-                Event::Key(k) => {
-                    let action = app.on_key(k, &live.model);
-                    if action == Action::Quit {
-                        return Ok(());
+            // Every event crossterm has parsed, and the resizes that reach it through its
+            // own signal pipe (read at the latest when the frame's wait times out).
+            while event::poll(Duration::ZERO)? {
+                match event::read()? {
+                    Event::Key(k) => {
+                        let action = app.on_key(k, &live.model);
+                        if action == Action::Quit {
+                            return Ok(());
+                        }
+                        dirty |= action != Action::None;
+                        if let Some(text) = live.act(action, app) {
+                            files::offer_to_clipboard(terminal.backend_mut(), &text)?;
+                        }
                     }
-                    dirty |= action != Action::None;
-                    if let Some(text) = live.act(action, app) {
-                        files::offer_to_clipboard(terminal.backend_mut(), &text)?;
-                    }
+                    Event::Resize(..) => dirty = true,
+                    _ => {}
                 }
-                Event::Resize(..) => dirty = true,
-                _ => {}
+            }
+            if ready == tty::Ready::Timeout {
+                break;
             }
         }
         dirty |= live.tick(app);

@@ -96,7 +96,10 @@ impl Stop {
     /// Starts the signal thread. After a signal it gives the input loop `GRACE` to close
     /// the store; if the loop is stuck (a dead terminal), it runs `close` itself, restores
     /// the terminal and exits.
-    pub fn watch(&self, close: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    pub fn watch(
+        &self,
+        close: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> io::Result<()> {
         let mut signals = Signals::new([SIGTERM, SIGHUP, SIGINT])?;
         let me = self.clone();
         std::thread::Builder::new()
@@ -111,18 +114,27 @@ impl Stop {
                     if me.done.load(Ordering::Acquire) {
                         return;
                     }
-                    let patience = if me.closing.load(Ordering::Acquire) {
-                        GRACE + CLOSING
-                    } else {
-                        GRACE
-                    };
+                    let closing = me.closing.load(Ordering::Acquire);
+                    let patience = if closing { GRACE + CLOSING } else { GRACE };
                     if start.elapsed() >= patience {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                close();
+                let waited = start.elapsed();
+                let closed = close();
                 restore();
+                // stderr may be a dead terminal: a failed write is ignored, not a panic.
+                let mut err = io::stderr();
+                let _ = writeln!(
+                    err,
+                    "batpak-tui: the input loop did not close the store within {:.0} s of the \
+                     signal; the signal thread closed it",
+                    waited.as_secs_f64()
+                );
+                if let Err(e) = closed {
+                    let _ = writeln!(err, "batpak-tui: closing the store failed: {e}");
+                }
                 std::process::exit(1);
             })?;
         Ok(())
