@@ -166,7 +166,7 @@ pub enum AppendError {
     InvalidCoordinate(String),
     /// One or more policy gates denied the append; nothing was written.
     #[error("denied: {}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "))]
-    Denied(Vec<crate::gate::Denial>),
+    Denied(Vec<Denial>),
     /// The writer stopped before answering (it panicked and was restarted, or was shut down).
     #[error("the writer stopped before this append was written: {0}")]
     NotWritten(String),
@@ -209,6 +209,10 @@ pub enum ReadError {
         /// The decoder's message.
         reason: String,
     },
+    /// A typed read: the payload did not decode into the type, or no upcast leads from
+    /// its version to the type's.
+    #[error(transparent)]
+    Payload(Box<PayloadError>),
     /// The store was closed.
     #[error("store is closed")]
     Closed,
@@ -339,3 +343,50 @@ pub enum Error {
 
 /// `Result` with the umbrella [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a gate refused a proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The gate's name.
+    pub gate: String,
+    /// A short machine-readable code, e.g. `payload_too_large`.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} denied ({}): {}", self.gate, self.code, self.message)
+    }
+}
+
+impl Denial {
+    /// A denial by `gate` with `code` and `message`.
+    pub fn new(gate: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            gate: gate.to_string(),
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a typed read of one event failed: which event, of which kind and schema version,
+/// read as which type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {id} (entity {entity:?}, kind {kind}, schema version {version}) does not decode as {type_name}: {reason}")]
+pub struct PayloadError {
+    /// The event id.
+    pub id: String,
+    /// The event's entity.
+    pub entity: String,
+    /// The event's kind, as `category.code`.
+    pub kind: String,
+    /// The schema version the payload was written with.
+    pub version: u16,
+    /// The type asked for.
+    pub type_name: &'static str,
+    /// What went wrong.
+    pub reason: String,
+}

@@ -221,8 +221,11 @@ pub struct Event {
 
 impl Event {
     /// Decodes the payload into `T`.
+    /// A versioned payload (a typed event of schema version 2 or later) is decoded without its prefix and
+    /// without upcasting: [`Event::decode`] upcasts.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, ReadError> {
-        rmp_serde::from_slice(&self.payload).map_err(|e| ReadError::Decode {
+        let (_, body) = crate::codec::version::split(&self.payload);
+        rmp_serde::from_slice(body).map_err(|e| ReadError::Decode {
             id: self.id.to_string(),
             reason: e.to_string(),
         })

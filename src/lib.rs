@@ -31,16 +31,16 @@ pub mod error;
 pub mod event;
 pub mod fs;
 pub mod gate;
-pub mod preset;
+pub mod layout;
 pub mod process;
 pub mod projection;
 pub mod store;
-pub mod workload;
+pub mod typed;
 
 pub use config::{Clock, RestartPolicy, StoreConfig, SyncMode};
 pub use error::{
-    AppendError, CompactError, ConfigError, Error, OpenError, ReadError, Result, SnapshotError,
-    SyncError,
+    AppendError, CompactError, ConfigError, Error, OpenError, PayloadError, ReadError, Result,
+    SnapshotError, SyncError,
 };
 pub use event::{
     AppendOptions, AppendReceipt, Coordinate, Event, EventId, EventKind, Expected, Region,
@@ -62,4 +62,5 @@ pub mod prelude {
         BatchItem, CausalTree, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
         TrySubmitError, WalkError, WalkLimits,
     };
+    pub use crate::typed::{EventPayload, Typed, Upcast};
 }

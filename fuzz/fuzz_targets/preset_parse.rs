@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(p) = batpak::preset::Preset::parse(text, "fuzz.toml") {
+        if let Ok(p) = batpak_tui::preset::Preset::parse(text, "fuzz.toml") {
             let _ = p.store_config("./data").validate();
         }
     }

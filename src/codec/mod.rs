@@ -4,3 +4,4 @@ pub mod chain;
 pub mod frame;
 pub mod header;
 pub mod varint;
+pub mod version;

@@ -66,9 +66,9 @@ impl FileClass {
         if parent != dir {
             return FileClass::Other;
         }
-        if name.starts_with("seg-") && (name.ends_with(".bpk") || name.ends_with(".bpk.compact")) {
+        if crate::layout::is_segment_or_staged(name) {
             FileClass::Segments
-        } else if name == "index.ckpt" || name == "index.ckpt.tmp" {
+        } else if crate::layout::is_checkpoint(name) {
             FileClass::Checkpoint
         } else {
             FileClass::Other

@@ -277,7 +277,7 @@ impl FileSystem for StdFs {
     }
 
     fn cache_dir(&self, dir: &Path) -> Option<std::path::PathBuf> {
-        Some(dir.join(crate::projection::CACHE_DIR))
+        Some(dir.join(crate::layout::CACHE_DIR))
     }
 
     fn links_in(&self, dir: &Path) -> io::Result<Vec<String>> {

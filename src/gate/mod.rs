@@ -36,33 +36,7 @@ pub use builtin::{AllowedKinds, DecodesAs, MaxPayloadSize, RateLimit, RequiresCa
 pub use log::{Decision, DecisionLog, GateCounters, Outcome};
 pub use pipeline::{Pipeline, Receipt};
 
-/// Why a gate refused a proposal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// The gate's name.
-    pub gate: String,
-    /// A short machine-readable code, e.g. `payload_too_large`.
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
-}
-
-impl std::fmt::Display for Denial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} denied ({}): {}", self.gate, self.code, self.message)
-    }
-}
-
-impl Denial {
-    /// A denial by `gate` with `code` and `message`.
-    pub fn new(gate: &str, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            gate: gate.to_string(),
-            code: code.to_string(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::error::Denial;
 
 /// A proposed append, as gates see it.
 #[derive(Debug, Clone)]

@@ -28,7 +28,7 @@ use crate::fs::account::WriteAccount;
 pub(crate) use super::lmdb::{check, CacheCheck};
 
 /// Directory of the cache inside the data directory.
-pub const CACHE_DIR: &str = "cache";
+pub const CACHE_DIR: &str = crate::layout::CACHE_DIR;
 
 /// Cache counters.
 #[derive(Debug, Default)]

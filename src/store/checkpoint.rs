@@ -32,7 +32,7 @@ use super::index::{Dict, Index, List, SegMeta, Slot};
 use super::segment;
 
 /// File name of the checkpoint.
-pub const FILE_NAME: &str = "index.ckpt";
+pub const FILE_NAME: &str = crate::layout::CHECKPOINT;
 const TAIL: u64 = 64;
 
 /// What happened to the checkpoint at the last open.

@@ -58,6 +58,16 @@ impl BatchItem {
         Ok(Self::with_body(body, kind))
     }
 
+    /// An item holding `value` as a payload of `T`'s kind and schema version.
+    pub fn typed<T: crate::typed::EventPayload>(
+        coord: &Coordinate,
+        value: &T,
+    ) -> Result<Self, AppendError> {
+        let mut body = Body::new(&coord.entity, &coord.scope);
+        crate::typed::encode_into(value, &mut body)?;
+        Ok(Self::with_body(body, T::KIND))
+    }
+
     /// An item whose payload is already encoded.
     pub fn raw(coord: &Coordinate, kind: EventKind, payload: Vec<u8>) -> Self {
         Self::with_body(

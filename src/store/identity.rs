@@ -11,7 +11,7 @@ use crate::fs::FileSystem;
 use super::segment;
 
 /// File name of the identity file.
-pub const FILE_NAME: &str = "store.id";
+pub const FILE_NAME: &str = crate::layout::IDENTITY;
 
 /// The store id of `dir`: read from `store.id`; made new (and written) for a read-write
 /// open of a directory without segments. Segment files without `store.id` are not a store:

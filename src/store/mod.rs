@@ -23,6 +23,7 @@ mod subscription;
 mod supervisor;
 pub(crate) mod telemetry;
 mod ticket;
+mod typed;
 mod verify;
 mod verify_chain;
 mod writer;
@@ -70,7 +71,7 @@ pub(crate) use shared::Shared;
 use ticket::Waiter;
 
 /// Name of the lock file in the data directory.
-pub const LOCK_FILE: &str = "batpak.lock";
+pub const LOCK_FILE: &str = crate::layout::LOCK;
 
 /// How to open a store, beyond its [`StoreConfig`].
 #[derive(Debug, Clone)]
@@ -636,33 +637,8 @@ fn refuse_links(fs: &dyn FileSystem, dir: &Path) -> Result<(), OpenError> {
     }
 }
 
-/// A name the store may make or replace in its directory, or reach through a link to
-/// something elsewhere: its own files, any segment-like or temporary name, the workload
-/// mark.
-fn is_store_name(name: &str) -> bool {
-    is_store_file(name)
-        || name.starts_with("seg-")
-        || name.ends_with(".tmp")
-        || name == compact::MANIFEST
-        || name.starts_with(crate::workload::MARK_FILE)
-}
-
-/// The files and directories a store keeps in its directory (besides a compaction in
-/// progress): what a directory of nothing but store data holds.
-pub(crate) fn is_store_file(name: &str) -> bool {
-    let tmp = |f: &str| name.strip_suffix(".tmp") == Some(f);
-    [
-        LOCK_FILE,
-        identity::FILE_NAME,
-        checkpoint::FILE_NAME,
-        crate::projection::cache::CACHE_DIR,
-        recovery::SALVAGED_DIR,
-    ]
-    .contains(&name)
-        || tmp(identity::FILE_NAME)
-        || tmp(checkpoint::FILE_NAME)
-        || (name.starts_with("seg-") && name.ends_with(".bpk"))
-}
+pub use crate::layout::is_store_file;
+use crate::layout::is_store_name;
 
 fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn LockGuard>, OpenError> {
     let lock = dir.join(LOCK_FILE);

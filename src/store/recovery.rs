@@ -830,7 +830,7 @@ fn salvage_or_refuse(
 }
 
 /// Where salvage moves what it cannot keep.
-pub(crate) const SALVAGED_DIR: &str = "salvaged";
+pub(crate) const SALVAGED_DIR: &str = crate::layout::SALVAGED_DIR;
 
 fn salvage_dir(ctx: &Ctx<'_>) -> Result<PathBuf, OpenError> {
     let dir = ctx.dir.join(SALVAGED_DIR);

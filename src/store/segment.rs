@@ -12,19 +12,7 @@ use crate::error::OpenError;
 use crate::fs::{FileSystem, FsFile, OpenMode};
 use std::sync::Arc;
 
-/// File name of segment `no`.
-pub(crate) fn file_name(no: u32) -> String {
-    format!("seg-{no:010}.bpk")
-}
-
-/// The segment number in a segment file name.
-pub(crate) fn parse_name(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("seg-")?.strip_suffix(".bpk")?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
+pub(crate) use crate::layout::{parse_segment_name as parse_name, segment_name as file_name};
 
 /// Full path of segment `no` in `dir`.
 pub(crate) fn path(dir: &Path, no: u32) -> PathBuf {

@@ -11,7 +11,38 @@ pub struct Reference {
     pub data: Vec<u8>,
 }
 
-pub use batpak::workload::Rng;
+/// A small deterministic generator (xorshift64*): every harness's events come from a seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
 
 pub fn reference_event(rng: &mut Rng) -> (Coordinate, EventKind, Reference) {
     let coord = Coordinate::new(
@@ -77,23 +108,6 @@ pub mod oracle;
 /// The I/O-error sweep driver and its oracle.
 #[cfg(feature = "testkit")]
 pub mod sweep;
-
-/// Runs `batpak-tui ARGS`; its exit code (`None`: killed by a signal) and its stdout
-/// followed by its stderr.
-pub fn tui(args: &[&str]) -> Res<(Option<i32>, String)> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_batpak-tui"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    Ok((
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
-}
 
 /// The lines a child test process prints on its stdout.
 pub type ChildLines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;

@@ -227,7 +227,7 @@ impl FileSystem for SimFs {
 
     fn cache_dir(&self, dir: &Path) -> Option<PathBuf> {
         let inside = dir.strip_prefix("/").unwrap_or(dir);
-        Some(self.cache.0.join(inside).join(crate::projection::CACHE_DIR))
+        Some(self.cache.0.join(inside).join(crate::layout::CACHE_DIR))
     }
 
     fn links_in(&self, _dir: &Path) -> io::Result<Vec<String>> {

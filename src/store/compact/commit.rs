@@ -12,9 +12,9 @@ use super::super::{checkpoint, segment};
 use super::Rewritten;
 
 /// The commit record of a compaction in progress.
-pub(crate) const MANIFEST: &str = "compact.manifest";
+pub(crate) const MANIFEST: &str = crate::layout::COMPACT_MANIFEST;
 const MANIFEST_HEAD: &str = "batpak compaction 1";
-const STAGED: &str = ".compact";
+const STAGED: &str = crate::layout::COMPACT_STAGED;
 
 /// Pause after each step of a compaction's file work (crash tests kill a compacting
 /// process at random moments and need every step to last long enough to be hit).
