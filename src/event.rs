@@ -57,6 +57,8 @@ impl EventKind {
     pub const TOMBSTONE_ENTITY: Self = Self::new(Self::SYSTEM, 1);
     /// A tombstone of a scope (see [`Store::tombstone_scope`](crate::Store::tombstone_scope)).
     pub const TOMBSTONE_SCOPE: Self = Self::new(Self::SYSTEM, 2);
+    /// A durable consumer's acknowledged position (see [`Store::consumer`](crate::Store::consumer)).
+    pub const CONSUMER_POSITION: Self = Self::new(Self::SYSTEM, 3);
 
     /// `true` for the store's own kinds (category 255).
     pub const fn is_system(self) -> bool {

@@ -59,8 +59,8 @@ pub mod prelude {
     };
     pub use crate::gate::{Denial, Evaluation, Gate, GateSet, Proposal, StoreView};
     pub use crate::store::{
-        BatchItem, CausalTree, CloseReport, OpenOptions, RecvError, Store, Subscription, Ticket,
-        TrySubmitError, WalkError, WalkLimits,
+        BatchItem, CausalTree, CloseReport, Consumer, ConsumerError, OpenOptions, RecvError, Store,
+        Subscription, Ticket, TrySubmitError, WalkError, WalkLimits,
     };
     pub use crate::typed::{EventPayload, Typed, Upcast};
 }

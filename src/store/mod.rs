@@ -6,6 +6,7 @@ mod chain;
 mod checkpoint;
 mod command;
 mod compact;
+mod consumer;
 mod gating;
 mod identity;
 mod index;
@@ -47,6 +48,9 @@ use command::TrySubmitError as TrySubmit;
 pub use causal::{CausalNode, CausalTree, TreeNode, Walk, WalkError, WalkLimits};
 pub use checkpoint::CheckpointStatus;
 pub use command::{BatchItem, CloseReport, TrySubmitError};
+pub use consumer::{
+    Consumer, ConsumerError, CONSUMER_ENTITY_PREFIX, CONSUMER_SCOPE, MAX_CONSUMER_NAME,
+};
 
 /// Encodes a value the way payloads are encoded (MessagePack with field names).
 pub(crate) fn encode_payload<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
@@ -278,6 +282,11 @@ impl Store {
             closing: Mutex::new(()),
             last_compaction: Mutex::new(None),
         })
+    }
+
+    /// Opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The store id (the high half of every [`EventId`]).

@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub layout: AtomicU64,
     subs: Mutex<Vec<Arc<Ring>>>,
     sub_count: AtomicUsize,
+    /// The names of the durable consumers open on the store.
+    consumers: Mutex<std::collections::BTreeSet<String>>,
     pub telemetry: super::telemetry::Telemetry,
     /// Bytes written and syncs per class of file (see [`crate::fs::account`]).
     pub account: Arc<crate::fs::account::WriteAccount>,
@@ -109,6 +111,7 @@ impl Shared {
             sync_waiters: Default::default(),
             subs: Mutex::new(Vec::new()),
             sub_count: AtomicUsize::new(0),
+            consumers: Mutex::new(std::collections::BTreeSet::new()),
             telemetry: super::telemetry::Telemetry::new(telemetry),
             account,
             config_gen: AtomicU64::new(0),
@@ -344,6 +347,22 @@ impl Shared {
         let mut subs = self.subs.lock().unwrap_or_else(PoisonError::into_inner);
         subs.push(ring);
         self.sub_count.store(subs.len(), Ordering::Relaxed);
+    }
+
+    /// Marks the consumer `name` open; `false` when it already is.
+    pub fn claim_consumer(&self, name: &str) -> bool {
+        self.consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string())
+    }
+
+    /// Marks the consumer `name` closed.
+    pub fn release_consumer(&self, name: &str) {
+        self.consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
     }
 
     pub fn remove_subscriber(&self, ring: &Arc<Ring>) {

@@ -3,12 +3,12 @@
 //! directory; the directory comes from the command line.
 //!
 //! ```
-//! use batpak::preset::Preset;
+//! use batpak_tui::preset::Preset;
 //!
 //! let p = Preset::parse("[store]\nsegment_max_bytes = \"16 MiB\"\nfd_budget = 8\n", "inline")?;
 //! let config = p.store_config("./data");
 //! assert_eq!(config.segment_max_bytes, 16 * 1024 * 1024);
-//! # Ok::<(), batpak::preset::PresetError>(())
+//! # Ok::<(), batpak_tui::preset::PresetError>(())
 //! ```
 
 mod error;
