@@ -125,7 +125,17 @@ pub struct StoreConfig {
     pub clock: Option<Clock>,
     /// `fsync` (`SyncAll`) or `fdatasync` (`SyncData`).
     pub sync_mode: SyncMode,
+    /// How many of the most recent idempotency keys are remembered, across reopen, crash
+    /// and compaction of the events that carried them; an append retried with a key still
+    /// remembered returns the first receipt instead of writing again. Keys; default 65,536
+    /// (about 48 bytes of memory each). Takes effect at the next open.
+    pub idempotency_window: u32,
 }
+
+/// Default of [`StoreConfig::idempotency_window`].
+pub const DEFAULT_IDEMPOTENCY_WINDOW: u32 = 65_536;
+/// Largest allowed [`StoreConfig::idempotency_window`].
+pub const MAX_IDEMPOTENCY_WINDOW: u32 = 1 << 24;
 
 /// Default of [`StoreConfig::segment_max_bytes`].
 pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -156,6 +166,7 @@ impl StoreConfig {
             writer_stack_size: None,
             clock: None,
             sync_mode: SyncMode::SyncAll,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
         }
     }
 
@@ -211,6 +222,12 @@ impl StoreConfig {
                 1 << 32,
             )?;
         }
+        range_u64(
+            "idempotency_window",
+            self.idempotency_window.into(),
+            1,
+            MAX_IDEMPOTENCY_WINDOW.into(),
+        )?;
         if self.restart_policy.backoff > self.restart_policy.max_backoff {
             return Err(ConfigError::Invalid {
                 field: "restart_policy.backoff",
@@ -270,6 +287,7 @@ impl fmt::Debug for StoreConfig {
             .field("writer_stack_size", &self.writer_stack_size)
             .field("clock", &self.clock.as_ref().map(|_| "<injected>"))
             .field("sync_mode", &self.sync_mode)
+            .field("idempotency_window", &self.idempotency_window)
             .finish()
     }
 }

@@ -136,14 +136,16 @@ pub struct AppendOptions {
     /// Optimistic concurrency: the entity's expected last sequence.
     pub expected: Option<Expected>,
     /// A caller-chosen key: a repeated append with a remembered key returns the first
-    /// receipt instead of writing again (see [`IDEMPOTENCY_WINDOW`]).
+    /// receipt instead of writing again (see
+    /// [`StoreConfig::idempotency_window`](crate::StoreConfig::idempotency_window)).
     pub idempotency_key: Option<u128>,
     /// Return the receipt only after the sync that covers the event.
     pub durable: bool,
 }
 
-/// How many of the most recent idempotency keys are remembered, across reopen and crash.
-pub const IDEMPOTENCY_WINDOW: usize = 65_536;
+/// How many of the most recent idempotency keys are remembered by default; the store's
+/// own window is [`StoreConfig::idempotency_window`](crate::StoreConfig::idempotency_window).
+pub const IDEMPOTENCY_WINDOW: usize = crate::config::DEFAULT_IDEMPOTENCY_WINDOW as usize;
 
 impl AppendOptions {
     /// Names the cause.

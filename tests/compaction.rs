@@ -334,6 +334,97 @@ fn idempotency_keys_of_survivors_still_deduplicate_after_compaction_and_reopen()
     Ok(())
 }
 
+/// Retries `key` on the entity `drop` and checks the store answers with the first receipt.
+fn retried_is_deduplicated(store: &Store, key: u128, first: &AppendReceipt) -> TestResult {
+    let again = keyed(store, "drop", key, 8)?;
+    assert!(
+        again.deduplicated,
+        "the retry of key {key:#x} wrote event {} again",
+        again.sequence
+    );
+    assert_eq!(again.sequence, first.sequence);
+    Ok(())
+}
+
+#[test]
+fn the_key_of_a_compacted_event_still_deduplicates_after_compaction_reopen_and_a_lost_checkpoint(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(config(dir.path()))?;
+    let first = keyed(&store, "drop", 0xbeef, 8)?;
+    store.tombstone_entity(&Coordinate::new("drop", "s"))?;
+    fill(&store, 600)?;
+    let tombstones = RetentionPolicy {
+        tombstones: true,
+        ..RetentionPolicy::default()
+    };
+    let report = store.compact(&tombstones)?;
+    assert!(report.events_removed >= 1);
+    assert!(store.get(first.id)?.is_none(), "the event was compacted");
+    retried_is_deduplicated(&store, 0xbeef, &first)?;
+    drop(store);
+    retried_is_deduplicated(&Store::open(config(dir.path()))?, 0xbeef, &first)?;
+    // A process killed after the compaction leaves no checkpoint: the open rebuilds the
+    // index from the segments, which must still hold the key.
+    std::fs::remove_file(dir.path().join(batpak::layout::CHECKPOINT))?;
+    let store = Store::open(config(dir.path()))?;
+    assert_eq!(
+        store.recovery_report().checkpoint,
+        batpak::store::CheckpointStatus::Missing
+    );
+    retried_is_deduplicated(&store, 0xbeef, &first)?;
+    // A second compaction of the same segment carries the kept key along.
+    fill(&store, 300)?;
+    store.compact(&RetentionPolicy {
+        max_total_bytes: Some(1),
+        ..RetentionPolicy::default()
+    })?;
+    drop(store);
+    std::fs::remove_file(dir.path().join(batpak::layout::CHECKPOINT))?;
+    let store = Store::open(config(dir.path()))?;
+    retried_is_deduplicated(&store, 0xbeef, &first)?;
+    assert!(verify(dir.path())?.is_clean());
+    Ok(())
+}
+
+#[test]
+fn the_idempotency_window_is_configured_and_forgets_the_oldest_keys_beyond_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let windowed = |n: u32| {
+        let mut c = config(dir.path());
+        c.idempotency_window = n;
+        c
+    };
+    let store = Store::open(windowed(100))?;
+    let firsts: Vec<AppendReceipt> = (0..150u128)
+        .map(|k| keyed(&store, "drop", k, 8))
+        .collect::<Res<_>>()?;
+    for k in 50..150 {
+        retried_is_deduplicated(&store, k, &firsts[k as usize])?;
+    }
+    drop(store);
+    // Reopened with a smaller window: only the newest 10 keys are remembered.
+    let store = Store::open(windowed(10))?;
+    for k in 140..150 {
+        retried_is_deduplicated(&store, k, &firsts[k as usize])?;
+    }
+    let forgotten = keyed(&store, "drop", 139, 8)?;
+    assert!(
+        !forgotten.deduplicated,
+        "key 139 lies outside a window of 10"
+    );
+    assert!(forgotten.sequence > firsts[149].sequence);
+    drop(store);
+    let refused = Store::open(windowed(0))
+        .err()
+        .ok_or("a window of 0 opened")?;
+    assert!(
+        refused.to_string().contains("idempotency_window"),
+        "{refused}"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_cached_projection_is_recomputed_from_the_survivors_after_compaction() -> TestResult {
     let dir = tempfile::tempdir()?;

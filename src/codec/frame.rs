@@ -24,6 +24,8 @@
 //!                                                        on from the link of removed `seq`)
 //! type 8  chain     prev:32 bytes                       (format 3: first frame of a segment,
 //!                                                        the chain value it starts from)
+//! type 9  key       seq:varint key:u128le               (a compaction removed event `seq`,
+//!                                                        which carried idempotency key `key`)
 //! ```
 //!
 //! A body is never empty and its type is never 0, and the checksum is masked, so a zeroed
@@ -50,6 +52,9 @@ pub const GAP: u8 = 6;
 pub const ANCHOR: u8 = 7;
 /// Frame type: the chain value a segment starts from (its first frame, format 3).
 pub const CHAIN_START: u8 = 8;
+/// Frame type: the idempotency key of an event a compaction removed, kept so a retry of
+/// that append is still recognised.
+pub const KEPT_KEY: u8 = 9;
 
 /// Event flag: a causation delta follows.
 pub const HAS_CAUSE: u8 = 1;
@@ -143,6 +148,13 @@ pub enum Frame<'a> {
     },
     /// The chain value the segment starts from: the previous segment's outgoing value.
     ChainStart([u8; 32]),
+    /// A compaction removed the event `seq`, which carried the idempotency key `key`.
+    KeptKey {
+        /// Sequence of the removed event.
+        seq: u64,
+        /// Its idempotency key.
+        key: u128,
+    },
 }
 
 /// The chain values a format-3 seal records.
@@ -359,6 +371,15 @@ pub fn put_anchor(buf: &mut Vec<u8>, entity: u32, seq: u64, link: [u8; 8]) {
     });
 }
 
+/// Appends a kept-key frame: the removed event `seq` carried the idempotency key `key`.
+pub fn put_kept_key(buf: &mut Vec<u8>, seq: u64, key: u128) {
+    put_frame(buf, 1 + varint::len(seq) + 16, |b| {
+        b.push(KEPT_KEY);
+        varint::put(b, seq);
+        b.extend_from_slice(&key.to_le_bytes());
+    });
+}
+
 /// Appends the chain-start frame of a format-3 segment.
 pub fn put_chain_start(buf: &mut Vec<u8>, prev: &[u8; 32]) {
     put_frame(buf, 33, |b| {
@@ -461,6 +482,17 @@ fn decode_body<'a>(body: &'a [u8], base: &Base) -> Result<Frame<'a>, FrameError>
             rest if rest.len() == 32 => Ok(Frame::ChainStart(hash32(rest))),
             _ => Err(FrameError::BadBody("chain start value")),
         },
+        KEPT_KEY => {
+            let seq = v(&mut pos)?;
+            let key = body
+                .get(pos..)
+                .and_then(|rest| <[u8; 16]>::try_from(rest).ok())
+                .ok_or(FrameError::BadBody("kept key"))?;
+            Ok(Frame::KeptKey {
+                seq,
+                key: u128::from_le_bytes(key),
+            })
+        }
         _ => Err(FrameError::BadBody("unknown frame type")),
     }
 }

@@ -381,6 +381,9 @@ fn decode(body: &[u8]) -> Option<(Index, Tails)> {
     let n = r.count(52)?;
     let raw = r.take(n * 52)?;
     let mut idx = Index::restore(raw.chunks_exact(52).map(decode_slot), n, runs);
+    // Every key the checkpoint holds (bounded by its size); the open then applies the
+    // configured window.
+    idx.keys.set_capacity(usize::MAX);
     for _ in 0..r.count(24)? {
         let k = r.take(16)?;
         let mut a = [0u8; 16];

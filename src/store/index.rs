@@ -13,7 +13,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 
 use crate::codec::frame::Base;
-use crate::event::IDEMPOTENCY_WINDOW;
+use crate::config::DEFAULT_IDEMPOTENCY_WINDOW;
 
 /// "No slot".
 pub(crate) const NONE: u32 = u32::MAX;
@@ -154,13 +154,36 @@ impl Dict {
 }
 
 /// The most recent idempotency keys, oldest evicted first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct KeyWindow {
     map: HashMap<u128, u64>,
     order: VecDeque<u128>,
+    /// Keys remembered at most ([`crate::StoreConfig::idempotency_window`]).
+    cap: usize,
+}
+
+impl Default for KeyWindow {
+    fn default() -> Self {
+        Self {
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            cap: DEFAULT_IDEMPOTENCY_WINDOW as usize,
+        }
+    }
 }
 
 impl KeyWindow {
+    /// Remembers at most `cap` keys from now on, forgetting the oldest beyond it.
+    pub fn set_capacity(&mut self, cap: usize) {
+        self.cap = cap;
+        self.evict();
+    }
+
+    /// Every remembered key with its sequence.
+    pub fn snapshot(&self) -> HashMap<u128, u64> {
+        self.map.clone()
+    }
+
     pub fn get(&self, key: u128) -> Option<u64> {
         self.map.get(&key).copied()
     }
@@ -169,7 +192,11 @@ impl KeyWindow {
         if self.map.insert(key, seq).is_none() {
             self.order.push_back(key);
         }
-        while self.order.len() > IDEMPOTENCY_WINDOW {
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.order.len() > self.cap {
             if let Some(old) = self.order.pop_front() {
                 self.map.remove(&old);
             }

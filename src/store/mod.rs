@@ -245,7 +245,8 @@ impl Store {
             (true, _) => recovery::Mode::ReadOnly,
             (false, salvage) => recovery::Mode::ReadWrite { salvage },
         };
-        let rec = supervisor::recover_dir(&*fs, &dir, store_id, mode, config.sync_mode)?;
+        let rec =
+            supervisor::recover_dir(&*fs, &dir, store_id, mode, recovery::Knobs::of(&config))?;
         let report = rec.report.clone();
         let cache_dir = fs.cache_dir(&dir).filter(|_| !options.read_only);
         let shared = Arc::new(Shared::new(

@@ -27,7 +27,7 @@ pub enum Applies {
 }
 
 /// Every `StoreConfig` field, in declaration order, with when a change applies.
-pub const FIELDS: [(&str, Applies); 12] = [
+pub const FIELDS: [(&str, Applies); 13] = [
     ("data_dir", Applies::Reopen),
     ("segment_max_bytes", Applies::NextRoll),
     ("sync_every_n_events", Applies::Live),
@@ -40,6 +40,7 @@ pub const FIELDS: [(&str, Applies); 12] = [
     ("writer_stack_size", Applies::Reopen),
     ("clock", Applies::Reopen),
     ("sync_mode", Applies::Live),
+    ("idempotency_window", Applies::Reopen),
 ];
 
 /// When a change of `field` takes effect (`None` for an unknown name).
@@ -101,6 +102,10 @@ fn changed(old: &StoreConfig, new: &StoreConfig) -> Vec<&'static str> {
     };
     check("clock", !same_clock);
     check("sync_mode", old.sync_mode != new.sync_mode);
+    check(
+        "idempotency_window",
+        old.idempotency_window != new.idempotency_window,
+    );
     out
 }
 
@@ -121,6 +126,7 @@ impl Store {
                 cache_map_size_bytes: old.cache_map_size_bytes,
                 writer_stack_size: old.writer_stack_size,
                 clock: old.clock.clone(),
+                idempotency_window: old.idempotency_window,
                 ..new.clone()
             });
         }

@@ -232,6 +232,24 @@ struct Ctx<'a> {
     sync: SyncMode,
 }
 
+/// The settings recovery follows: how it syncs what it repairs, and how many idempotency
+/// keys the index it builds remembers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Knobs {
+    pub sync: SyncMode,
+    pub key_window: usize,
+}
+
+impl Knobs {
+    /// The knobs of `config`.
+    pub fn of(config: &crate::config::StoreConfig) -> Self {
+        Self {
+            sync: config.sync_mode,
+            key_window: config.idempotency_window as usize,
+        }
+    }
+}
+
 /// Opens every segment of `dir`, building the index: from the checkpoint, or from
 /// `start_from` when given. Every segment is checksummed whole either way; only frames past
 /// what the starting index covers are indexed.
@@ -240,7 +258,7 @@ pub(crate) fn recover_with(
     dir: &Path,
     store_id: u64,
     mode: Mode,
-    sync: SyncMode,
+    knobs: Knobs,
     start_from: Option<Index>,
 ) -> Result<Recovered, OpenError> {
     let start = Instant::now();
@@ -249,7 +267,7 @@ pub(crate) fn recover_with(
         dir,
         store_id,
         mode,
-        sync,
+        sync: knobs.sync,
     };
     let nos = segment::list(fs, dir)?;
     segment::check_after_gaps(fs, dir, &nos, store_id)?;
@@ -289,6 +307,7 @@ pub(crate) fn recover_with(
         ),
     };
     report.lost = lost;
+    index.keys.set_capacity(knobs.key_window);
     let mut active = None;
     let mut chain = Chain::default();
     let mut max_base = 0;
@@ -645,6 +664,7 @@ fn apply(
             }
         }
         Frame::Anchor { entity, seq, link } => index.note_anchor(entity, seq, link),
+        Frame::KeptKey { seq, key } => index.keys.insert(key, seq),
         _ => {}
     }
     Ok(())

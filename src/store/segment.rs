@@ -292,7 +292,10 @@ pub(crate) fn scan<'a>(
                 out.synced = out.synced.max(len.min(pos as u64));
                 !batch_open
             }
-            Frame::Gap { .. } | Frame::Anchor { .. } | Frame::ChainStart(_) => !batch_open,
+            Frame::Gap { .. }
+            | Frame::Anchor { .. }
+            | Frame::ChainStart(_)
+            | Frame::KeptKey { .. } => !batch_open,
             Frame::Seal { .. } => {
                 out.sealed = true;
                 true

@@ -203,11 +203,11 @@ impl Shared {
         if self.layout.load(Ordering::Acquire) != seen {
             return true;
         }
-        let sync = self.config().sync_mode;
+        let knobs = super::recovery::Knobs::of(&self.config());
         for _ in 0..3 {
             let mode = super::recovery::Mode::ReadOnly;
             let dir = &self.dir;
-            match super::recovery::recover_with(&*self.fs, dir, self.store_id, mode, sync, None) {
+            match super::recovery::recover_with(&*self.fs, dir, self.store_id, mode, knobs, None) {
                 Ok(rec) => {
                     self.layout.fetch_add(1, Ordering::AcqRel);
                     super::supervisor::install_read_only(self, rec);

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 
-use crate::config::SyncMode;
 use crate::error::OpenError;
 use crate::fs::FileSystem;
 
 use super::checkpoint::{self, CheckpointStatus};
 use super::command::Command;
-use super::recovery::{self, Mode, Recovered};
+use super::recovery::{self, Knobs, Mode, Recovered};
 use super::writer::{Active, Lane, Writer};
 use super::Shared;
 
@@ -30,7 +29,7 @@ pub(crate) fn recover_dir(
     dir: &Path,
     store_id: u64,
     mode: Mode,
-    sync: SyncMode,
+    knobs: Knobs,
 ) -> Result<Recovered, OpenError> {
     let finished = match mode {
         Mode::ReadOnly => None,
@@ -41,7 +40,7 @@ pub(crate) fn recover_dir(
     if mode == (Mode::ReadWrite { salvage: true }) {
         remove_checkpoint(fs, dir)?;
     }
-    let mut rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
+    let mut rec = recovery::recover_with(fs, dir, store_id, mode, knobs, None)?;
     // A read-only open of a live store may list the directory while its writer is half way
     // through a roll (the next file made, the current one not sealed yet, or the other way
     // round in what the listing and the reads saw): a loss it reports is looked at again.
@@ -50,7 +49,7 @@ pub(crate) fn recover_dir(
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-        rec = recovery::recover_with(fs, dir, store_id, mode, sync, None)?;
+        rec = recovery::recover_with(fs, dir, store_id, mode, knobs, None)?;
     }
     rec.report.compaction = finished;
     let stale = matches!(
@@ -157,7 +156,7 @@ pub(crate) fn restart(
         &shared.dir,
         shared.store_id,
         mode,
-        cfg.sync_mode,
+        Knobs::of(&cfg),
     )
     .map_err(|e| format!("writer panicked ({msg}) and recovery failed: {e}"))?;
     shared.stats.writer_restarts.fetch_add(1, Ordering::Relaxed);

@@ -136,7 +136,7 @@ fn rebuild(
             &shared.dir,
             shared.store_id,
             super::super::recovery::Mode::ReadOnly,
-            shared.config().sync_mode,
+            super::super::recovery::Knobs::of(&shared.config()),
             pre,
         )
     };

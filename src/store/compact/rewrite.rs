@@ -21,6 +21,8 @@ enum Part<'a> {
     Gap(u64, u64),
     Anchor(u32, u64, [u8; 8]),
     Start([u8; 32]),
+    /// The idempotency key of an event an earlier compaction removed.
+    Key(u64, u128),
 }
 
 /// A sealed segment's frames.
@@ -58,6 +60,7 @@ fn parse<'a>(bytes: &'a [u8], base: Base, path: &Path) -> Result<Parsed<'a>, Com
         }
         Frame::Anchor { entity, seq, link } => p.parts.push(Part::Anchor(entity, seq, link)),
         Frame::ChainStart(prev) => p.parts.push(Part::Start(prev)),
+        Frame::KeptKey { seq, key } => p.parts.push(Part::Key(seq, key)),
         Frame::SyncMark(_) => {}
     });
     let damaged = |offset: u64, reason: String| CompactError::Damaged {
@@ -103,12 +106,15 @@ pub(crate) struct Rewritten {
     pub removed: Vec<u64>,
 }
 
-/// Rewrites the sealed segment `bytes` without the events `drop` selects.
+/// Rewrites the sealed segment `bytes` without the events `drop` selects. The idempotency
+/// key of a removed event (or one an earlier compaction kept) stays, as a kept-key frame,
+/// while `keep_key(key, seq)` says the store still remembers it.
 pub(super) fn rewrite(
     bytes: &[u8],
     base: Base,
     path: &Path,
     drop: impl Fn(&EventHeader) -> bool,
+    keep_key: impl Fn(u128, u64) -> bool,
 ) -> Result<(Vec<u8>, Vec<u64>), CompactError> {
     let p = parse(bytes, base, path)?;
     let kept: Vec<bool> = p
@@ -122,6 +128,7 @@ pub(super) fn rewrite(
         defined_e: HashSet::new(),
         defined_s: HashSet::new(),
         gap: None,
+        keys: Vec::new(),
         anchors: BTreeMap::new(),
     };
     let (mut removed, mut count, mut last) = (Vec::new(), 0u64, 0u64);
@@ -130,9 +137,13 @@ pub(super) fn rewrite(
             Part::Start(prev) => frame::put_chain_start(&mut w.bytes, prev),
             Part::Gap(f, l) => w.extend_gap(*f, *l),
             Part::Anchor(e, s, l) => w.note_anchor(*e, *s, *l),
+            Part::Key(s, k) => w.keep_key(*s, *k, &keep_key),
             Part::Event(h, _, _) if !kept[i] => {
                 removed.push(h.seq);
                 w.extend_gap(h.seq, h.seq);
+                if let Some(k) = h.key {
+                    w.keep_key(h.seq, k, &keep_key);
+                }
                 if let Some(link) = h.link {
                     w.note_anchor(h.entity, h.seq, link);
                 }
@@ -189,6 +200,8 @@ struct Out {
     defined_e: HashSet<u32>,
     defined_s: HashSet<u32>,
     gap: Option<(u64, u64)>,
+    /// Kept keys of the open run, written after its gap frame (in sequence order).
+    keys: Vec<(u64, u128)>,
     /// Per entity whose removed events are not yet anchored: its last removed sequence and link.
     anchors: BTreeMap<u32, (u64, [u8; 8])>,
 }
@@ -211,10 +224,19 @@ impl Out {
         }
     }
 
-    /// Writes the open run's gap frame.
+    fn keep_key(&mut self, seq: u64, key: u128, keep: &impl Fn(u128, u64) -> bool) {
+        if keep(key, seq) {
+            self.keys.push((seq, key));
+        }
+    }
+
+    /// Writes the open run's gap frame and the keys it keeps.
     fn flush_gap(&mut self) {
         if let Some((f, l)) = self.gap.take() {
             frame::put_gap(&mut self.bytes, f, l);
+        }
+        for (seq, key) in self.keys.drain(..) {
+            frame::put_kept_key(&mut self.bytes, seq, key);
         }
     }
 
@@ -325,8 +347,35 @@ mod tests {
                 Part::Gap(f, l) => format!("gap{f}-{l}"),
                 Part::Anchor(e, s, _) => format!("anchor{e}@{s}"),
                 Part::Start(_) => "start".into(),
+                Part::Key(s, k) => format!("key{k}@{s}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_keys_of_removed_events_stay_after_their_gap_while_the_store_remembers_them() {
+        let keyed = |seq, entity| EventHeader {
+            key: Some(u128::from(seq) * 100),
+            ..event(seq, entity, false)
+        };
+        let bytes = segment(&[keyed(1, 1), keyed(2, 1), keyed(3, 0), keyed(4, 1)]);
+        let x = Path::new("x");
+        let (out, _) = rewrite(
+            &bytes,
+            Base::default(),
+            x,
+            |h| h.entity == 1,
+            |k, _| k != 200,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            parts(&out),
+            ["gap1-2", "key100@1", "e3", "gap4-4", "key400@4"]
+        );
+        // A second compaction carries the kept keys on, and drops one no longer remembered.
+        let (again, _) = rewrite(&out, Base::default(), x, |h| h.seq == 3, |k, _| k != 400)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parts(&again), ["gap1-4", "key100@1", "key300@3"]);
     }
 
     #[test]
@@ -339,20 +388,38 @@ mod tests {
             event(5, 1, false),
             event(6, 0, false),
         ]);
-        let (out, removed) = rewrite(&bytes, Base::default(), Path::new("x"), |h| h.entity == 1)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (out, removed) = rewrite(
+            &bytes,
+            Base::default(),
+            Path::new("x"),
+            |h| h.entity == 1,
+            |_, _| true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(removed, vec![2, 4, 5]);
         assert_eq!(parts(&out), ["e1", "gap2-2", "e3", "gap4-5", "e6"]);
-        let again = rewrite(&out, Base::default(), Path::new("x"), |h| h.seq == 3)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let again = rewrite(
+            &out,
+            Base::default(),
+            Path::new("x"),
+            |h| h.seq == 3,
+            |_, _| true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parts(&again.0), ["e1", "gap2-5", "e6"]);
     }
 
     #[test]
     fn a_kept_event_is_re_encoded_to_the_same_frame_bytes() {
         let bytes = segment(&[event(1, 0, false), event(2, 1, false)]);
-        let (out, _) = rewrite(&bytes, Base::default(), Path::new("x"), |h| h.seq == 2)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (out, _) = rewrite(
+            &bytes,
+            Base::default(),
+            Path::new("x"),
+            |h| h.seq == 2,
+            |_, _| true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let mut one = Vec::new();
         frame::put_event(
             &mut one,
@@ -394,9 +461,9 @@ mod tests {
             let bytes = segment(&evs);
             let drop1 = |h: &EventHeader| first[(h.seq - 1) as usize];
             let drop2 = |h: &EventHeader| second[(h.seq - 1) as usize];
-            let (once, _) = rewrite(&bytes, Base::default(), Path::new("x"), drop1)
+            let (once, _) = rewrite(&bytes, Base::default(), Path::new("x"), drop1, |_, _| true)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let (twice, _) = rewrite(&once, Base::default(), Path::new("x"), drop2)
+            let (twice, _) = rewrite(&once, Base::default(), Path::new("x"), drop2, |_, _| true)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let p = parse(&twice, Base::default(), Path::new("x"))
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -416,7 +483,7 @@ mod tests {
                         last_gap_end = *l;
                         covered.extend(*f..=*l);
                     }
-                    Part::Anchor(..) | Part::Start(_) => {}
+                    Part::Anchor(..) | Part::Start(_) | Part::Key(..) => {}
                 }
             }
             let all: Vec<u64> = (1..=n).collect();

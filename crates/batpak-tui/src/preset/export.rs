@@ -136,6 +136,15 @@ pub fn rust_snippet(c: &StoreConfig) -> String {
         };
         line(&mut out, "sync_mode", v, what);
     }
+    if c.idempotency_window != d.idempotency_window {
+        let n = c.idempotency_window;
+        line(
+            &mut out,
+            "idempotency_window",
+            &n.to_string(),
+            &format!("remember the last {n} idempotency keys"),
+        );
+    }
     if c.clock.is_some() {
         out.push_str("// clock: an injected clock is code and is not exported\n");
     }

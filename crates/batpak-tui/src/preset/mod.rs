@@ -62,6 +62,8 @@ pub struct StoreSection {
     pub writer_stack_size: Option<Size>,
     /// See [`StoreConfig::sync_mode`].
     pub sync_mode: SyncMode,
+    /// See [`StoreConfig::idempotency_window`].
+    pub idempotency_window: u32,
 }
 
 impl Default for StoreSection {
@@ -84,6 +86,7 @@ impl StoreSection {
             shutdown_drain_limit: c.shutdown_drain_limit,
             writer_stack_size: c.writer_stack_size.map(|s| Size(s as u64)),
             sync_mode: c.sync_mode,
+            idempotency_window: c.idempotency_window,
         }
     }
 
@@ -100,6 +103,7 @@ impl StoreSection {
         c.shutdown_drain_limit = self.shutdown_drain_limit;
         c.writer_stack_size = self.writer_stack_size.map(|s| s.0 as usize);
         c.sync_mode = self.sync_mode;
+        c.idempotency_window = self.idempotency_window;
         c
     }
 }

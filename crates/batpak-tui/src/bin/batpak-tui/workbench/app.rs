@@ -650,7 +650,7 @@ mod tests {
         assert!(a.config.input.is_none(), "Esc drops the typed text");
         assert_eq!(on(&mut a, key(KeyCode::Char('a'))), Action::Apply);
         on(&mut a, key(KeyCode::Char('G')));
-        assert_eq!(a.config.field().path, "sync_mode");
+        assert_eq!(a.config.field().path, "idempotency_window");
     }
 
     #[test]

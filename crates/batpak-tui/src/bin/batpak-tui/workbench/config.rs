@@ -53,7 +53,7 @@ use Applies::{Live, NewSubscribers, NextRoll, Reopen};
 use Kind::{Count, Mode, Size as Bytes};
 
 /// Every `[store]` field a preset can hold, in `StoreConfig` order.
-pub const FIELDS: [Field; 13] = [
+pub const FIELDS: [Field; 14] = [
     field("segment_max_bytes", "bytes", NextRoll, Bytes, |s| {
         Some(s.segment_max_bytes.0)
     }),
@@ -95,6 +95,9 @@ pub const FIELDS: [Field; 13] = [
         s.writer_stack_size.map(|z| z.0)
     }),
     field("sync_mode", "", Live, Mode, |_| None),
+    field("idempotency_window", "keys", Reopen, Count, |s| {
+        Some(s.idempotency_window.into())
+    }),
 ];
 
 /// The stack size `+` / `-` start from when none is set (Rust's default for new threads).
@@ -294,7 +297,10 @@ mod tests {
         c.step(false);
         c.step(false);
         assert_eq!(c.edited.store.fd_budget, before / 2);
-        c.selected = FIELDS.len() - 1;
+        c.selected = FIELDS
+            .iter()
+            .position(|f| f.path == "sync_mode")
+            .unwrap_or(usize::MAX);
         c.step(true);
         assert_eq!(c.edited.store.sync_mode, SyncMode::SyncData);
     }
