@@ -137,15 +137,15 @@ pub struct AppendOptions {
     pub expected: Option<Expected>,
     /// A caller-chosen key: a repeated append with a remembered key returns the first
     /// receipt instead of writing again (see
-    /// [`StoreConfig::idempotency_window`](crate::StoreConfig::idempotency_window)).
+    /// `StoreConfig::idempotency_window`).
     pub idempotency_key: Option<u128>,
     /// Return the receipt only after the sync that covers the event.
     pub durable: bool,
 }
 
 /// How many of the most recent idempotency keys are remembered by default; the store's
-/// own window is [`StoreConfig::idempotency_window`](crate::StoreConfig::idempotency_window).
-pub const IDEMPOTENCY_WINDOW: usize = crate::config::DEFAULT_IDEMPOTENCY_WINDOW as usize;
+/// own window is `StoreConfig::idempotency_window`.
+pub const IDEMPOTENCY_WINDOW: usize = 65_536;
 
 impl AppendOptions {
     /// Names the cause.
