@@ -153,6 +153,9 @@ impl Dict {
     }
 }
 
+// `event::IDEMPOTENCY_WINDOW` names the same default for code that does not see the config.
+const _: () = assert!(DEFAULT_IDEMPOTENCY_WINDOW as usize == crate::event::IDEMPOTENCY_WINDOW);
+
 /// The most recent idempotency keys, oldest evicted first.
 #[derive(Debug)]
 pub(crate) struct KeyWindow {
@@ -177,11 +180,6 @@ impl KeyWindow {
     pub fn set_capacity(&mut self, cap: usize) {
         self.cap = cap;
         self.evict();
-    }
-
-    /// Every remembered key with its sequence.
-    pub fn snapshot(&self) -> HashMap<u128, u64> {
-        self.map.clone()
     }
 
     pub fn get(&self, key: u128) -> Option<u64> {

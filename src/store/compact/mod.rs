@@ -17,8 +17,6 @@ mod commit;
 mod rewrite;
 
 use std::collections::HashSet;
-
-use foldhash::HashMap;
 use std::time::Instant;
 
 use crate::codec::frame::{Base, EventHeader};
@@ -112,7 +110,6 @@ impl Store {
             let total: u64 = idx.segments.values().map(|m| m.len).sum();
             (sealed, total, Tombstones::collect(&idx))
         };
-        let keys = self.shared.index().keys.snapshot();
         let cutoff = policy.max_age.map(|age| {
             let age = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
             self.now_micros().saturating_sub(age)
@@ -122,7 +119,7 @@ impl Store {
         for (i, s) in sealed.iter().enumerate() {
             progress(i as u64, n);
             let drop = |h: &EventHeader| retention::removes(policy, &tombstones, cutoff, h);
-            let r = self.rewrite_sealed(s, drop, &keys)?;
+            let r = self.rewrite_sealed(s, drop)?;
             if !r.removed.is_empty() {
                 total -= s.len.saturating_sub(r.bytes.len() as u64);
                 out.push(r);
@@ -137,7 +134,7 @@ impl Store {
                 break;
             }
             let drop = |h: &EventHeader| !crate::event::EventKind(h.kind).is_system();
-            let r = self.rewrite_sealed(s, drop, &keys)?;
+            let r = self.rewrite_sealed(s, drop)?;
             let now = out.iter().position(|o| o.no == s.no);
             let was = now.map_or(s.len, |i| out[i].bytes.len() as u64);
             total -= was.saturating_sub(r.bytes.len() as u64);
@@ -155,7 +152,6 @@ impl Store {
         &self,
         s: &Sealed,
         drop: impl Fn(&EventHeader) -> bool,
-        keys: &HashMap<u128, u64>,
     ) -> Result<Rewritten, CompactError> {
         let path = segment::path(self.dir(), s.no);
         let view = self
@@ -163,7 +159,8 @@ impl Store {
             .fs
             .map(&path)
             .map_err(|e| CompactError::io("read", &path, e))?;
-        let remembered = |key, seq| keys.get(&key) == Some(&seq);
+        // Asked only of removed events that carry a key: a short read of the index each.
+        let remembered = |key, seq| self.shared.index().keys.get(key) == Some(seq);
         let (bytes, removed) = rewrite(view.bytes(), s.base, &path, drop, remembered)?;
         Ok(Rewritten {
             no: s.no,
